@@ -1,0 +1,70 @@
+"""django-admin is the support team's window on tenants. It reads across tenants (``unscoped``) and never
+shows a secret: encrypted fields are excluded from every form and list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+
+from mdm.fields import EncryptedTextField
+from mdm.models import App, AuditEvent, Blueprint, Tenant, User
+
+
+class TenantOwnedAdmin(admin.ModelAdmin):
+    """Base for tenant-owned models: cross-tenant reads for support, tenant shown and filterable."""
+
+    list_filter = ["tenant"]
+    list_select_related = ("tenant",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Tenant data is created in the console by the tenant's admins, never by support on their behalf.
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return self.model.unscoped.all()
+
+    def get_exclude(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        secrets = [f.name for f in self.model._meta.concrete_fields if isinstance(f, EncryptedTextField)]
+        return [*(super().get_exclude(request, obj) or ()), *secrets]
+
+
+class ReadOnlyAdminMixin:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "created_at")
+    search_fields = ("slug", "name")
+
+
+@admin.register(User)
+class ConsoleUserAdmin(UserAdmin):
+    list_display = ("username", "email", "tenant", "role", "is_staff", "is_active")
+    list_filter = ("tenant", "role", "is_staff", "is_active")
+    fieldsets = (*UserAdmin.fieldsets, ("Tenant", {"fields": ("tenant", "role")}))  # type: ignore[misc]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
+    list_display = ("created_at", "tenant", "actor_label", "action", "target")
+    list_filter = ["tenant", "action"]
+    search_fields = ("actor_label", "action", "target")
+    date_hierarchy = "created_at"
+
+
+@admin.register(Blueprint)
+class BlueprintAdmin(TenantOwnedAdmin):
+    list_display = ("name", "tenant", "platform", "updated_at")
+    search_fields = ("name",)
+
+
+@admin.register(App)
+class AppAdmin(TenantOwnedAdmin):
+    list_display = ("name", "tenant", "kind", "identifier")
+    search_fields = ("name", "identifier")

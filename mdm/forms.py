@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib.auth import authenticate
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from mdm.models import App, AppKind, Blueprint, Tenant
+
+
+class ConsoleLoginForm(AuthenticationForm):
+    """Local accounts sign in with their user name; directory (LDAP) accounts also name their organisation."""
+
+    tenant = forms.SlugField(
+        label=_("Organisation"),
+        required=False,
+        help_text=_("Identifiant de votre organisation, pour un compte de l'annuaire LDAP."),
+    )
+    field_order = ["tenant", "username", "password"]
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        tenant = self.cleaned_data.get("tenant") or None
+        if username is not None and password:
+            self.user_cache = authenticate(self.request, username=username, password=password, tenant=tenant)
+            if self.user_cache is None:
+                raise self.get_invalid_login_error()
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(label=_("Acteur"), required=False, max_length=200)
+    action = forms.CharField(label=_("Action"), required=False, max_length=100)
+    date_from = forms.DateField(label=_("Du"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=_("Au"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError(_("La date de début est postérieure à la date de fin."))
+        return data
+
+
+class TenantModelForm(forms.ModelForm):
+    """A ModelForm for a tenant-owned model; the tenant is set from the view, never from input."""
+
+    unique_field = "name"
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.tenant = tenant
+
+    def _unique_clash(self, **lookup: Any) -> bool:
+        model = type(self.instance)
+        return model.objects.filter(**lookup).exclude(pk=self.instance.pk).exists()
+
+
+class BlueprintForm(TenantModelForm):
+    settings = forms.JSONField(
+        label=_("Paramètres (JSON)"),
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text=_("Objet JSON. Les paramètres ChromeOS ont leur propre formulaire."),
+    )
+
+    class Meta:
+        model = Blueprint
+        fields = ["name", "platform", "description", "settings"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if self._unique_clash(name=name):
+            raise forms.ValidationError(_("Une configuration porte déjà ce nom."))
+        return name
+
+    def clean_settings(self) -> dict[str, Any]:
+        value = self.cleaned_data.get("settings")
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError(_("Les paramètres doivent être un objet JSON, par exemple {}."))
+        return value
+
+
+class AppForm(TenantModelForm):
+    class Meta:
+        model = App
+        fields = ["name", "kind", "identifier", "file"]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        kind, identifier = data.get("kind"), (data.get("identifier") or "").strip()
+        if kind == AppKind.CHROME and identifier and not _is_chrome_id(identifier):
+            self.add_error("identifier", _("Un ID d'extension Chrome compte 32 lettres de a à p."))
+        if kind == AppKind.UPLOADED and not (data.get("file") or self.instance.file):
+            self.add_error("file", _("Une appli de type fichier a besoin d'un fichier."))
+        if kind and identifier and self._unique_clash(kind=kind, identifier=identifier):
+            self.add_error("identifier", _("Cette appli existe déjà."))
+        data["identifier"] = identifier
+        return data
+
+
+def _is_chrome_id(value: str) -> bool:
+    return len(value) == 32 and all("a" <= c <= "p" for c in value)
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)

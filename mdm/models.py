@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from mdm.tenancy import TenantOwnedModel
+
+
+class Tenant(models.Model):
+    """A customer organisation of the MDM service. Everything an admin sees belongs to one tenant."""
+
+    slug = models.SlugField(_("identifiant"), max_length=63, unique=True)
+    name = models.CharField(_("nom"), max_length=200)
+    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name = _("locataire")
+        verbose_name_plural = _("locataires")
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", _("Administrateur")
+    OPERATOR = "operator", _("Opérateur")
+    READ_ONLY = "read_only", _("Lecture seule")
+
+
+class User(AbstractUser):
+    """A console user. Tenant users have a tenant and a role; support staff (is_staff) have neither."""
+
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="users",
+        verbose_name=_("locataire"),
+    )
+    role = models.CharField(_("rôle"), max_length=16, choices=Role.choices, blank=True)
+
+    class Meta(AbstractUser.Meta):
+        constraints = [
+            models.CheckConstraint(
+                name="user_tenant_has_role",
+                condition=(
+                    models.Q(tenant__isnull=True, role="")
+                    | models.Q(tenant__isnull=False) & ~models.Q(role="")
+                ),
+                violation_error_message=_("Un utilisateur de locataire a exactement un rôle."),
+            )
+        ]
+
+    @property
+    def is_tenant_admin(self) -> bool:
+        return self.tenant_id is not None and self.role == Role.ADMIN
+
+    def has_role(self, *roles: str) -> bool:
+        return self.tenant_id is not None and self.role in roles
+
+
+class AuditEvent(TenantOwnedModel):
+    """Who did what, when, to what. Written through ``mdm.services.audit_record``; never holds secrets."""
+
+    actor = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("acteur")
+    )
+    # Kept after the user is deleted, and for system actors (beat, worker) that have no user row.
+    actor_label = models.CharField(_("acteur"), max_length=200)
+    action = models.CharField(_("action"), max_length=100, db_index=True)
+    target = models.CharField(_("cible"), max_length=300, blank=True)
+    details = models.JSONField(_("détails"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("date"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="audit_tenant_time")]
+        verbose_name = _("événement d'audit")
+        verbose_name_plural = _("journal d'audit")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target}"
+
+
+class Platform(models.TextChoices):
+    CHROMEOS = "chromeos", "ChromeOS"
+    ANDROID = "android", "Android"
+    IOS = "ios", "iOS"
+    MACOS = "macos", "macOS"
+    WINDOWS = "windows", "Windows"
+
+
+class Blueprint(TenantOwnedModel):
+    """A named configuration for a platform. Platform-agnostic: it outlives any integration."""
+
+    name = models.CharField(_("nom"), max_length=200)
+    platform = models.CharField(
+        _("plateforme"), max_length=16, choices=Platform.choices, default=Platform.CHROMEOS
+    )
+    description = models.TextField(_("description"), blank=True)
+    settings = models.JSONField(_("paramètres"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="blueprint_unique_name")]
+        verbose_name = _("configuration (Blueprint)")
+        verbose_name_plural = _("configurations (Blueprints)")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AppKind(models.TextChoices):
+    CHROME = "chrome", _("Extension ou appli web Chrome")
+    ANDROID = "android", _("Appli Android")
+    UPLOADED = "uploaded", _("Fichier téléchargé")
+
+
+def app_upload_path(instance: App, filename: str) -> str:
+    return f"apps/{instance.tenant_id}/{filename}"
+
+
+class App(TenantOwnedModel):
+    """An application admins distribute. Uploaded apps survive the removal of any integration."""
+
+    name = models.CharField(_("nom"), max_length=200)
+    kind = models.CharField(_("type"), max_length=16, choices=AppKind.choices)
+    identifier = models.CharField(
+        _("identifiant"),
+        max_length=255,
+        help_text=_("ID d'extension Chrome (32 lettres a–p), nom de paquet Android ou nom du fichier."),
+    )
+    file = models.FileField(_("fichier"), upload_to=app_upload_path, blank=True)
+    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "kind", "identifier"], name="app_unique_identifier")
+        ]
+        verbose_name = _("appli")
+        verbose_name_plural = _("applis")
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.test import Client
+
+from mdm.models import Role, Tenant, User
+from mdm.tenancy import tenant_context
+from tests.factories import TenantFactory, UserFactory
+
+
+@pytest.fixture
+def tenant(db: None) -> Tenant:
+    return TenantFactory(slug="acme", name="ACME SAS")
+
+
+@pytest.fixture
+def other_tenant(db: None) -> Tenant:
+    return TenantFactory(slug="globex", name="Globex")
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(tenant: Tenant, role: str = Role.ADMIN, **kwargs: object) -> User:
+        return UserFactory(tenant=tenant, role=role, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def admin_user(tenant: Tenant, make_user: Callable[..., User]) -> User:
+    return make_user(tenant, Role.ADMIN, username="admin@acme.test")
+
+
+@pytest.fixture
+def operator_user(tenant: Tenant, make_user: Callable[..., User]) -> User:
+    return make_user(tenant, Role.OPERATOR, username="operator@acme.test")
+
+
+@pytest.fixture
+def readonly_user(tenant: Tenant, make_user: Callable[..., User]) -> User:
+    return make_user(tenant, Role.READ_ONLY, username="reader@acme.test")
+
+
+@pytest.fixture
+def support_user(db: None) -> User:
+    return UserFactory(tenant=None, role="", is_staff=True, is_superuser=True, username="support@mdm.test")
+
+
+@pytest.fixture
+def client_for() -> Callable[[User], Client]:
+    def make(user: User) -> Client:
+        c = Client()
+        c.force_login(user)
+        return c
+
+    return make
+
+
+@pytest.fixture
+def admin_client_(admin_user: User, client_for: Callable[[User], Client]) -> Client:
+    """A console client signed in as the tenant's admin (``admin_client`` is pytest-django's superuser)."""
+    return client_for(admin_user)
+
+
+@pytest.fixture
+def in_tenant(tenant: Tenant) -> Iterator[Tenant]:
+    with tenant_context(tenant):
+        yield tenant

@@ -1,0 +1,73 @@
+"""factory_boy factories. Tenant-owned rows are created through the ``unscoped`` manager, with an explicit tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from factory.django import DjangoModelFactory
+
+from mdm.models import App, AppKind, AuditEvent, Blueprint, Platform, Role, Tenant, User
+
+
+class TenantFactory(DjangoModelFactory):
+    class Meta:
+        model = Tenant
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"tenant-{n}")
+    name = factory.LazyAttribute(lambda o: f"Société {o.slug}")
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}@example.com")
+    email = factory.LazyAttribute(lambda o: o.username)
+    tenant = factory.SubFactory(TenantFactory)
+    role = Role.ADMIN
+    password = factory.PostGenerationMethodCall("set_password", "pw")
+
+    @classmethod
+    def _after_postgeneration(cls, instance: User, create: bool, results: Any = None) -> None:
+        if create:
+            instance.save()
+
+
+class TenantOwnedFactory(DjangoModelFactory):
+    class Meta:
+        abstract = True
+
+    tenant = factory.SubFactory(TenantFactory)
+
+    @classmethod
+    def _create(cls, model_class: type, *args: Any, **kwargs: Any) -> Any:
+        return model_class.unscoped.create(*args, **kwargs)
+
+
+class BlueprintFactory(TenantOwnedFactory):
+    class Meta:
+        model = Blueprint
+
+    name = factory.Sequence(lambda n: f"Configuration {n}")
+    platform = Platform.CHROMEOS
+    settings = factory.LazyFunction(lambda: {"guest_mode": False})
+
+
+class AppFactory(TenantOwnedFactory):
+    class Meta:
+        model = App
+
+    name = factory.Sequence(lambda n: f"Appli {n}")
+    kind = AppKind.ANDROID
+    identifier = factory.Sequence(lambda n: f"com.example.app{n}")
+
+
+class AuditEventFactory(TenantOwnedFactory):
+    class Meta:
+        model = AuditEvent
+
+    actor_label = "someone@example.com"
+    action = "test.action"

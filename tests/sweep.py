@@ -1,0 +1,42 @@
+"""The cross-tenant URL sweep's registry: how to make, in a given tenant, the object each URL pattern names.
+
+Every URL pattern that takes arguments must have an entry here, or ``test_tenant_isolation`` fails: a new
+tenant-owned page cannot be added without being swept. Each entry takes a tenant and returns the URL kwargs
+of a fresh object owned by that tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from mdm.models import Tenant
+from tests.factories import AppFactory, BlueprintFactory
+
+KwargsMaker = Callable[[Tenant], dict[str, Any]]
+
+SWEEP: dict[str, KwargsMaker] = {
+    "mdm:blueprint_edit": lambda t: {"pk": BlueprintFactory(tenant=t).pk},
+    "mdm:app_edit": lambda t: {"pk": AppFactory(tenant=t).pk},
+}
+
+# URL namespaces and names that are not tenant console pages.
+NOT_CONSOLE_PAGES = {"admin", "set_language", "login", "logout"}
+
+
+def console_url_patterns() -> Iterator[tuple[str, URLPattern]]:
+    """Yield (qualified name, pattern) for every named console URL."""
+
+    def walk(resolver: URLResolver, namespace: str) -> Iterator[tuple[str, URLPattern]]:
+        for entry in resolver.url_patterns:
+            if isinstance(entry, URLResolver):
+                ns = entry.namespace or ""
+                if ns in NOT_CONSOLE_PAGES:
+                    continue
+                yield from walk(entry, f"{namespace}{ns}:" if ns else namespace)
+            elif entry.name and entry.name not in NOT_CONSOLE_PAGES:
+                yield f"{namespace}{entry.name}", entry
+
+    yield from walk(get_resolver(), "")
