@@ -1,0 +1,124 @@
+""" "Tester la connexion": walk the steps an admin can fix one by one and say which work and which fail.
+
+Django-free: ``check_connection`` returns plain data; the view translates the messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ldap_sync.client import (
+    ConnectionSettings,
+    LdapClient,
+    LdapError,
+    LdapInvalidCredentials,
+    LdapInvalidDn,
+    LdapTlsError,
+    LdapUnreachable,
+)
+
+
+def _(message: str) -> str:  # marks msgids for makemessages; translated in the view
+    return message
+
+
+class StepStatus(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class CheckStep:
+    label: str
+    status: StepStatus
+    message: str = ""
+    detail: str = ""
+    error_code: str = ""
+
+
+@dataclass
+class ConnectionReport:
+    steps: list[CheckStep] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(step.status in (StepStatus.OK, StepStatus.WARNING) for step in self.steps)
+
+    @property
+    def first_error(self) -> CheckStep | None:
+        return next((step for step in self.steps if step.status == StepStatus.FAILED), None)
+
+
+STEP_CONNECT = _("Joindre le serveur")
+STEP_TLS = _("Chiffrement TLS")
+STEP_BIND = _("Authentification du compte de liaison")
+STEP_BASE_DN = _("DN de base")
+STEP_OU_FILTER = _("Filtre des unités organisationnelles")
+STEP_USER_FILTER = _("Filtre des utilisateurs")
+
+
+def check_connection(
+    settings: ConnectionSettings, *, base_dn: str, ou_filter: str, user_filter: str
+) -> ConnectionReport:
+    report = ConnectionReport()
+    steps = [STEP_CONNECT, *([STEP_TLS] if settings.uses_tls else []), STEP_BIND]
+    client = LdapClient(settings)
+    try:
+        client.open()
+    except LdapError as error:
+        failed_step = {
+            LdapUnreachable: STEP_CONNECT,
+            LdapTlsError: STEP_TLS if settings.uses_tls else STEP_CONNECT,
+            LdapInvalidCredentials: STEP_BIND,
+            LdapInvalidDn: STEP_BIND,
+        }.get(type(error), STEP_BIND)
+        _record_failure(report, steps, failed_step, error)
+        _skip(report, [STEP_BASE_DN, STEP_OU_FILTER, STEP_USER_FILTER])
+        return report
+    try:
+        for label in steps:
+            report.steps.append(CheckStep(label, StepStatus.OK))
+        try:
+            client.check_base_dn(base_dn)
+        except LdapError as error:
+            _record_failure(report, [], STEP_BASE_DN, error)
+            _skip(report, [STEP_OU_FILTER, STEP_USER_FILTER])
+            return report
+        report.steps.append(CheckStep(STEP_BASE_DN, StepStatus.OK))
+        for label, filterstr, empty_message in (
+            (STEP_OU_FILTER, ou_filter, _("Aucune unité organisationnelle ne correspond à ce filtre.")),
+            (STEP_USER_FILTER, user_filter, _("Aucun utilisateur ne correspond à ce filtre.")),
+        ):
+            try:
+                sample = client.check_filter(base_dn, filterstr)
+            except LdapError as error:
+                _record_failure(report, [], label, error)
+                continue
+            if sample is None:
+                report.steps.append(CheckStep(label, StepStatus.WARNING, empty_message))
+            else:
+                report.steps.append(CheckStep(label, StepStatus.OK))
+    except LdapError as error:  # the connection dropped between steps
+        report.steps.append(
+            CheckStep(STEP_CONNECT, StepStatus.FAILED, error.message, error.detail, error.code)
+        )
+    finally:
+        client.close()
+    return report
+
+
+def _record_failure(report: ConnectionReport, steps: list[str], failed: str, error: LdapError) -> None:
+    for label in steps:
+        if label == failed:
+            break
+        report.steps.append(CheckStep(label, StepStatus.OK))
+    report.steps.append(CheckStep(failed, StepStatus.FAILED, error.message, error.detail, error.code))
+    if steps and failed in steps:
+        _skip(report, steps[steps.index(failed) + 1 :])
+
+
+def _skip(report: ConnectionReport, labels: list[str]) -> None:
+    report.steps.extend(CheckStep(label, StepStatus.SKIPPED) for label in labels)

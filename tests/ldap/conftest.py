@@ -1,0 +1,114 @@
+"""Real slapd fixtures for the LDAP tests.
+
+One session-wide slapd serves the demo directory (with TLS) and a size limit of 100, well under the demo's
+320 people, so every listing test proves paging. Tests that change the directory work in their own subtree
+(``scratch_ou``); tests that break the server (stop, pause, limits) start their own (``own_slapd``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import ldap
+import ldap.controls
+import ldap.dn
+import pytest
+
+from ldap_sync import demo_directory
+from ldap_sync.client import ConnectionSettings
+from ldap_sync.demo_directory import Directory, entries_to_ldif
+from ldap_sync.slapd import SlapdServer
+
+SHARED_SIZE_LIMIT = 100
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Directory:
+    return demo_directory.demo()
+
+
+@pytest.fixture(scope="session")
+def slapd(demo_dir: Directory) -> Iterator[SlapdServer]:
+    server = SlapdServer(tls=True, size_limit=SHARED_SIZE_LIMIT)
+    server.start(seed_ldif=demo_dir.to_ldif())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_slapd(demo_dir: Directory) -> Iterator[Callable[..., SlapdServer]]:
+    """Start a private slapd seeded with the demo directory: ``own_slapd(size_limit=..., tls=...)``."""
+    servers: list[SlapdServer] = []
+
+    def start(*, seed: Directory | None = None, **options: object) -> SlapdServer:
+        server = SlapdServer(**options)  # type: ignore[arg-type]
+        servers.append(server)
+        return server.start(seed_ldif=(seed or demo_dir).to_ldif())
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def service_settings(slapd: SlapdServer, demo_dir: Directory) -> Callable[..., ConnectionSettings]:
+    """Connection settings of the console's service account, overridable per test."""
+
+    def make(server: SlapdServer | None = None, **overrides: object) -> ConnectionSettings:
+        values: dict[str, object] = {
+            "uri": (server or slapd).uri,
+            "bind_dn": demo_dir.service_bind_dn,
+            "bind_password": demo_dir.service_password,
+            "network_timeout": 2.0,
+            "operation_timeout": 5.0,
+        }
+        values.update(overrides)
+        return ConnectionSettings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+class ScratchOu:
+    """A fresh subtree of the shared directory, removed after the test."""
+
+    def __init__(self, server: SlapdServer) -> None:
+        self.server = server
+        self.name = f"t-{uuid.uuid4().hex[:10]}"
+        self.dn = f"ou={self.name},{server.base_dn}"
+        self.add(self.dn, {"objectClass": ["organizationalUnit"], "ou": [self.name]})
+
+    def add(self, dn: str, attributes: dict[str, list[str]], *, manage_dsa_it: bool = False) -> str:
+        self.server.add_ldif(entries_to_ldif([(dn, attributes)]), manage_dsa_it=manage_dsa_it)
+        return dn
+
+    def add_ou(self, *path: str) -> str:
+        dn = demo_directory.ou_dn(path, self.dn)
+        return self.add(dn, {"objectClass": ["organizationalUnit"], "ou": [path[-1]]})
+
+    def add_person(self, uid: str, ou_dn: str, **attributes: list[str]) -> str:
+        dn = f"uid={ldap.dn.escape_dn_chars(uid)},{ou_dn}"
+        values = {"objectClass": ["inetOrgPerson"], "uid": [uid], "cn": [uid], "sn": [uid], **attributes}
+        return self.add(dn, values)
+
+    def delete(self) -> None:
+        conn = self.server.root_connection()
+        # The ManageDsaIT control lets us see and delete referral objects as plain entries.
+        manage = [ldap.controls.RequestControl("2.16.840.1.113730.3.4.2", True)]
+        try:
+            found = conn.search_ext_s(self.dn, ldap.SCOPE_SUBTREE, attrlist=["1.1"], serverctrls=manage)
+            for dn, _attrs in sorted(found, key=lambda item: -len(ldap.dn.str2dn(item[0]))):
+                conn.delete_ext_s(dn, serverctrls=manage)
+        except ldap.NO_SUCH_OBJECT:
+            pass
+        finally:
+            conn.unbind_s()
+
+
+@pytest.fixture
+def scratch_ou(slapd: SlapdServer) -> Iterator[ScratchOu]:
+    scratch = ScratchOu(slapd)
+    yield scratch
+    scratch.delete()
