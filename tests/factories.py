@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from mdm.models import App, AppKind, AuditEvent, Blueprint, Platform, Role, Tenant, User
@@ -71,3 +72,31 @@ class AuditEventFactory(TenantOwnedFactory):
 
     actor_label = "someone@example.com"
     action = "test.action"
+
+
+class GoogleIntegrationFactory(TenantOwnedFactory):
+    """An integration row as the authorization stores it; its tokens are not valid at any Google."""
+
+    class Meta:
+        model = "chromeos.GoogleIntegration"
+
+    status = "active"
+    customer_id = factory.Sequence(lambda n: f"C0{n:07d}")
+    domain = factory.LazyAttribute(lambda o: f"{o.tenant.slug}.example.com")
+    admin_email = factory.LazyAttribute(lambda o: f"admin@{o.domain}")
+    authorized_at = factory.LazyFunction(timezone.now)
+    scopes = factory.LazyFunction(list)
+    refresh_token = "1//factory-refresh-token"
+
+
+class ChromeOSDeviceFactory(TenantOwnedFactory):
+    class Meta:
+        model = "chromeos.ChromeOSDevice"
+
+    integration = factory.SubFactory(GoogleIntegrationFactory, tenant=factory.SelfAttribute("..tenant"))
+    device_id = factory.Sequence(lambda n: f"dev-{n:08d}")
+    serial_number = factory.Sequence(lambda n: f"5CD{n:07d}")
+    status = "ACTIVE"
+    model = "HP Chromebook 14 G7"
+    os_version = "128.0.6613.98"
+    org_unit_path = "/"

@@ -1,0 +1,260 @@
+"""The one client for Google's APIs: OAuth endpoints, the Admin SDK Directory API and the Chrome Policy API.
+
+Where Google is: the real endpoints, unless ``settings.GOOGLE_EMULATOR_HOST`` (``host:port``) is set, in which
+case every Google endpoint is reached over plain HTTP at that address with Google's own paths (Google's
+``*_EMULATOR_HOST`` convention). That setting is the only switch; nothing else differs.
+
+Every API call goes through :meth:`GoogleClient.execute`, which applies timeouts, turns failures into the
+typed errors of ``errors.py`` (see the retry policy table there) and retries transient ones with truncated
+exponential backoff and jitter: 1, 2, 4, 8, 16 s (capped at ``GOOGLE_RETRY_MAX_SECONDS``) plus up to 1 s of
+random jitter, or the server's ``Retry-After`` when it sends one; at most ``GOOGLE_RETRY_ATTEMPTS`` attempts.
+Refreshed access tokens (and a rotated refresh token, should Google rotate it) are persisted on the
+integration, encrypted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import google_auth_httplib2
+import httplib2
+from django.conf import settings
+from google.auth.exceptions import RefreshError, TransportError
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from chromeos.google.errors import (
+    AuthRevoked,
+    GoogleBadRequest,
+    GoogleError,
+    GoogleNotFound,
+    GooglePermissionDenied,
+    QuotaExhausted,
+    TransientGoogleError,
+)
+
+if TYPE_CHECKING:
+    from googleapiclient.discovery import Resource
+    from googleapiclient.http import HttpRequest
+
+    from chromeos.models import GoogleIntegration
+
+logger = logging.getLogger(__name__)
+
+SCOPE_PREFIX = "https://www.googleapis.com/auth/"
+# The least the console's features need: read and act on ChromeOS devices, read OUs, the customer and users
+# (annotated users), and manage Chrome policies (apps and Blueprint settings).
+SCOPES = [
+    SCOPE_PREFIX + "admin.directory.device.chromeos",
+    SCOPE_PREFIX + "admin.directory.orgunit.readonly",
+    SCOPE_PREFIX + "admin.directory.customer.readonly",
+    SCOPE_PREFIX + "admin.directory.user.readonly",
+    SCOPE_PREFIX + "chrome.management.policy",
+]
+
+HTTP_TIMEOUT_SECONDS = 60
+RATE_LIMIT_REASONS = {"userRateLimitExceeded", "rateLimitExceeded"}
+
+
+@dataclass(frozen=True)
+class GoogleEndpoints:
+    auth_uri: str
+    token_uri: str
+    revoke_uri: str
+    directory_root: str
+    policy_root: str
+
+
+def google_endpoints() -> GoogleEndpoints:
+    host = settings.GOOGLE_EMULATOR_HOST
+    if host:
+        base = f"http://{host}"
+        # oauthlib refuses plain HTTP; only an emulator host is ever reached that way.
+        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+        return GoogleEndpoints(
+            auth_uri=f"{base}/o/oauth2/v2/auth",
+            token_uri=f"{base}/token",
+            revoke_uri=f"{base}/revoke",
+            directory_root=f"{base}/",
+            policy_root=f"{base}/",
+        )
+    return GoogleEndpoints(
+        auth_uri="https://accounts.google.com/o/oauth2/v2/auth",
+        token_uri="https://oauth2.googleapis.com/token",  # noqa: S106
+        revoke_uri="https://oauth2.googleapis.com/revoke",
+        directory_root="https://admin.googleapis.com/",
+        policy_root="https://chromepolicy.googleapis.com/",
+    )
+
+
+def new_http() -> httplib2.Http:
+    return httplib2.Http(timeout=HTTP_TIMEOUT_SECONDS)
+
+
+def _google_error_details(exc: HttpError) -> tuple[str, str]:
+    """(message, reason) from Google's error envelope, tolerating bodies that are not JSON."""
+    try:
+        body = json.loads(exc.content.decode("utf-8", "replace"))
+        error = body.get("error", {})
+        if isinstance(error, str):  # OAuth endpoints: {"error": "...", "error_description": "..."}
+            return body.get("error_description", error), error
+        errors = error.get("errors") or [{}]
+        return error.get("message", "") or str(exc), errors[0].get("reason", "") or error.get("status", "")
+    except (ValueError, AttributeError):
+        return exc.content.decode("utf-8", "replace")[:300] or str(exc), ""
+
+
+def translate_http_error(exc: HttpError) -> GoogleError:
+    status = int(exc.resp.status)
+    message, reason = _google_error_details(exc)
+    retry_after_header = exc.resp.get("retry-after")
+    retry_after = float(retry_after_header) if retry_after_header and retry_after_header.isdigit() else None
+    if status == 429 or status >= 500 or (status == 403 and reason in RATE_LIMIT_REASONS):
+        return TransientGoogleError(message, status=status, reason=reason, retry_after=retry_after)
+    if status == 403 and reason == "quotaExceeded":
+        return QuotaExhausted(message, status=status, reason=reason)
+    if status == 401:
+        return AuthRevoked(message, status=status, reason=reason)
+    if status == 403:
+        return GooglePermissionDenied(message, status=status, reason=reason)
+    if status == 404:
+        return GoogleNotFound(message, status=status, reason=reason)
+    return GoogleBadRequest(message, status=status, reason=reason)
+
+
+def translate_exception(exc: Exception) -> GoogleError:
+    if isinstance(exc, GoogleError):
+        return exc
+    if isinstance(exc, HttpError):
+        return translate_http_error(exc)
+    if isinstance(exc, RefreshError):
+        # google-auth raises RefreshError for invalid_grant (revoked or expired grant) and invalid_client.
+        if exc.retryable:
+            return TransientGoogleError(f"Token refresh failed: {exc}")
+        return AuthRevoked(f"Token refresh refused: {exc}", reason="invalid_grant")
+    if isinstance(
+        exc, TransportError | httplib2.HttpLib2Error | socket.timeout | TimeoutError | ConnectionError
+    ):
+        return TransientGoogleError(f"Google unreachable: {exc}")
+    if isinstance(exc, OSError):
+        return TransientGoogleError(f"Network error: {exc}")
+    raise exc
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (0-based)."""
+    cap = float(getattr(settings, "GOOGLE_RETRY_MAX_SECONDS", 16.0))
+    base = float(getattr(settings, "GOOGLE_RETRY_BASE_SECONDS", 1.0))
+    if retry_after is not None:
+        return min(retry_after, cap * 4)
+    return min(cap, base * 2**attempt) + random.uniform(0, base)
+
+
+class GoogleClient:
+    """Authorized access to one tenant's Google APIs, built from its stored (encrypted) tokens."""
+
+    def __init__(
+        self, integration: GoogleIntegration, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.integration = integration
+        self.endpoints = google_endpoints()
+        self._sleep = sleep
+        self._credentials = Credentials(
+            token=integration.access_token or None,
+            refresh_token=integration.refresh_token,
+            token_uri=self.endpoints.token_uri,
+            client_id=settings.GOOGLE_OAUTH_CLIENT_ID,
+            client_secret=settings.GOOGLE_OAUTH_CLIENT_SECRET,
+            scopes=integration.scopes or SCOPES,
+            expiry=_naive_utc(integration.access_token_expires_at),
+        )
+        self._directory: Resource | None = None
+        self._policy: Resource | None = None
+
+    # -- services --------------------------------------------------------------------------------------------
+    def _authorized_http(self) -> google_auth_httplib2.AuthorizedHttp:
+        return google_auth_httplib2.AuthorizedHttp(self._credentials, http=new_http())
+
+    def directory(self) -> Resource:
+        if self._directory is None:
+            self._directory = build(
+                "admin",
+                "directory_v1",
+                http=self._authorized_http(),
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": self.endpoints.directory_root},
+            )
+        return self._directory
+
+    def chrome_policy(self) -> Resource:
+        if self._policy is None:
+            self._policy = build(
+                "chromepolicy",
+                "v1",
+                http=self._authorized_http(),
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": self.endpoints.policy_root},
+            )
+        return self._policy
+
+    # -- calls -----------------------------------------------------------------------------------------------
+    def execute(self, request: HttpRequest, *, attempts: int | None = None) -> Any:
+        """Run one API request with the retry policy; return Google's decoded response."""
+        max_attempts = attempts or int(getattr(settings, "GOOGLE_RETRY_ATTEMPTS", 5))
+        for attempt in range(max_attempts):
+            try:
+                response = request.execute()
+            except Exception as raw:
+                error = translate_exception(raw)
+                if isinstance(error, TransientGoogleError) and attempt + 1 < max_attempts:
+                    delay = backoff_delay(attempt, error.retry_after)
+                    logger.warning(
+                        "google transient error tenant=%s status=%s reason=%s; retry %d in %.1fs",
+                        self.integration.tenant_id,
+                        error.status,
+                        error.reason,
+                        attempt + 1,
+                        delay,
+                    )
+                    self._sleep(delay)
+                    continue
+                self.persist_tokens()
+                raise error from raw
+            self.persist_tokens()
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def persist_tokens(self) -> None:
+        """Save a refreshed access token (and a rotated refresh token) on the integration, encrypted."""
+        creds = self._credentials
+        integration = self.integration
+        changes: dict[str, Any] = {}
+        if creds.token and creds.token != integration.access_token:
+            changes["access_token"] = creds.token
+            changes["access_token_expires_at"] = creds.expiry.replace(tzinfo=UTC) if creds.expiry else None
+        if creds.refresh_token and creds.refresh_token != integration.refresh_token:
+            changes["refresh_token"] = creds.refresh_token
+        if not changes:
+            return
+        for field, value in changes.items():
+            setattr(integration, field, value)
+        type(integration).unscoped.filter(pk=integration.pk).update(**changes)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    # google-auth compares expiry with a naive UTC "now".
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None)

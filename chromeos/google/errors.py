@@ -1,0 +1,51 @@
+"""The one exception taxonomy for Google calls. ``client.py`` raises these and only these.
+
+| Google answer                                                        | raised as               | caller's policy                                                  |
+|----------------------------------------------------------------------|-------------------------|------------------------------------------------------------------|
+| 429; 403 userRateLimitExceeded / rateLimitExceeded; 500, 502, 503, 504; timeout, connection error | ``TransientGoogleError``  | the client retries with truncated exponential backoff and jitter (honouring Retry-After); when attempts run out, the run/action fails and a later one retries |
+| 403 quotaExceeded (daily quota)                                      | ``QuotaExhausted``      | stop now, no retry within the run; the next hourly run tries again |
+| ``invalid_grant`` on token refresh; 401 after a refresh              | ``AuthRevoked``         | stop; integration → "réautorisation requise"; hourly sync paused; nothing deleted |
+| 403 insufficientPermissions; 403 forbidden (not an admin)            | ``GooglePermissionDenied`` | stop; tell the admin which permission is missing               |
+| 404 notFound                                                         | ``GoogleNotFound``      | the object is gone at Google: skip it / report it per object      |
+| 400 invalid / INVALID_ARGUMENT, other 4xx                            | ``GoogleBadRequest``    | skip the object, log Google's reason; never retried               |
+"""
+
+from __future__ import annotations
+
+
+class GoogleError(Exception):
+    """Base of every Google failure. ``reason`` is Google's machine-readable reason, when it gave one."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+
+
+class TransientGoogleError(GoogleError):
+    def __init__(
+        self, message: str, *, status: int | None = None, reason: str = "", retry_after: float | None = None
+    ):
+        super().__init__(message, status=status, reason=reason)
+        self.retry_after = retry_after
+
+
+class QuotaExhausted(GoogleError):
+    pass
+
+
+class AuthRevoked(GoogleError):
+    pass
+
+
+class GooglePermissionDenied(GoogleError):
+    pass
+
+
+class GoogleNotFound(GoogleError):
+    pass
+
+
+class GoogleBadRequest(GoogleError):
+    pass

@@ -1,0 +1,11 @@
+from chromeos.views import devices, integration, policies, removal, sync
+
+app_name = "chromeos"
+
+urlpatterns = [
+    *integration.urlpatterns,
+    *sync.urlpatterns,
+    *removal.urlpatterns,
+    *devices.urlpatterns,
+    *policies.urlpatterns,
+]

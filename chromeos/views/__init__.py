@@ -1,0 +1,1 @@
+"""Console pages of the ChromeOS integration, one module per area; each exposes ``urlpatterns``."""
