@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from mdm.models import App, AppKind, Blueprint, Platform, Role, Tenant, User
+from mdm.tenancy import tenant_context
+
+DEMO_SLUG = "demo"
+DEMO_USERS = [
+    ("admin@demo.example", "demo-admin-2026", Role.ADMIN),
+    ("operateur@demo.example", "demo-operateur-2026", Role.OPERATOR),
+    ("lecteur@demo.example", "demo-lecteur-2026", Role.READ_ONLY),
+]
+DEMO_BLUEPRINTS = [
+    ("Écoles primaires", "Chromebooks partagés des écoles : mode invité désactivé."),
+    ("Bornes d'accueil", "Appareils en libre-service des agences."),
+]
+DEMO_APPS = [
+    ("Google Keep", AppKind.CHROME, "hmjkmjkepdijhoojdojkdfohbdgmmhki"),
+    ("Calculatrice", AppKind.ANDROID, "com.google.android.calculator"),
+]
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo tenant: users of every role, Blueprints, apps and its LDAP directory."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--ldap-uri", help="Configure the demo tenant's LDAP directory at this URI.")
+
+    @transaction.atomic
+    def handle(self, *args: Any, ldap_uri: str | None = None, **opts: Any) -> None:
+        tenant, _ = Tenant.objects.get_or_create(slug=DEMO_SLUG, defaults={"name": "Démo Éducation"})
+        for username, password, role in DEMO_USERS:
+            user, _ = User.objects.get_or_create(username=username, defaults={"email": username})
+            user.tenant, user.role = tenant, role
+            user.set_password(password)
+            user.save()
+        with tenant_context(tenant):
+            for name, description in DEMO_BLUEPRINTS:
+                Blueprint.objects.get_or_create(
+                    name=name, defaults={"platform": Platform.CHROMEOS, "description": description}
+                )
+            for name, kind, identifier in DEMO_APPS:
+                App.objects.get_or_create(kind=kind, identifier=identifier, defaults={"name": name})
+            if ldap_uri:
+                self._configure_ldap(tenant, ldap_uri)
+        self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' ready."))
+        for username, password, role in DEMO_USERS:
+            self.stdout.write(f"  {role:<10} {username} / {password}")
+
+    def _configure_ldap(self, tenant: Tenant, uri: str) -> None:
+        try:
+            from ldap_sync.services import demo_directory_configure
+        except ImportError:
+            self.stdout.write("LDAP directory not configured: this build has no ldap_sync service for it.")
+            return
+        demo_directory_configure(tenant=tenant, uri=uri)
