@@ -25,7 +25,9 @@ DEMO_APPS = [
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) the demo tenant: users of every role, Blueprints, apps and its LDAP directory."
+    help = (
+        "Create (or refresh) the demo tenant: users of every role, Blueprints, apps and its LDAP directory."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--ldap-uri", help="Configure the demo tenant's LDAP directory at this URI.")
