@@ -1,0 +1,66 @@
+"""Fixtures for the ChromeOS integration's tests: the Google emulator, the settings that point the console
+at it, and an authorized integration holding a real refresh token issued by the emulator.
+
+* ``google_emulator`` (from ``google_emulator.pytest_plugin``): a fresh seeded emulator per test, served over
+  real HTTP on a free port (one server per test session, reset before each test).
+* ``emulator_settings``: ``GOOGLE_EMULATOR_HOST`` and the OAuth client id/secret pointed at that emulator.
+* ``google_integration``: an ACTIVE ``GoogleIntegration`` of tenant ``acme`` (authorized by ``admin_user``)
+  whose refresh and access tokens were issued by the emulator for ``SCOPES``, so services can call the
+  emulator through ``GoogleClient`` exactly as in production.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from chromeos.google.client import SCOPES
+from chromeos.models import GoogleIntegration, IntegrationStatus
+from google_emulator.pytest_plugin import (  # noqa: F401 - fixtures and marker registration
+    google_emulator,
+    google_emulator_server,
+    pytest_configure,
+)
+from google_emulator.testing import EmulatorHandle
+from mdm.models import Tenant, User
+
+
+@pytest.fixture
+def emulator_settings(settings: Any, google_emulator: EmulatorHandle) -> Any:  # noqa: F811
+    """Django settings pointing every Google endpoint at the emulator, with the emulator's OAuth client."""
+    settings.GOOGLE_EMULATOR_HOST = google_emulator.host
+    settings.GOOGLE_OAUTH_CLIENT_ID = google_emulator.client_id
+    settings.GOOGLE_OAUTH_CLIENT_SECRET = google_emulator.client_secret
+    # Tests never wait for real backoff; a test that checks delays injects its own sleep.
+    settings.GOOGLE_RETRY_BASE_SECONDS = 0.01
+    settings.GOOGLE_RETRY_MAX_SECONDS = 0.05
+    return settings
+
+
+@pytest.fixture
+def google_integration(
+    emulator_settings: Any,
+    google_emulator: EmulatorHandle,  # noqa: F811
+    tenant: Tenant,
+    admin_user: User,
+) -> GoogleIntegration:
+    """An ACTIVE integration of tenant ``acme`` with tokens the emulator really issued (consent skipped)."""
+    token = google_emulator.grant(list(SCOPES))
+    customer = google_emulator.state.customer
+    return GoogleIntegration.unscoped.create(
+        tenant=tenant,
+        status=IntegrationStatus.ACTIVE,
+        customer_id=customer["id"],
+        domain=customer["customerDomain"],
+        customer_info=dict(customer),
+        admin_email=google_emulator.state.admin_email,
+        authorized_by=admin_user,
+        authorized_at=timezone.now(),
+        scopes=token["scope"].split(),
+        refresh_token=token["refresh_token"],
+        access_token=token["access_token"],
+        access_token_expires_at=timezone.now() + timedelta(seconds=int(token["expires_in"])),
+    )
