@@ -214,3 +214,70 @@ class DeviceCommand(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.command_type} {self.state}"
+
+
+class RemovalStatus(models.TextChoices):
+    QUEUED = "queued", _("En attente")
+    REVOKING = "revoking", _("Révocation du jeton Google")
+    DELETING = "deleting", _("Suppression des données")
+    SUCCEEDED = "succeeded", _("Terminée")
+    FAILED = "failed", _("Échec")
+
+
+REMOVAL_ACTIVE_STATUSES = (RemovalStatus.QUEUED, RemovalStatus.REVOKING, RemovalStatus.DELETING)
+
+
+class RemovalRun(TenantOwnedModel):
+    """One removal of a tenant's Google integration (see ``chromeos.services.removal``).
+
+    Deliberately not linked to the integration: it is the record of what was deleted and must outlive it.
+    It is the only model of this app that the removal keeps.
+    """
+
+    status = models.CharField(
+        _("statut"), max_length=16, choices=RemovalStatus.choices, default=RemovalStatus.QUEUED
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Kept when the user is deleted: support needs to know who asked.
+    requested_by_label = models.CharField(_("demandée par"), max_length=200, blank=True)
+    retry_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    customer_id = models.CharField(_("ID client Google"), max_length=64, blank=True)
+    domain = models.CharField(_("domaine"), max_length=255, blank=True)
+    # The integration's status when the removal was asked, restored if revocation fails.
+    previous_status = models.CharField(max_length=20, blank=True)
+    # "revoked", "already_invalid" (Google no longer knew the token), or empty while not revoked.
+    revocation = models.CharField(_("révocation"), max_length=20, blank=True)
+    expected = models.JSONField(_("à supprimer"), default=dict, blank=True)
+    deleted = models.JSONField(_("supprimés"), default=dict, blank=True)
+    error = models.TextField(_("erreur"), blank=True)
+    created_at = models.DateTimeField(_("demandée le"), auto_now_add=True)
+    started_at = models.DateTimeField(_("démarrée le"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("terminée le"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="removal_run_tenant_time")]
+        constraints = [
+            # Two removals of one tenant at once would race each other's revocation and deletion.
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(status__in=["queued", "revoking", "deleting"]),
+                name="one_active_removal_per_tenant",
+            )
+        ]
+        verbose_name = _("suppression de l'intégration Google")
+        verbose_name_plural = _("suppressions de l'intégration Google")
+
+    def __str__(self) -> str:
+        return f"{self.support_reference} {self.status}"
+
+    @property
+    def support_reference(self) -> str:
+        """What the admin quotes in a ticket: finds the run and its tenant at a glance."""
+        return f"REM-{self.pk}-{self.tenant.slug}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in REMOVAL_ACTIVE_STATUSES
