@@ -23,7 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import google_auth_httplib2
 import httplib2
@@ -251,6 +253,46 @@ class GoogleClient:
         for field, value in changes.items():
             setattr(integration, field, value)
         type(integration).unscoped.filter(pk=integration.pk).update(**changes)
+
+
+class RevocationOutcome(StrEnum):
+    REVOKED = "revoked"
+    # Google no longer knows the token (expired, already revoked, or the admin removed the app's access):
+    # the grant is gone either way, which is what revoking wanted.
+    ALREADY_INVALID = "already_invalid"
+
+
+def revoke_token(token: str, *, sleep: Callable[[float], None] = time.sleep) -> RevocationOutcome:
+    """Revoke a token at Google's revoke endpoint; revoking a refresh token revokes its whole grant.
+
+    200 → ``REVOKED``; 400 ``invalid_token`` → ``ALREADY_INVALID``. Transient failures (timeouts, connection
+    errors, 429, 5xx) are retried with the same backoff as API calls; when attempts run out, or on any other
+    answer, the typed error is raised.
+    """
+    uri = google_endpoints().revoke_uri
+    body = urlencode({"token": token})
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    max_attempts = int(getattr(settings, "GOOGLE_RETRY_ATTEMPTS", 5))
+    for attempt in range(max_attempts):
+        try:
+            response, content = new_http().request(uri, "POST", body=body, headers=headers)
+        except Exception as raw:
+            error = translate_exception(raw)
+        else:
+            if int(response.status) == 200:
+                return RevocationOutcome.REVOKED
+            error = translate_http_error(HttpError(response, content, uri=uri))
+            if int(response.status) == 400 and error.reason == "invalid_token":
+                return RevocationOutcome.ALREADY_INVALID
+        if isinstance(error, TransientGoogleError) and attempt + 1 < max_attempts:
+            delay = backoff_delay(attempt, error.retry_after)
+            logger.warning(
+                "google revoke transient error status=%s; retry %d in %.1fs", error.status, attempt + 1, delay
+            )
+            sleep(delay)
+            continue
+        raise error
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
