@@ -349,7 +349,7 @@ class DomainGenerator:
         device["deviceLicenseType"] = "enterprise" if chance() < 0.8 else "education"
         device["autoUpdateThrough"] = model.aue_iso
         device["extendedSupportEligible"] = False
-        device["osVersionCompliance"] = "compliant" if os_version == OS_VERSIONS[-1][0] else "pendingUpdate"
+        device["osVersionCompliance"] = "compliant" if os_version == OS_VERSIONS[-1][0] else "pending"
         device["activeTimeRanges"] = [
             {"date": self._date(synced - d * 86400), "activeTime": self._int(60_000, 28_800_000)}
             for d in range(self._int(1, 7))
