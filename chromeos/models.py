@@ -7,7 +7,11 @@ which live in ``mdm``, are not.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Cast, Concat, Lower
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mdm.fields import EncryptedTextField
@@ -83,6 +87,24 @@ class OrgUnit(TenantOwnedModel):
         return self.path
 
 
+# (column, index name suffix) of the device list's sortable columns; see ChromeOSDevice.Meta.indexes.
+# serial_number has its own (tenant, serial_number) index: serials are unique enough for an incremental sort.
+DEVICE_SORT_INDEXES = (
+    ("status", "status"),
+    ("model", "model"),
+    ("os_version", "os"),
+    ("org_unit_path", "ou"),
+    ("annotated_user", "user"),
+    ("annotated_location", "loc"),
+    ("annotated_asset_id", "asset"),
+    ("recent_user", "recent"),
+    ("mac_address", "mac"),
+    ("last_sync", "sync"),
+    ("auto_update_expiration", "aue"),
+    ("notes", "notes"),
+)
+
+
 class ChromeOSDevice(TenantOwnedModel):
     """A ChromeOS device of the tenant's Google domain: the columns admins filter on, and Google's full payload."""
 
@@ -114,12 +136,53 @@ class ChromeOSDevice(TenantOwnedModel):
     # Set when a complete listing no longer contains the device; cleared if it comes back.
     removed_at = models.DateTimeField(_("retiré le"), null=True, blank=True)
 
+    # What the device list's search box matches (serial, asset id, annotated user, MACs, model, recent user),
+    # lower-cased in one column so that one trigram GIN index answers a substring search over all of them.
+    search_text = models.GeneratedField(
+        expression=Lower(
+            Concat(
+                "serial_number",
+                Value("\n"),
+                "annotated_asset_id",
+                Value("\n"),
+                "annotated_user",
+                Value("\n"),
+                "mac_address",
+                Value("\n"),
+                "ethernet_mac_address",
+                Value("\n"),
+                "model",
+                Value("\n"),
+                "recent_user",
+                output_field=models.TextField(),
+            )
+        ),
+        output_field=models.TextField(),
+        db_persist=True,
+    )
+
     class Meta:
         ordering = ["serial_number"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "device_id"], name="chromeos_device_unique_id")
         ]
-        indexes = [models.Index(fields=["tenant", "serial_number"], name="chromeos_device_serial")]
+        # The device list sorts on every column at 100,000 devices per tenant: each sortable column has a
+        # (tenant, column, id) index so that page 1 in either direction is an index scan, never a sort.
+        indexes = [
+            models.Index(fields=["tenant", "serial_number"], name="chromeos_device_serial"),
+            *(
+                models.Index(fields=["tenant", column, "id"], name=f"cros_dev_sort_{short}")
+                for column, short in DEVICE_SORT_INDEXES
+            ),
+            # OU "with children": path = P OR path::text LIKE 'P/%' (prefix range on this index).
+            models.Index(
+                F("tenant"),
+                OpClass(Cast("org_unit_path", models.TextField()), name="text_pattern_ops"),
+                name="cros_dev_ou_prefix",
+            ),
+            GinIndex(OpClass("search_text", name="gin_trgm_ops"), name="cros_dev_search_trgm"),
+            models.Index(fields=["tenant", "removed_at"], name="cros_dev_removed"),
+        ]
         verbose_name = _("périphérique ChromeOS")
         verbose_name_plural = _("périphériques ChromeOS")
 
@@ -206,14 +269,142 @@ class DeviceCommand(TenantOwnedModel):
     )
     issued_at = models.DateTimeField(_("émise le"), auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The bulk job that issued it (devices area); null for commands issued otherwise.
+    job = models.ForeignKey(
+        "DeviceActionJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="commands"
+    )
+    polls = models.PositiveIntegerField(default=0)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    # Set when Google reported a final state, or when tracking gave up (max age reached).
+    finished_at = models.DateTimeField(_("terminée le"), null=True, blank=True)
 
     class Meta:
         ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["device", "-issued_at"], name="device_command_device_time")]
         verbose_name = _("commande à distance")
         verbose_name_plural = _("commandes à distance")
 
     def __str__(self) -> str:
         return f"{self.command_type} {self.state}"
+
+
+class DeviceChange(TenantOwnedModel):
+    """What changed on a device between two syncs (written by the sync's merge) or through a console action.
+
+    ``changes`` maps a column name to ``[old, new]`` (JSON-friendly: dates as ISO strings).
+    """
+
+    device = models.ForeignKey(ChromeOSDevice, on_delete=models.CASCADE, related_name="changes")
+    sync_run = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="device_changes"
+    )
+    job = models.ForeignKey(
+        "DeviceActionJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="device_changes"
+    )
+    changes = models.JSONField(_("modifications"), default=dict)
+    at = models.DateTimeField(_("le"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["device", "-at"], name="device_change_device_time")]
+        verbose_name = _("modification de périphérique")
+        verbose_name_plural = _("modifications de périphériques")
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {sorted(self.changes)}"
+
+
+class DeviceAction(models.TextChoices):
+    """What a device action job does. ``cmd_*`` are remote commands sent through ``issueCommand``."""
+
+    DISABLE = "disable", _("Désactiver")
+    REENABLE = "reenable", _("Réactiver")
+    DEPROVISION = "deprovision", _("Déprovisionner")
+    MOVE = "move", _("Déplacer vers une unité organisationnelle")
+    ANNOTATE = "annotate", _("Modifier les annotations")
+    REBOOT = "cmd_reboot", _("Redémarrer")
+    SCREENSHOT = "cmd_screenshot", _("Capture d'écran")
+    SET_VOLUME = "cmd_set_volume", _("Régler le volume")
+    WIPE_USERS = "cmd_wipe_users", _("Effacer les utilisateurs")
+    POWERWASH = "cmd_remote_powerwash", _("Powerwash à distance")
+
+
+class JobStatus(models.TextChoices):
+    DRAFT = "draft", _("À confirmer")
+    QUEUED = "queued", _("En attente")
+    RUNNING = "running", _("En cours")
+    SUCCEEDED = "succeeded", _("Réussie")
+    PARTIAL = "partial", _("Réussie en partie")
+    FAILED = "failed", _("Échec")
+    CANCELLED = "cancelled", _("Annulée")
+
+
+class DeviceActionJob(TenantOwnedModel):
+    """One action on a fixed set of devices, single or bulk. The row and its items are written when the admin
+    asks (draft); confirming queues it; a Celery task runs it and records a result per device (the items)."""
+
+    action = models.CharField(_("action"), max_length=32, choices=DeviceAction.choices)
+    params = models.JSONField(_("paramètres"), default=dict, blank=True)
+    status = models.CharField(_("statut"), max_length=16, choices=JobStatus.choices, default=JobStatus.DRAFT)
+    # How the device set was chosen ("selection" or the list's filter as a query string), for the record.
+    selection = models.TextField(_("sélection"), blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("créée le"), auto_now_add=True)
+    confirmed_at = models.DateTimeField(_("confirmée le"), null=True, blank=True)
+    started_at = models.DateTimeField(_("démarrée le"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("terminée le"), null=True, blank=True)
+    total = models.PositiveIntegerField(_("périphériques"), default=0)
+    succeeded = models.PositiveIntegerField(_("réussis"), default=0)
+    failed = models.PositiveIntegerField(_("en échec"), default=0)
+    error = models.TextField(_("erreur"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="device_job_tenant_time")]
+        verbose_name = _("action sur des périphériques")
+        verbose_name_plural = _("actions sur des périphériques")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.status}"
+
+
+class ItemStatus(models.TextChoices):
+    PENDING = "pending", _("En attente")
+    SUCCEEDED = "succeeded", _("Réussi")
+    FAILED = "failed", _("Échec")
+
+
+class DeviceActionItem(TenantOwnedModel):
+    """One device of a job: fixed when the job is drafted, with Google's per-device answer once run.
+
+    A table rather than a JSON column on the job: a bulk action on 100,000 devices records results chunk by
+    chunk, which must not rewrite one ever-growing document.
+    """
+
+    job = models.ForeignKey(DeviceActionJob, on_delete=models.CASCADE, related_name="items")
+    device = models.ForeignKey(
+        ChromeOSDevice, on_delete=models.SET_NULL, null=True, blank=True, related_name="action_items"
+    )
+    # Copied when drafted: the confirmation lists these, and they survive the device's deletion.
+    google_device_id = models.CharField(_("ID Google"), max_length=64)
+    serial_number = models.CharField(_("numéro de série"), max_length=128, blank=True)
+    status = models.CharField(
+        _("résultat"), max_length=16, choices=ItemStatus.choices, default=ItemStatus.PENDING
+    )
+    message = models.TextField(_("détail"), blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["job", "google_device_id"], name="device_action_item_unique")]
+        indexes = [models.Index(fields=["job", "status", "id"], name="device_action_item_status")]
+        verbose_name = _("périphérique d'une action")
+        verbose_name_plural = _("périphériques d'une action")
+
+    def __str__(self) -> str:
+        return f"{self.job_id} {self.serial_number or self.google_device_id} {self.status}"
 
 
 class RemovalStatus(models.TextChoices):
