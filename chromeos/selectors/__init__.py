@@ -1,0 +1,1 @@
+"""Reads of the ChromeOS integration that pages share, one module per area."""
