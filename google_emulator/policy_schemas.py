@@ -238,6 +238,65 @@ SCHEMAS: dict[str, PolicySchema] = {
             "Other settings",
             (PolicyField("extensionCacheSize", "TYPE_INT64", "Cache size in bytes."),),
         ),
+        # Added for the console's Blueprint settings (auto-update, screen lock) and for apps in managed
+        # guest sessions and kiosks: a subset of each real schema's fields, with Google's names and values.
+        PolicySchema(
+            "chrome.devices.AutoUpdateSettings",
+            "Auto-update settings.",
+            "Device update settings",
+            (
+                PolicyField("updateDisabled", "TYPE_BOOL", "Block updates."),
+                PolicyField("rebootAfterUpdate", "TYPE_BOOL", "Allow auto-reboots after an update."),
+            ),
+        ),
+        PolicySchema(
+            "chrome.users.LockScreen",
+            "Lock screen.",
+            "Security",
+            (PolicyField("allowScreenLock", "TYPE_BOOL", "Allow locking screen."),),
+        ),
+        PolicySchema(
+            "chrome.devices.managedguest.IncognitoMode",
+            "Incognito mode.",
+            "Security",
+            (
+                PolicyField(
+                    "incognitoModeAvailability",
+                    "TYPE_ENUM",
+                    "Incognito mode availability.",
+                    (
+                        ("INCOGNITO_MODE_AVAILABILITY_ENUM_AVAILABLE", "Allow incognito mode."),
+                        ("INCOGNITO_MODE_AVAILABILITY_ENUM_UNAVAILABLE", "Disallow incognito mode."),
+                        ("INCOGNITO_MODE_AVAILABILITY_ENUM_FORCED", "Force incognito mode."),
+                    ),
+                ),
+            ),
+        ),
+        PolicySchema(
+            "chrome.devices.managedguest.apps.InstallType",
+            "Specifies the manner in which the app is to be installed.",
+            "Apps and extensions",
+            (
+                PolicyField(
+                    "appInstallType",
+                    "TYPE_ENUM",
+                    "Installation policy.",
+                    (
+                        ("NOT_INSTALLED", "Not Installed."),
+                        ("FORCED", "Force Install."),
+                        ("FORCED_AND_PIN_TO_TOOLBAR", "Force Install + pin."),
+                    ),
+                ),
+            ),
+            target_keys=(APP_ID,),
+        ),
+        PolicySchema(
+            "chrome.devices.kiosk.apps.ForceInstall",
+            "Force installs the app.",
+            "Apps and extensions",
+            (PolicyField("forceInstall", "TYPE_BOOL", "Force install the app."),),
+            target_keys=(APP_ID,),
+        ),
     ]
 }
 
