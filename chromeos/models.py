@@ -199,6 +199,9 @@ class SyncStatus(models.TextChoices):
     QUEUED = "queued", _("En attente")
     RUNNING = "running", _("En cours")
     SUCCEEDED = "succeeded", _("Réussie")
+    # Devices added and updated, but nothing marked removed: the listing did not add up (Google's count
+    # changed while paging), so absences prove nothing this time.
+    PARTIAL = "partial", _("Réussie sans retraits (liste incomplète)")
     GUARDED = "guarded", _("Suppressions en attente de confirmation")
     FAILED = "failed", _("Échec")
     SKIPPED = "skipped", _("Ignorée")
@@ -226,6 +229,12 @@ class SyncRun(TenantOwnedModel):
     unchanged = models.PositiveIntegerField(_("inchangés"), default=0)
     removed = models.PositiveIntegerField(_("retirés"), default=0)
     pending_removals = models.PositiveIntegerField(_("retraits en attente"), default=0)
+    # Google's countChromeOsDevices when the listing started: the progress bar's total and the completeness check.
+    expected_devices = models.PositiveIntegerField(_("périphériques attendus"), null=True, blank=True)
+    # Devices of the listing that could not be stored (no deviceId): counted and logged, never fatal.
+    devices_skipped = models.PositiveIntegerField(_("périphériques ignorés"), default=0)
+    # Set when an admin confirmed the removals a guarded run held back: this run may remove up to this many.
+    removal_allowance = models.PositiveIntegerField(null=True, blank=True)
     org_units = models.PositiveIntegerField(_("unités organisationnelles"), default=0)
     error = models.TextField(_("erreur"), blank=True)
     log = models.JSONField(_("journal"), default=list, blank=True)
