@@ -14,6 +14,7 @@ from django.db.models.functions import Cast, Concat, Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from chromeos.policy_schemas import AppContext, InstallType
 from mdm.fields import EncryptedTextField
 from mdm.tenancy import TenantOwnedModel
 
@@ -407,7 +408,9 @@ class DeviceActionItem(TenantOwnedModel):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["job", "google_device_id"], name="device_action_item_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "google_device_id"], name="device_action_item_unique")
+        ]
         indexes = [models.Index(fields=["job", "status", "id"], name="device_action_item_status")]
         verbose_name = _("périphérique d'une action")
         verbose_name_plural = _("périphériques d'une action")
@@ -481,3 +484,116 @@ class RemovalRun(TenantOwnedModel):
     @property
     def is_active(self) -> bool:
         return self.status in REMOVAL_ACTIVE_STATUSES
+
+
+# -- policies: Blueprints and apps assigned to org units, applied through the Chrome Policy API -------------
+class AssignmentState(models.TextChoices):
+    PENDING = "pending", _("En attente")
+    APPLYING = "applying", _("Application en cours")
+    APPLIED = "applied", _("Appliquée")
+    FAILED = "failed", _("Échec")
+    REMOVING = "removing", _("Retrait en cours")
+    REMOVAL_FAILED = "removal_failed", _("Échec du retrait")
+
+
+class UnassignMode(models.TextChoices):
+    RESTORE = "restore", _("Rétablir les valeurs d'avant l'affectation")
+    INHERIT = "inherit", _("Hériter de l'unité organisationnelle parente")
+
+
+class PolicyAssignment(TenantOwnedModel):
+    """A Blueprint, or an app with an install type, assigned to a Google org unit.
+
+    Deleted with its integration or org unit (CASCADE), and with its Blueprint or app: an assignment without
+    its configuration means nothing, and deleting a Blueprint must never be blocked by the Google side. The
+    Blueprint and the app themselves are never deleted from here.
+
+    ``previous_values`` is what the org unit held, per schema, before the console first wrote there
+    (``{schema: {"direct": bool, "value": {...}}}``): the "restore" of an unassignment. ``applied_values`` is
+    what Google holds from this assignment (``{schema: {field: value}}``), updated namespace by namespace, so
+    an unassignment touches exactly what was written even after a partial failure or a later Blueprint edit.
+    """
+
+    integration = models.ForeignKey(
+        GoogleIntegration, on_delete=models.CASCADE, related_name="policy_assignments"
+    )
+    org_unit = models.ForeignKey(
+        OrgUnit,
+        on_delete=models.CASCADE,
+        related_name="policy_assignments",
+        verbose_name=_("unité organisationnelle"),
+    )
+    blueprint = models.ForeignKey(
+        "mdm.Blueprint",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="chromeos_assignments",
+        verbose_name=_("configuration (Blueprint)"),
+    )
+    app = models.ForeignKey(
+        "mdm.App",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="chromeos_assignments",
+        verbose_name=_("appli"),
+    )
+    app_context = models.CharField(_("contexte"), max_length=16, choices=AppContext.choices, blank=True)
+    install_type = models.CharField(
+        _("type d'installation"), max_length=16, choices=InstallType.choices, blank=True
+    )
+    state = models.CharField(
+        _("état"), max_length=16, choices=AssignmentState.choices, default=AssignmentState.PENDING
+    )
+    google_error = models.TextField(_("erreur Google"), blank=True)
+    previous_values = models.JSONField(default=dict, blank=True)
+    applied_values = models.JSONField(default=dict, blank=True)
+    removal_mode = models.CharField(
+        _("mode de retrait"), max_length=16, choices=UnassignMode.choices, blank=True
+    )
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("affectée le"), auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    apply_requested_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(_("appliquée le"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["org_unit__path", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="policy_assignment_blueprint_xor_app",
+                condition=(
+                    models.Q(blueprint__isnull=False, app__isnull=True, app_context="", install_type="")
+                    | models.Q(blueprint__isnull=True, app__isnull=False)
+                    & ~models.Q(app_context="")
+                    & ~models.Q(install_type="")
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["org_unit", "blueprint"],
+                condition=models.Q(blueprint__isnull=False),
+                name="policy_assignment_unique_blueprint",
+            ),
+            # One install type per app, context and org unit: Google holds one value there.
+            models.UniqueConstraint(
+                fields=["org_unit", "app", "app_context"],
+                condition=models.Q(app__isnull=False),
+                name="policy_assignment_unique_app",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "state"], name="policy_assignment_state")]
+        verbose_name = _("affectation ChromeOS")
+        verbose_name_plural = _("affectations ChromeOS")
+
+    def __str__(self) -> str:
+        return f"{self.subject_label} → {self.org_unit.path}"
+
+    @property
+    def subject_label(self) -> str:
+        if self.blueprint is not None:
+            return self.blueprint.name
+        assert self.app is not None
+        return f"{self.app.name} ({self.get_install_type_display()}, {self.get_app_context_display()})"
