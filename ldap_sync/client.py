@@ -46,11 +46,13 @@ Bind passwords never appear in messages, details or logs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -263,6 +265,22 @@ def validate_uri(uri: str) -> str | None:
     return None
 
 
+def ca_cert_file(pem: str) -> str:
+    """A file holding ``pem``, for libldap's OPT_X_TLS_CACERTFILE.
+
+    Debian's libldap is built with GnuTLS, which has no OPT_X_TLS_CACERTDATA. CA certificates are public, so
+    one file per distinct certificate (named by its hash) in a per-user directory is enough.
+    """
+    directory = Path(tempfile.gettempdir()) / f"mdm-ldap-ca-{os.getuid()}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    path = directory / f"{hashlib.sha256(pem.encode()).hexdigest()}.pem"
+    if not path.exists():
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_text(pem, encoding="utf-8")
+        os.replace(partial, path)  # atomic: a concurrent reader never sees half a certificate
+    return str(path)
+
+
 # -- results -----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LdapEntry:
@@ -376,7 +394,6 @@ class LdapClient:
     def __init__(self, settings: ConnectionSettings) -> None:
         self.settings = settings
         self._connection: Any = None
-        self._ca_file: str | None = None
         # Until a connection is established, a dropped socket means "unreachable"; after, "server down".
         self._phase = "connect"
 
@@ -428,10 +445,6 @@ class LdapClient:
             with contextlib.suppress(ldap.LDAPError):
                 self._connection.unbind_s()
             self._connection = None
-        if self._ca_file:
-            with contextlib.suppress(OSError):
-                os.unlink(self._ca_file)
-            self._ca_file = None
         self._phase = "connect"
 
     # -- operations --------------------------------------------------------------------------------------------
@@ -555,10 +568,6 @@ class LdapClient:
         if settings.uses_tls:
             conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
             if settings.ca_cert_pem.strip():
-                # libldap is built with GnuTLS here, which has no OPT_X_TLS_CACERTDATA: hand it a private file.
-                fd, self._ca_file = tempfile.mkstemp(prefix="mdm-ldap-ca-", suffix=".pem")
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(settings.ca_cert_pem)
-                conn.set_option(ldap.OPT_X_TLS_CACERTFILE, self._ca_file)
+                conn.set_option(ldap.OPT_X_TLS_CACERTFILE, ca_cert_file(settings.ca_cert_pem))
             conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # must come last: builds the TLS context from the above
         return conn

@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SLAPD = os.environ.get("MDM_SLAPD_BIN", "/usr/sbin/slapd")
 SLAPADD = os.environ.get("MDM_SLAPADD_BIN", "/usr/sbin/slapadd")
@@ -284,7 +285,7 @@ class SlapdServer:
         finally:
             conn.unbind_s()
 
-    def root_connection(self):  # type: ignore[no-untyped-def]
+    def root_connection(self) -> Any:
         """A python-ldap connection bound as the root DN (for test set-up, never for the code under test)."""
         import ldap
 

@@ -113,6 +113,7 @@ CACHES = {
 AUTH_USER_MODEL = "mdm.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
+    "ldap_sync.backends.TenantLDAPBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -192,6 +193,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "mdm.tasks.audit_purge_task",
         "schedule": crontab(hour=3, minute=17),
     },
+    "ldap-sync-dispatch": {"task": "ldap_sync.tasks.ldap_sync_dispatch_task", "schedule": crontab(minute="*/5")},
 }
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "400"))
 

@@ -14,12 +14,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from mdm.models import Tenant
 from tests.factories import AppFactory, BlueprintFactory
+from tests.ldap.factories import LdapSyncRunFactory
 
 KwargsMaker = Callable[[Tenant], dict[str, Any]]
 
 SWEEP: dict[str, KwargsMaker] = {
     "mdm:blueprint_edit": lambda t: {"pk": BlueprintFactory(tenant=t).pk},
     "mdm:app_edit": lambda t: {"pk": AppFactory(tenant=t).pk},
+    "ldap_sync:run": lambda t: {"pk": LdapSyncRunFactory(tenant=t).pk},
 }
 
 # URL namespaces and names that are not tenant console pages.

@@ -112,3 +112,42 @@ def scratch_ou(slapd: SlapdServer) -> Iterator[ScratchOu]:
     scratch = ScratchOu(slapd)
     yield scratch
     scratch.delete()
+
+
+# -- Django side ---------------------------------------------------------------------------------------------------
+@pytest.fixture
+def make_directory(db, slapd, demo_dir):  # type: ignore[no-untyped-def]
+    """An ``LdapDirectory`` for a tenant, pointing at the shared slapd (or ``server``) as the service account."""
+    from ldap_sync.models import LdapDirectory
+
+    def make(tenant, server: SlapdServer | None = None, **fields: object) -> LdapDirectory:  # type: ignore[no-untyped-def]
+        values: dict[str, object] = {
+            "uri": (server or slapd).uri,
+            "bind_dn": demo_dir.service_bind_dn,
+            "bind_password": demo_dir.service_password,
+            "base_dn": demo_dir.base_dn,
+            "admin_group_dn": demo_dir.group_dn("admin"),
+            "operator_group_dn": demo_dir.group_dn("operator"),
+            "readonly_group_dn": demo_dir.group_dn("read_only"),
+            "network_timeout": 2,
+            "operation_timeout": 5,
+        }
+        values.update(fields)
+        return LdapDirectory.unscoped.create(tenant=tenant, **values)
+
+    return make
+
+
+@pytest.fixture
+def run_sync():  # type: ignore[no-untyped-def]
+    """Run one sync of ``directory`` in the foreground; returns the outcome (run + changes)."""
+    from ldap_sync import services
+    from ldap_sync.models import LdapSyncRun, SyncTrigger
+
+    def run(directory, trigger: str = SyncTrigger.MANUAL):  # type: ignore[no-untyped-def]
+        sync_run = LdapSyncRun.unscoped.create(tenant=directory.tenant, directory=directory, trigger=trigger)
+        outcome = services.ldap_sync_run(run=sync_run)
+        directory.refresh_from_db()
+        return outcome
+
+    return run

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from ldap_sync.client import is_valid_dn, looks_like_filter, validate_uri
+from ldap_sync.models import LdapDirectory, OuSelection
+from mdm.forms import TenantModelForm
+
+# Attribute names go into filters unescaped (only values can be escaped): allow nothing but a name.
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+DN_FIELDS = ("bind_dn", "base_dn", "admin_group_dn", "operator_group_dn", "readonly_group_dn")
+
+
+class LdapDirectoryForm(TenantModelForm):
+    bind_password = forms.CharField(
+        label=_("Mot de passe de liaison"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Laissez vide pour conserver le mot de passe enregistré."),
+    )
+
+    class Meta:
+        model = LdapDirectory
+        fields = [
+            "uri",
+            "start_tls",
+            "ca_certificate",
+            "bind_dn",
+            "bind_password",
+            "base_dn",
+            "ou_filter",
+            "user_filter",
+            "uid_attribute",
+            "email_attribute",
+            "name_attribute",
+            "network_timeout",
+            "operation_timeout",
+            "admin_group_dn",
+            "operator_group_dn",
+            "readonly_group_dn",
+        ]
+        widgets = {"ca_certificate": forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The stored password is never sent back to the browser; an empty field keeps it.
+        self.stored_password = self.instance.bind_password or "" if self.instance.pk else ""
+        self.initial.pop("bind_password", None)
+        self.fields["network_timeout"].min_value = 1  # type: ignore[attr-defined]
+        self.fields["operation_timeout"].min_value = 1  # type: ignore[attr-defined]
+
+    def clean_uri(self) -> str:
+        uri = self.cleaned_data["uri"].strip()
+        problem = validate_uri(uri)
+        if problem:
+            raise forms.ValidationError(gettext(problem))
+        return uri
+
+    def clean_bind_password(self) -> str:
+        password = self.cleaned_data.get("bind_password") or ""
+        self.password_changed = bool(password)
+        return password or self.stored_password
+
+    def clean_ca_certificate(self) -> str:
+        pem = self.cleaned_data["ca_certificate"].strip()
+        if not pem:
+            return ""
+        from cryptography import x509
+
+        try:
+            x509.load_pem_x509_certificates(pem.encode())
+        except ValueError as exc:
+            raise forms.ValidationError(
+                _("Ce n'est pas un certificat PEM (-----BEGIN CERTIFICATE----- …).")
+            ) from exc
+        return pem + "\n"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in DN_FIELDS:
+            value = (data.get(name) or "").strip()
+            data[name] = value
+            if value and not is_valid_dn(value):
+                self.add_error(name, _("Ce DN n'est pas valide (exemple : ou=Paris,dc=example,dc=com)."))
+        if not data.get("base_dn") and "base_dn" not in self.errors:
+            self.add_error("base_dn", _("Indiquez le DN de base."))
+        for name in ("ou_filter", "user_filter"):
+            value = (data.get(name) or "").strip()
+            data[name] = value
+            if value and not looks_like_filter(value):
+                self.add_error(
+                    name,
+                    _("Filtre mal formé : il doit être entre parenthèses, par exemple (objectClass=person)."),
+                )
+        for name in ("uid_attribute", "email_attribute", "name_attribute"):
+            value = (data.get(name) or "").strip()
+            data[name] = value
+            if value and not ATTRIBUTE_NAME.match(value):
+                self.add_error(name, _("Un nom d'attribut LDAP : lettres, chiffres et tirets."))
+        uri = data.get("uri") or ""
+        if data.get("start_tls") and uri.lower().startswith("ldaps://"):
+            self.add_error(
+                "start_tls", _("StartTLS ne s'utilise qu'avec ldap:// (ldaps:// est déjà chiffré).")
+            )
+        if data.get("bind_dn") and not data.get("bind_password"):
+            self.add_error("bind_password", _("Indiquez le mot de passe du DN de liaison."))
+        return data
+
+    def changed_fields(self) -> list[str]:
+        changed = [name for name in self.changed_data if name != "bind_password"]
+        if getattr(self, "password_changed", False):
+            changed.append("bind_password")
+        return changed
+
+
+class OrgUnitSelectionForm(forms.Form):
+    mode = forms.ChoiceField(
+        label=_("Unités organisationnelles ajoutées"), choices=OuSelection.choices, widget=forms.RadioSelect
+    )
+    selected = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=())
+
+    def __init__(self, *args: Any, org_unit_ids: list[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only this tenant's OUs are valid choices: an id of another tenant's OU is rejected as invalid.
+        self.fields["selected"].choices = [(pk, pk) for pk in org_unit_ids]  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("mode") == OuSelection.SELECTED and not data.get("selected"):
+            raise forms.ValidationError(_("Choisissez au moins une unité organisationnelle."))
+        return data

@@ -1,0 +1,226 @@
+"""A tenant's LDAP directory, the OUs and users imported from it, and the record of every sync run.
+
+Imported rows are keyed by ``(tenant, entry_uuid)``: the directory's ``entryUUID`` survives renames and moves,
+so an OU renamed in LDAP keeps its identity (and whatever the console attached to it) here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ldap_sync.client import DEFAULT_NETWORK_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, ConnectionSettings
+from mdm.fields import EncryptedTextField
+from mdm.tenancy import TenantOwnedModel
+
+DEFAULT_OU_FILTER = "(objectClass=organizationalUnit)"
+DEFAULT_USER_FILTER = "(objectClass=inetOrgPerson)"
+
+
+class OuSelection(models.TextChoices):
+    ALL = "all", _("Toutes les unités organisationnelles")
+    SELECTED = "selected", _("Seulement les unités organisationnelles choisies (et leurs sous-unités)")
+
+
+class LdapDirectory(TenantOwnedModel):
+    """The tenant's directory server and how to read it. One per tenant."""
+
+    uri = models.CharField(
+        _("adresse du serveur"), max_length=300, help_text=_("ldap://hôte:389 ou ldaps://hôte:636")
+    )
+    start_tls = models.BooleanField(_("StartTLS"), default=False)
+    ca_certificate = models.TextField(
+        _("certificat de l'autorité (PEM)"),
+        blank=True,
+        help_text=_("Pour vérifier le certificat du serveur en ldaps:// ou StartTLS."),
+    )
+    bind_dn = models.CharField(_("DN de liaison"), max_length=500, blank=True)
+    bind_password = EncryptedTextField(_("mot de passe de liaison"), blank=True)
+    base_dn = models.CharField(_("DN de base"), max_length=500)
+    ou_filter = models.CharField(
+        _("filtre des unités organisationnelles"), max_length=1000, default=DEFAULT_OU_FILTER
+    )
+    user_filter = models.CharField(_("filtre des utilisateurs"), max_length=1000, default=DEFAULT_USER_FILTER)
+    uid_attribute = models.CharField(_("attribut d'identifiant"), max_length=64, default="uid")
+    email_attribute = models.CharField(_("attribut d'adresse e-mail"), max_length=64, default="mail")
+    name_attribute = models.CharField(_("attribut du nom"), max_length=64, default="cn")
+    network_timeout = models.PositiveSmallIntegerField(
+        _("délai de connexion (s)"), default=int(DEFAULT_NETWORK_TIMEOUT)
+    )
+    operation_timeout = models.PositiveSmallIntegerField(
+        _("délai par opération (s)"), default=int(DEFAULT_OPERATION_TIMEOUT)
+    )
+    admin_group_dn = models.CharField(_("groupe des administrateurs (DN)"), max_length=500, blank=True)
+    operator_group_dn = models.CharField(_("groupe des opérateurs (DN)"), max_length=500, blank=True)
+    readonly_group_dn = models.CharField(_("groupe lecture seule (DN)"), max_length=500, blank=True)
+    ou_selection = models.CharField(
+        _("unités organisationnelles ajoutées"),
+        max_length=16,
+        choices=OuSelection.choices,
+        default=OuSelection.ALL,
+    )
+    # Set by the first successful manual sync: from then on beat keeps the directory synced hourly.
+    hourly_sync_enabled = models.BooleanField(_("synchronisation horaire"), default=False)
+    created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="ldap_directory_one_per_tenant")]
+        verbose_name = _("annuaire LDAP")
+        verbose_name_plural = _("annuaires LDAP")
+
+    def __str__(self) -> str:
+        return f"{self.uri} ({self.base_dn})"
+
+    def connection_settings(self, **overrides: Any) -> ConnectionSettings:
+        values: dict[str, Any] = {
+            "uri": self.uri,
+            "bind_dn": self.bind_dn,
+            "bind_password": self.bind_password or "",
+            "start_tls": self.start_tls,
+            "ca_cert_pem": self.ca_certificate,
+            "network_timeout": float(self.network_timeout),
+            "operation_timeout": float(self.operation_timeout),
+        }
+        values.update(overrides)
+        return ConnectionSettings(**values)
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.uri and self.base_dn and (not self.bind_dn or self.bind_password))
+
+
+class LdapOrgUnit(TenantOwnedModel):
+    """An organisational unit of the directory, with its Google-style path (``/Paris/Ventes``)."""
+
+    directory = models.ForeignKey(LdapDirectory, on_delete=models.CASCADE, related_name="org_units")
+    entry_uuid = models.UUIDField(_("entryUUID"))
+    dn = models.TextField(_("DN"))
+    name = models.CharField(_("nom"), max_length=255)
+    path = models.TextField(_("chemin"), db_index=True)
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name=_("parent"),
+    )
+    # The admin's explicit choice (the root of an added subtree) and its effect (this OU is added).
+    selected = models.BooleanField(_("choisie"), default=False)
+    added = models.BooleanField(_("ajoutée"), default=True, db_index=True)
+    created_at = models.DateTimeField(_("importée le"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("modifiée le"), default=timezone.now)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "entry_uuid"], name="ldap_ou_unique_uuid")]
+        verbose_name = _("unité organisationnelle LDAP")
+        verbose_name_plural = _("unités organisationnelles LDAP")
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def depth(self) -> int:
+        return self.path.count("/")
+
+
+class LdapUser(TenantOwnedModel):
+    directory = models.ForeignKey(LdapDirectory, on_delete=models.CASCADE, related_name="users")
+    entry_uuid = models.UUIDField(_("entryUUID"))
+    dn = models.TextField(_("DN"))
+    uid = models.CharField(_("identifiant"), max_length=255, blank=True)
+    email = models.CharField(_("adresse e-mail"), max_length=320)
+    name = models.CharField(_("nom"), max_length=255)
+    org_unit = models.ForeignKey(
+        LdapOrgUnit,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="users",
+        verbose_name=_("OU"),
+    )
+    created_at = models.DateTimeField(_("importé le"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("modifié le"), default=timezone.now)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "entry_uuid"], name="ldap_user_unique_uuid"),
+            # Deferred: one sync may swap two users' addresses; uniqueness holds again at commit.
+            models.UniqueConstraint(
+                fields=["tenant", "email"],
+                name="ldap_user_unique_email",
+                deferrable=models.Deferrable.DEFERRED,
+            ),
+        ]
+        verbose_name = _("utilisateur LDAP")
+        verbose_name_plural = _("utilisateurs LDAP")
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class SyncTrigger(models.TextChoices):
+    MANUAL = "manual", _("Manuelle")
+    SCHEDULED = "scheduled", _("Planifiée")
+    CLI = "cli", _("Ligne de commande")
+
+
+class SyncStatus(models.TextChoices):
+    QUEUED = "queued", _("En attente")
+    RUNNING = "running", _("En cours")
+    SUCCEEDED = "succeeded", _("Réussie")
+    PARTIAL = "partial", _("Réussie sans suppressions (liste incomplète)")
+    FAILED = "failed", _("Échouée")
+    SKIPPED = "skipped", _("Ignorée (une autre synchronisation était en cours)")
+
+
+FINISHED_STATUSES = (SyncStatus.SUCCEEDED, SyncStatus.PARTIAL, SyncStatus.FAILED, SyncStatus.SKIPPED)
+
+
+class LdapSyncRun(TenantOwnedModel):
+    """One sync of a directory: written first (queued), then filled in by the worker."""
+
+    directory = models.ForeignKey(LdapDirectory, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(_("déclenchement"), max_length=16, choices=SyncTrigger.choices)
+    status = models.CharField(_("état"), max_length=16, choices=SyncStatus.choices, default=SyncStatus.QUEUED)
+    requested_by = models.CharField(_("demandée par"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("demandée le"), auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("commencée le"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("terminée le"), null=True, blank=True)
+    ous_seen = models.PositiveIntegerField(_("OU lues"), default=0)
+    ous_added = models.PositiveIntegerField(_("OU ajoutées"), default=0)
+    ous_changed = models.PositiveIntegerField(_("OU modifiées"), default=0)
+    ous_removed = models.PositiveIntegerField(_("OU supprimées"), default=0)
+    users_seen = models.PositiveIntegerField(_("utilisateurs lus"), default=0)
+    users_added = models.PositiveIntegerField(_("utilisateurs ajoutés"), default=0)
+    users_changed = models.PositiveIntegerField(_("utilisateurs modifiés"), default=0)
+    users_removed = models.PositiveIntegerField(_("utilisateurs supprimés"), default=0)
+    entries_skipped = models.PositiveIntegerField(_("entrées ignorées"), default=0)
+    error_code = models.CharField(_("code d'erreur"), max_length=64, blank=True)
+    error_message = models.TextField(_("erreur"), blank=True)
+    log = models.JSONField(_("journal"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="ldap_run_tenant_time")]
+        verbose_name = _("synchronisation LDAP")
+        verbose_name_plural = _("synchronisations LDAP")
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} {self.created_at:%Y-%m-%d %H:%M} {self.get_status_display()}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

@@ -1,0 +1,74 @@
+"""Reads of the LDAP integration that other pages and apps share.
+
+``ldap_prerequisites`` is what "Gestion ChromeOS" asks before allowing "Autoriser Google";
+``ldap_org_units_by_path`` is what the ChromeOS sync matches Google OU paths against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from ldap_sync.models import LdapDirectory, LdapOrgUnit, LdapSyncRun, LdapUser, SyncStatus
+from mdm.models import Tenant
+
+SUCCESSFUL = (SyncStatus.SUCCEEDED, SyncStatus.PARTIAL)
+
+
+@dataclass(frozen=True)
+class LdapPrerequisites:
+    """The guide's prerequisites 2 and 3: an LDAP server configured, and its OUs synced and added."""
+
+    configured: bool
+    ous_synced: bool
+    ou_count: int  # OUs added (supported by the console)
+    user_count: int
+    last_sync: datetime | None  # end of the last successful sync
+    last_sync_status: str | None  # status of the most recent finished run, whatever it was
+
+    @property
+    def ready(self) -> bool:
+        return self.configured and self.ous_synced
+
+
+def ldap_prerequisites(tenant: Tenant) -> LdapPrerequisites:
+    """Is LDAP configured for ``tenant`` and are its OUs synced? Works with or without a current tenant."""
+    directory = LdapDirectory.unscoped.filter(tenant=tenant).first()
+    if directory is None:
+        return LdapPrerequisites(False, False, 0, 0, None, None)
+    last_success = (
+        LdapSyncRun.unscoped.filter(tenant=tenant, status__in=SUCCESSFUL).order_by("-finished_at").first()
+    )
+    last_finished = (
+        LdapSyncRun.unscoped.filter(tenant=tenant, finished_at__isnull=False).order_by("-finished_at").first()
+    )
+    ou_count = LdapOrgUnit.unscoped.filter(tenant=tenant, added=True).count()
+    return LdapPrerequisites(
+        configured=directory.is_configured,
+        ous_synced=last_success is not None and ou_count > 0,
+        ou_count=ou_count,
+        user_count=LdapUser.unscoped.filter(tenant=tenant).count(),
+        last_sync=last_success.finished_at if last_success else None,
+        last_sync_status=last_finished.status if last_finished else None,
+    )
+
+
+def ldap_org_units(tenant: Tenant, *, added_only: bool = True) -> QuerySet[LdapOrgUnit]:
+    """The tenant's LDAP OUs ordered by path (parents first)."""
+    units = LdapOrgUnit.unscoped.filter(tenant=tenant)
+    return units.filter(added=True) if added_only else units
+
+
+def ldap_org_units_by_path(tenant: Tenant) -> dict[str, LdapOrgUnit]:
+    """Added OUs by Google-style path (``/Paris/Ventes``), exact case and accents as in the directory."""
+    return {unit.path: unit for unit in ldap_org_units(tenant)}
+
+
+def ldap_directory(tenant: Tenant) -> LdapDirectory | None:
+    return LdapDirectory.unscoped.filter(tenant=tenant).first()
+
+
+def ldap_sync_runs(tenant: Tenant, limit: int = 20) -> QuerySet[LdapSyncRun]:
+    return LdapSyncRun.unscoped.filter(tenant=tenant).order_by("-created_at", "-id")[:limit]

@@ -1,0 +1,649 @@
+"""Writes of the LDAP integration: configure the directory, test it, choose OUs, request and run syncs.
+
+A sync reads the whole directory first (paged) into memory, then applies adds, changes and removals by
+``entryUUID`` in one short transaction. Nothing is written while the directory is being read, so a failure
+mid-listing (server down, size limit, bind refused...) leaves the previous import untouched; removals are
+applied only when the server reported the end of a complete listing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ldap_sync.client import (
+    ENTRY_UUID,
+    LdapClient,
+    LdapEntry,
+    LdapError,
+    dn_rdns,
+    normalize_dn,
+)
+from ldap_sync.diagnostics import ConnectionReport, check_connection
+from ldap_sync.models import (
+    LdapDirectory,
+    LdapOrgUnit,
+    LdapSyncRun,
+    LdapUser,
+    OuSelection,
+    SyncStatus,
+    SyncTrigger,
+)
+from mdm.models import Tenant, User
+from mdm.services import audit_record
+from mdm.tenancy import tenant_context
+
+logger = logging.getLogger(__name__)
+
+# First key of the two-key advisory lock: "LDAP" in ASCII, so it cannot collide with another app's locks.
+SYNC_LOCK_NAMESPACE = 0x4C444150
+# A run log keeps every line up to this many; a directory full of broken entries must not bloat the row.
+MAX_LOG_LINES = 500
+BULK_BATCH = 1000
+
+
+def _(message: str) -> str:  # marks msgids for makemessages; the run log is translated when displayed
+    return message
+
+
+# -- configuration ------------------------------------------------------------------------------------------------
+def directory_save(*, directory: LdapDirectory, actor: User, changed_fields: list[str]) -> LdapDirectory:
+    created = directory.pk is None
+    with transaction.atomic():
+        directory.save()
+        audit_record(
+            tenant=directory.tenant,
+            actor=actor,
+            action="ldap.directory.create" if created else "ldap.directory.update",
+            target=directory.uri,
+            # Field names only: the bind password's value never reaches the audit trail.
+            details={"changed": sorted(changed_fields)},
+        )
+    return directory
+
+
+def directory_test_connection(*, directory: LdapDirectory) -> ConnectionReport:
+    """Try every step with the given (possibly unsaved) settings and report what works and what fails."""
+    return check_connection(
+        directory.connection_settings(),
+        base_dn=directory.base_dn,
+        ou_filter=directory.ou_filter,
+        user_filter=directory.user_filter,
+    )
+
+
+def org_units_select(
+    *, directory: LdapDirectory, actor: User, mode: str, selected_ids: list[int]
+) -> LdapDirectory:
+    """Choose which OUs are added: all of them, or the chosen ones with their sub-units."""
+    with transaction.atomic():
+        directory.ou_selection = mode
+        directory.save(update_fields=["ou_selection", "updated_at"])
+        units = LdapOrgUnit.unscoped.filter(tenant=directory.tenant)
+        units.update(selected=False)
+        if mode == OuSelection.SELECTED:
+            units.filter(pk__in=selected_ids).update(selected=True)
+        added = _recompute_added(directory)
+        audit_record(
+            tenant=directory.tenant,
+            actor=actor,
+            action="ldap.org_units.select",
+            target=directory.base_dn,
+            details={"mode": mode, "selected": len(selected_ids), "added": added},
+        )
+    return directory
+
+
+def _recompute_added(directory: LdapDirectory) -> int:
+    """An OU is added when the admin takes all OUs, or when it or one of its ancestors was chosen."""
+    units = list(
+        LdapOrgUnit.unscoped.filter(tenant=directory.tenant).only(
+            "id", "parent_id", "selected", "added", "path"
+        )
+    )
+    by_id = {unit.pk: unit for unit in units}
+    take_all = directory.ou_selection == OuSelection.ALL
+    effective: dict[int, bool] = {}
+
+    def is_added(unit: LdapOrgUnit) -> bool:
+        if unit.pk not in effective:
+            parent = by_id.get(unit.parent_id) if unit.parent_id else None
+            effective[unit.pk] = take_all or unit.selected or (parent is not None and is_added(parent))
+        return effective[unit.pk]
+
+    # Parents before children (paths sort that way), so the recursion above stays shallow.
+    changed = []
+    for unit in sorted(units, key=lambda u: u.path.count("/")):
+        if unit.added != is_added(unit):
+            unit.added = effective[unit.pk]
+            changed.append(unit)
+    LdapOrgUnit.unscoped.bulk_update(changed, ["added"], batch_size=BULK_BATCH)
+    return sum(effective.values())
+
+
+# -- sync requests ------------------------------------------------------------------------------------------------
+def sync_request(*, directory: LdapDirectory, trigger: str, actor: User | None = None) -> LdapSyncRun:
+    """Write the run row, then queue the task once the row is committed. An unfinished run is reused."""
+    from ldap_sync.tasks import ldap_sync_task
+
+    # A run queued or running for less than the task time limit is still alive; an older one was lost.
+    alive_since = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    pending = (
+        LdapSyncRun.unscoped.filter(
+            tenant=directory.tenant,
+            status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING],
+            created_at__gte=alive_since,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if pending is not None:
+        return pending
+    with transaction.atomic():
+        run = LdapSyncRun.unscoped.create(
+            tenant=directory.tenant,
+            directory=directory,
+            trigger=trigger,
+            requested_by=actor.get_username() if actor else "",
+        )
+        if actor is not None:
+            audit_record(
+                tenant=directory.tenant,
+                actor=actor,
+                action="ldap.sync.request",
+                target=directory.base_dn,
+                details={"run_id": run.pk},
+            )
+        tenant_id, run_id = directory.tenant_id, run.pk
+        transaction.on_commit(lambda: ldap_sync_task.delay(tenant_id, run_id))
+    return run
+
+
+def sync_dispatch_due(*, now: datetime | None = None, interval_minutes: int = 60) -> list[LdapSyncRun]:
+    """Beat's hourly fan-out: a run for each directory whose first manual sync succeeded and that is due."""
+    now = now or timezone.now()
+    runs = []
+    for directory in LdapDirectory.unscoped.filter(hourly_sync_enabled=True).select_related("tenant"):
+        last = LdapSyncRun.unscoped.filter(tenant=directory.tenant).order_by("-created_at").first()
+        if last is not None and (now - last.created_at).total_seconds() < interval_minutes * 60 - 30:
+            continue
+        runs.append(sync_request(directory=directory, trigger=SyncTrigger.SCHEDULED))
+    return runs
+
+
+# -- running a sync -----------------------------------------------------------------------------------------------
+class RunLog:
+    """Lines of a run's log: a msgid and its parameters, translated when shown."""
+
+    def __init__(self, run: LdapSyncRun) -> None:
+        self.run = run
+        self.dropped = 0
+
+    def add(self, level: str, msgid: str, **params: Any) -> None:
+        if len(self.run.log) >= MAX_LOG_LINES:
+            self.dropped += 1
+            return
+        self.run.log.append(
+            {"at": timezone.now().isoformat(), "level": level, "msgid": msgid, "params": params}
+        )
+
+    def info(self, msgid: str, **params: Any) -> None:
+        self.add("info", msgid, **params)
+
+    def warning(self, msgid: str, **params: Any) -> None:
+        self.add("warning", msgid, **params)
+
+    def error(self, msgid: str, **params: Any) -> None:
+        self.add("error", msgid, **params)
+
+    def close(self) -> None:
+        if self.dropped:
+            self.run.log.append(
+                {
+                    "at": timezone.now().isoformat(),
+                    "level": "warning",
+                    "msgid": _("… et %(count)s autres lignes non conservées."),
+                    "params": {"count": self.dropped},
+                }
+            )
+
+
+class MissingEntryUuid(LdapError):
+    code = "missing_entry_uuid"
+    default_message = _(
+        "Le serveur ne fournit pas l'attribut entryUUID : impossible de suivre les renommages sans lui."
+    )
+
+
+@dataclass
+class ListedOrgUnit:
+    entry_uuid: uuid.UUID
+    dn: str
+    name: str
+    path: str
+
+
+@dataclass
+class ListedUser:
+    entry_uuid: uuid.UUID
+    dn: str
+    uid: str
+    email: str
+    name: str
+
+
+@dataclass
+class Listing:
+    """What one read of the directory found. ``complete``: the server reported the end of every listing and
+    delegated nothing elsewhere; only then may rows missing from it be removed."""
+
+    org_units: dict[uuid.UUID, ListedOrgUnit] = field(default_factory=dict)
+    users: dict[uuid.UUID, ListedUser] = field(default_factory=dict)
+    # Entries seen but not importable (missing attributes, duplicates): their rows are kept as they were.
+    skipped: set[uuid.UUID] = field(default_factory=set)
+    complete: bool = True
+
+
+@dataclass
+class SyncChanges:
+    ous_added: list[str] = field(default_factory=list)
+    ous_changed: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path)
+    ous_removed: list[str] = field(default_factory=list)
+    users_added: list[str] = field(default_factory=list)
+    users_changed: list[str] = field(default_factory=list)
+    users_removed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SyncOutcome:
+    run: LdapSyncRun
+    changes: SyncChanges
+
+
+@contextmanager
+def sync_lock(tenant: Tenant) -> Iterator[bool]:
+    """A non-blocking, session-level PostgreSQL advisory lock: one LDAP sync per tenant at a time.
+
+    Session-level (not transaction-level) because the lock must be held while the directory is read, which
+    happens outside any transaction; a worker that dies releases it with its database session.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK_NAMESPACE, tenant.pk])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK_NAMESPACE, tenant.pk])
+
+
+def ldap_sync_run(*, run: LdapSyncRun) -> SyncOutcome:
+    """Run one queued sync to its end; the run row says how it went. Never raises for directory problems."""
+    directory = run.directory
+    log = RunLog(run)
+    changes = SyncChanges()
+    if run.is_finished:  # a redelivered task (acks_late) for a run that already ended
+        return SyncOutcome(run, changes)
+    with tenant_context(run.tenant), sync_lock(run.tenant) as acquired:
+        if not acquired:
+            log.warning(_("Une autre synchronisation de cet annuaire est en cours : celle-ci est ignorée."))
+            _finish(run, log, SyncStatus.SKIPPED)
+            return SyncOutcome(run, changes)
+        _fail_abandoned_runs(run)
+        run.refresh_from_db()
+        if run.is_finished:  # the same run delivered twice: the other delivery finished it while we waited
+            return SyncOutcome(run, changes)
+        run.status = SyncStatus.RUNNING
+        run.started_at = timezone.now()
+        run.save(update_fields=["status", "started_at"])
+        try:
+            log.info(
+                _("Lecture de l'annuaire %(uri)s à partir de %(base_dn)s."),
+                uri=directory.uri,
+                base_dn=directory.base_dn,
+            )
+            listing = directory_read(directory=directory, log=log)
+            run.ous_seen, run.users_seen = len(listing.org_units), len(listing.users)
+            run.entries_skipped = len(listing.skipped)
+            changes = _apply_listing(directory, listing, log)
+        except LdapError as error:
+            logger.warning(
+                "ldap sync failed tenant=%s code=%s detail=%s", run.tenant.slug, error.code, error.detail
+            )
+            run.error_code, run.error_message = error.code, error.message
+            log.error(error.message)
+            if error.detail:
+                log.error(_("Réponse du serveur : %(detail)s"), detail=error.detail)
+            log.info(_("Aucune modification n'a été enregistrée."))
+            _finish(run, log, SyncStatus.FAILED)
+            return SyncOutcome(run, changes)
+        except Exception:
+            logger.exception("ldap sync crashed tenant=%s run=%s", run.tenant.slug, run.pk)
+            run.error_code = "unexpected"
+            run.error_message = _("Erreur interne pendant la synchronisation ; rien n'a été modifié.")
+            log.error(run.error_message)
+            _finish(run, log, SyncStatus.FAILED)
+            return SyncOutcome(run, changes)
+        _count(run, changes)
+        status = SyncStatus.SUCCEEDED if listing.complete else SyncStatus.PARTIAL
+        _finish(run, log, status)
+        if run.trigger in (SyncTrigger.MANUAL, SyncTrigger.CLI) and not directory.hourly_sync_enabled:
+            directory.hourly_sync_enabled = True
+            directory.save(update_fields=["hourly_sync_enabled", "updated_at"])
+    return SyncOutcome(run, changes)
+
+
+def _fail_abandoned_runs(current: LdapSyncRun) -> None:
+    """We hold the lock, so any other 'running' run of this tenant belongs to a worker that died."""
+    LdapSyncRun.unscoped.filter(tenant=current.tenant, status=SyncStatus.RUNNING).exclude(
+        pk=current.pk
+    ).update(
+        status=SyncStatus.FAILED,
+        finished_at=timezone.now(),
+        error_code="interrupted",
+        error_message=_("Synchronisation interrompue (arrêt du processus) ; rien n'a été modifié."),
+    )
+
+
+def _count(run: LdapSyncRun, changes: SyncChanges) -> None:
+    run.ous_added, run.ous_changed, run.ous_removed = (
+        len(changes.ous_added),
+        len(changes.ous_changed),
+        len(changes.ous_removed),
+    )
+    run.users_added, run.users_changed, run.users_removed = (
+        len(changes.users_added),
+        len(changes.users_changed),
+        len(changes.users_removed),
+    )
+
+
+def _finish(run: LdapSyncRun, log: RunLog, status: str) -> None:
+    log.close()
+    run.status = status
+    run.finished_at = timezone.now()
+    run.save()
+
+
+# -- reading the directory ----------------------------------------------------------------------------------------
+def directory_read(*, directory: LdapDirectory, log: RunLog) -> Listing:
+    """List every OU and user under the base DN into memory. Raises ``LdapError``; writes nothing."""
+    listing = Listing()
+    base_rdns = dn_rdns(directory.base_dn)
+    with LdapClient(directory.connection_settings()) as client:
+        search = client.search(directory.base_dn, directory.ou_filter, ["ou", ENTRY_UUID])
+        for entry in search:
+            relative = _relative_rdns(entry.dn, base_rdns)
+            if not relative:  # the base entry itself is the root, "/"
+                continue
+            listing.org_units[_entry_uuid(entry)] = ListedOrgUnit(
+                entry_uuid=_entry_uuid(entry),
+                dn=entry.dn,
+                name=relative[0][1],
+                path="/" + "/".join(value for _attr, value in reversed(relative)),
+            )
+        listing.complete &= _listing_complete(
+            search,
+            log,
+            _("La liste des unités organisationnelles est incomplète : aucune suppression ne sera faite."),
+        )
+        log.info(_("%(count)s unités organisationnelles lues."), count=len(listing.org_units))
+
+        attributes = [
+            directory.uid_attribute,
+            directory.email_attribute,
+            directory.name_attribute,
+            ENTRY_UUID,
+        ]
+        search = client.search(directory.base_dn, directory.user_filter, attributes)
+        for entry in search:
+            _read_user(directory, entry, listing, log)
+        listing.complete &= _listing_complete(
+            search, log, _("La liste des utilisateurs est incomplète : aucune suppression ne sera faite.")
+        )
+    _drop_duplicate_emails(listing, log)
+    log.info(_("%(count)s utilisateurs lus."), count=len(listing.users))
+    return listing
+
+
+def _listing_complete(search: Any, log: RunLog, incomplete_message: str) -> bool:
+    if search.references:
+        for reference in search.references[:20]:
+            log.warning(
+                _("Sous-arbre délégué à un autre serveur, non suivi : %(reference)s"), reference=reference
+            )
+        log.warning(incomplete_message)
+        return False
+    return bool(search.complete)
+
+
+def _relative_rdns(dn: str, base_rdns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    rdns = dn_rdns(dn)
+    return rdns[: len(rdns) - len(base_rdns)]
+
+
+def _entry_uuid(entry: LdapEntry) -> uuid.UUID:
+    value = entry.first(ENTRY_UUID)
+    if not value:
+        raise MissingEntryUuid(detail=entry.dn)
+    return uuid.UUID(value)
+
+
+def _read_user(directory: LdapDirectory, entry: LdapEntry, listing: Listing, log: RunLog) -> None:
+    entry_uuid = _entry_uuid(entry)
+    email = (entry.first(directory.email_attribute) or "").strip().lower()
+    if not email:
+        listing.skipped.add(entry_uuid)
+        log.warning(
+            _("Utilisateur ignoré, attribut « %(attribute)s » absent : %(dn)s"),
+            attribute=directory.email_attribute,
+            dn=entry.dn,
+        )
+        return
+    name = entry.first(directory.name_attribute) or dn_rdns(entry.dn)[0][1]
+    listing.users[entry_uuid] = ListedUser(
+        entry_uuid=entry_uuid,
+        dn=entry.dn,
+        uid=entry.first(directory.uid_attribute) or "",
+        email=email[:320],
+        name=name[:255],
+    )
+
+
+def _drop_duplicate_emails(listing: Listing, log: RunLog) -> None:
+    """Two entries claiming one address: neither is trusted. Both are skipped (existing rows kept)."""
+    owners: dict[str, list[ListedUser]] = defaultdict(list)
+    for user in listing.users.values():
+        owners[user.email].append(user)
+    for email, users in owners.items():
+        if len(users) < 2:
+            continue
+        log.warning(
+            _("Adresse e-mail en double, %(count)s utilisateurs ignorés : %(email)s (%(dns)s)"),
+            count=len(users),
+            email=email,
+            dns="; ".join(user.dn for user in users),
+        )
+        for user in users:
+            del listing.users[user.entry_uuid]
+            listing.skipped.add(user.entry_uuid)
+
+
+# -- applying a listing -------------------------------------------------------------------------------------------
+def _apply_listing(directory: LdapDirectory, listing: Listing, log: RunLog) -> SyncChanges:
+    changes = SyncChanges()
+    now = timezone.now()
+    with transaction.atomic():
+        org_unit_ids = _apply_org_units(directory, listing, changes, now)
+        _apply_users(directory, listing, org_unit_ids, changes, now, log)
+        _recompute_added(directory)
+    if not listing.complete:
+        log.warning(_("Liste incomplète : les entrées absentes ont été conservées."))
+    log.info(
+        _(
+            "OU : %(ous_added)s ajoutées, %(ous_changed)s modifiées, %(ous_removed)s supprimées. Utilisateurs : "
+            "%(users_added)s ajoutés, %(users_changed)s modifiés, %(users_removed)s supprimés."
+        ),
+        ous_added=len(changes.ous_added),
+        ous_changed=len(changes.ous_changed),
+        ous_removed=len(changes.ous_removed),
+        users_added=len(changes.users_added),
+        users_changed=len(changes.users_changed),
+        users_removed=len(changes.users_removed),
+    )
+    return changes
+
+
+def _apply_org_units(
+    directory: LdapDirectory, listing: Listing, changes: SyncChanges, now: datetime
+) -> dict[str, int]:
+    """Upsert OUs by entryUUID, link parents, sweep the missing. Returns normalized DN -> row id."""
+    existing = {unit.entry_uuid: unit for unit in LdapOrgUnit.unscoped.filter(tenant=directory.tenant)}
+    if listing.complete:
+        gone = [
+            unit
+            for key, unit in existing.items()
+            if key not in listing.org_units and key not in listing.skipped
+        ]
+        changes.ous_removed = sorted(unit.path for unit in gone)
+        LdapOrgUnit.unscoped.filter(pk__in=[unit.pk for unit in gone]).delete()
+
+    new_units = []
+    for key, listed in listing.org_units.items():
+        unit = existing.get(key)
+        if unit is None:
+            new_units.append(
+                LdapOrgUnit(
+                    tenant=directory.tenant,
+                    directory=directory,
+                    entry_uuid=key,
+                    dn=listed.dn,
+                    name=listed.name,
+                    path=listed.path,
+                    added=directory.ou_selection == OuSelection.ALL,
+                    updated_at=now,
+                )
+            )
+            changes.ous_added.append(listed.path)
+    created = LdapOrgUnit.unscoped.bulk_create(new_units, batch_size=BULK_BATCH)
+    units = {unit.entry_uuid: unit for unit in created}
+    units.update({key: unit for key, unit in existing.items() if key in listing.org_units})
+
+    ids_by_dn = {normalize_dn(listing.org_units[key].dn): unit.pk for key, unit in units.items()}
+    # OUs kept without being listed (skipped, or listing incomplete) still hold sub-units and users.
+    for key, unit in existing.items():
+        kept = key not in listing.org_units and (key in listing.skipped or not listing.complete)
+        if kept:
+            ids_by_dn.setdefault(normalize_dn(unit.dn), unit.pk)
+    base_depth = len(dn_rdns(directory.base_dn))
+    to_update = []
+    for key, unit in units.items():
+        listed = listing.org_units[key]
+        parent_id = _nearest_ancestor_id(listed.dn, ids_by_dn, base_depth)
+        if (unit.dn, unit.name, unit.path, unit.parent_id) != (
+            listed.dn,
+            listed.name,
+            listed.path,
+            parent_id,
+        ):
+            if key in existing:
+                changes.ous_changed.append((unit.path, listed.path))
+            unit.dn, unit.name, unit.path, unit.parent_id, unit.updated_at = (
+                listed.dn,
+                listed.name,
+                listed.path,
+                parent_id,
+                now,
+            )
+            to_update.append(unit)
+    LdapOrgUnit.unscoped.bulk_update(
+        to_update, ["dn", "name", "path", "parent", "updated_at"], batch_size=BULK_BATCH
+    )
+    return ids_by_dn
+
+
+def _nearest_ancestor_id(dn: str, ids_by_dn: dict[str, int], base_depth: int) -> int | None:
+    import ldap.dn
+
+    rdns = ldap.dn.str2dn(dn)
+    for start in range(1, len(rdns) - base_depth):
+        ancestor = normalize_dn(ldap.dn.dn2str(rdns[start:]))
+        if ancestor in ids_by_dn:
+            return ids_by_dn[ancestor]
+    return None
+
+
+def _apply_users(
+    directory: LdapDirectory,
+    listing: Listing,
+    org_unit_ids: dict[str, int],
+    changes: SyncChanges,
+    now: datetime,
+    log: RunLog,
+) -> None:
+    existing = {user.entry_uuid: user for user in LdapUser.unscoped.filter(tenant=directory.tenant)}
+    # Rows kept as they are (skipped entries, or everything unlisted when the listing is incomplete) keep their
+    # address: a listed user claiming it is a duplicate too.
+    kept = {
+        user.email: key
+        for key, user in existing.items()
+        if key not in listing.users and (key in listing.skipped or not listing.complete)
+    }
+    for key, listed in list(listing.users.items()):
+        if listed.email in kept:
+            log.warning(
+                _("Adresse e-mail en double, utilisateur ignoré : %(email)s (%(dn)s)"),
+                email=listed.email,
+                dn=listed.dn,
+            )
+            del listing.users[key]
+            listing.skipped.add(key)
+
+    base_depth = len(dn_rdns(directory.base_dn))
+    if listing.complete:
+        gone = [
+            user for key, user in existing.items() if key not in listing.users and key not in listing.skipped
+        ]
+        changes.users_removed = sorted(user.email for user in gone)
+        LdapUser.unscoped.filter(pk__in=[user.pk for user in gone]).delete()
+    new_users, to_update = [], []
+    for key, listed in listing.users.items():
+        org_unit_id = _nearest_ancestor_id(listed.dn, org_unit_ids, base_depth)
+        values = (listed.dn, listed.uid, listed.email, listed.name, org_unit_id)
+        user = existing.get(key)
+        if user is None:
+            new_users.append(
+                LdapUser(
+                    tenant=directory.tenant,
+                    directory=directory,
+                    entry_uuid=key,
+                    dn=listed.dn,
+                    uid=listed.uid,
+                    email=listed.email,
+                    name=listed.name,
+                    org_unit_id=org_unit_id,
+                    updated_at=now,
+                )
+            )
+            changes.users_added.append(listed.email)
+        elif (user.dn, user.uid, user.email, user.name, user.org_unit_id) != values:
+            user.dn, user.uid, user.email, user.name, user.org_unit_id = values
+            user.updated_at = now
+            to_update.append(user)
+            changes.users_changed.append(listed.email)
+    # The email constraint is deferred: two users swapping addresses is valid once the transaction ends.
+    LdapUser.unscoped.bulk_update(
+        to_update, ["dn", "uid", "email", "name", "org_unit", "updated_at"], batch_size=BULK_BATCH
+    )
+    LdapUser.unscoped.bulk_create(new_users, batch_size=BULK_BATCH)
