@@ -196,6 +196,14 @@ def withhold_refresh_token(state: EmulatorState, body: dict[str, Any]) -> dict[s
     return {"count": state.oauth.withhold_refresh_tokens}
 
 
+@route("POST", "/oauth/rotate-refresh-token")
+def rotate_refresh_token(state: EmulatorState, body: dict[str, Any]) -> dict[str, Any]:
+    """The next ``count`` (default 1) refreshes return a new refresh token; the one used stops working."""
+    with state.lock:
+        state.oauth.rotate_refresh_tokens = int(body.get("count", 1))
+    return {"count": state.oauth.rotate_refresh_tokens}
+
+
 @route("POST", "/admin")
 def set_admin(state: EmulatorState, body: dict[str, Any]) -> dict[str, Any]:
     """``{"email": ..., "is_admin": false}``: who consents, and whether Directory calls are allowed."""

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import itertools
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict
@@ -69,6 +70,8 @@ class OAuthStore:
         # Test controls: consent grants only these scopes; the next N exchanges withhold the refresh token.
         self.granted_scopes_limit: list[str] | None = None
         self.withhold_refresh_tokens = 0
+        # The next N refreshes rotate the refresh token (Google may do so): a new one is returned, the old dies.
+        self.rotate_refresh_tokens = 0
         self.pending: dict[str, dict[str, Any]] = {}  # consent screens shown, not yet answered
         self._epochs = itertools.count(1)
 
@@ -165,6 +168,8 @@ class OAuthStore:
         response = self._access_token_response(
             client.client_id, grant.user, grant.scopes, authorization.epoch
         )
+        if "openid" in grant.scopes:
+            response["id_token"] = self._id_token(client, grant.user, grant.scopes)
         if grant.issue_refresh_token:
             if self.withhold_refresh_tokens > 0:
                 self.withhold_refresh_tokens -= 1
@@ -191,7 +196,39 @@ class OAuthStore:
             if extra:
                 raise OAuthError("invalid_scope", f"Some requested scopes were invalid. {{invalid={extra}}}")
             scopes = requested
-        return self._access_token_response(client_id, user, scopes, authorization.epoch)
+        response = self._access_token_response(client_id, user, scopes, authorization.epoch)
+        if self.rotate_refresh_tokens > 0:
+            self.rotate_refresh_tokens -= 1
+            rotated = _random_token("1//0", 72)
+            self.refresh_tokens[rotated] = self.refresh_tokens.pop(refresh_token or "")
+            authorization.refresh_tokens = [
+                rotated if token == refresh_token else token for token in authorization.refresh_tokens
+            ]
+            response["refresh_token"] = rotated
+        return response
+
+    def _id_token(self, client: OAuthClient, user: str, scopes: list[str]) -> str:
+        """An OpenID Connect ID token naming the consenting account. Signed HS256 with the client secret (Google
+        signs RS256 with its own keys); an app that got it straight from the token endpoint need not verify it."""
+        now = int(self.now())
+        claims: dict[str, Any] = {
+            "iss": "https://accounts.google.com",
+            "azp": client.client_id,
+            "aud": client.client_id,
+            "sub": str(int(hashlib.sha256(user.encode()).hexdigest()[:15], 16)),
+            "iat": now,
+            "exp": now + self.access_token_ttl,
+        }
+        if "email" in scopes or SCOPE_PREFIX + "userinfo.email" in scopes:
+            claims.update(email=user, email_verified=True)
+
+        def encode(part: bytes) -> str:
+            return base64.urlsafe_b64encode(part).decode().rstrip("=")
+
+        header = encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        payload = encode(json.dumps(claims).encode())
+        signature = hmac.new(client.client_secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256)
+        return f"{header}.{payload}.{encode(signature.digest())}"
 
     def _authorize(self, client_id: str, user: str, scopes: list[str]) -> Authorization:
         existing = self.authorizations.get((client_id, user))
