@@ -76,3 +76,16 @@ def test_a_pending_run_is_reused_rather_than_queued_twice(tenant, make_directory
     first = services.sync_request(directory=directory, trigger=SyncTrigger.MANUAL, actor=admin_user)
     second = services.sync_request(directory=directory, trigger=SyncTrigger.MANUAL, actor=admin_user)
     assert first.pk == second.pk
+
+
+def test_configure_command_points_a_tenant_at_the_demo_directory(tenant, slapd, demo_dir, monkeypatch):
+    from ldap_sync.models import LdapDirectory
+
+    monkeypatch.setenv("LDAP_BIND_PASSWORD", demo_dir.service_password)
+    call_command("ldap_configure", "acme", "--uri", slapd.uri, stdout=StringIO())
+    out = StringIO()
+    call_command("ldap_sync", "acme", stdout=out, stderr=StringIO())
+    directory = LdapDirectory.unscoped.get(tenant=tenant)
+    assert directory.bind_password == demo_dir.service_password
+    assert directory.admin_group_dn == demo_dir.group_dn("admin")
+    assert "+ OU   /Paris/Équipe Réseau" in out.getvalue()
