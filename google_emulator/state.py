@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import random
@@ -24,6 +25,7 @@ from google_emulator.org_units import OrgUnitTree
 DEFAULT_CLIENT_ID = "mdm-console-dev.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "dev-secret"  # noqa: S105 - a documented development credential, not a secret
 STATE_FORMAT = 1
+FREEZE_THRESHOLD = 10_000
 
 
 @dataclass
@@ -129,6 +131,13 @@ class EmulatorState:
             self.log.clear()
             self.paginator.expire_all()
             self.changes += 1
+        for record in domain.devices:
+            record.json("FULL")  # encode now: the first sync should not pay for it
+        if len(self.devices) >= FREEZE_THRESHOLD:
+            # A large domain is millions of long-lived objects: without this, every full GC pass
+            # walks them all and listing 100,000 devices takes 60% longer. Frozen objects are
+            # simply left out of collection (they live as long as the emulator anyway).
+            gc.freeze()
 
     def new_org_unit_id(self) -> str:
         return self.generator.org_unit_id()
