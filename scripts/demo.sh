@@ -31,7 +31,9 @@ fi
 mkdir -p var/demo
 # Google's OU tree mirrors the demo directory's OUs, as the guide requires (OUs imported from LDAP).
 .venv/bin/python -c "from ldap_sync import demo_directory; print('\n'.join(demo_directory.demo().ou_paths()))" > var/demo/ou_paths.txt
-.venv/bin/python manage.py demo_seed --ldap-uri "ldap://127.0.0.1:${DEMO_LDAP_PORT}"
+.venv/bin/python manage.py demo_seed
+# The demo tenant's LDAP directory is the demo slapd below (its service account's password is a demo value).
+LDAP_BIND_PASSWORD=sync-secret .venv/bin/python manage.py ldap_configure demo --uri "ldap://127.0.0.1:${DEMO_LDAP_PORT}"
 
 echo
 echo "  MDM console:  http://${DEMO_WEB_ADDR}/   (Ctrl-C stops everything)"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from mdm.models import App, AppKind, Blueprint, Platform, Role, Tenant, User
@@ -25,15 +25,10 @@ DEMO_APPS = [
 
 
 class Command(BaseCommand):
-    help = (
-        "Create (or refresh) the demo tenant: users of every role, Blueprints, apps and its LDAP directory."
-    )
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--ldap-uri", help="Configure the demo tenant's LDAP directory at this URI.")
+    help = "Create (or refresh) the demo tenant: users of every role, Blueprints and apps."
 
     @transaction.atomic
-    def handle(self, *args: Any, ldap_uri: str | None = None, **opts: Any) -> None:
+    def handle(self, *args: Any, **opts: Any) -> None:
         tenant, _ = Tenant.objects.get_or_create(slug=DEMO_SLUG, defaults={"name": "Démo Éducation"})
         for username, password, role in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=username, defaults={"email": username})
@@ -47,16 +42,6 @@ class Command(BaseCommand):
                 )
             for name, kind, identifier in DEMO_APPS:
                 App.objects.get_or_create(kind=kind, identifier=identifier, defaults={"name": name})
-            if ldap_uri:
-                self._configure_ldap(tenant, ldap_uri)
         self.stdout.write(self.style.SUCCESS(f"Demo tenant '{tenant.slug}' ready."))
         for username, password, role in DEMO_USERS:
             self.stdout.write(f"  {role:<10} {username} / {password}")
-
-    def _configure_ldap(self, tenant: Tenant, uri: str) -> None:
-        try:
-            from ldap_sync.services import demo_directory_configure
-        except ImportError:
-            self.stdout.write("LDAP directory not configured: this build has no ldap_sync service for it.")
-            return
-        demo_directory_configure(tenant=tenant, uri=uri)
