@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +13,6 @@ from google_emulator.mutations import move_device
 
 DEFAULT_DEVICE_PROJECTION = "FULL"
 MAX_BATCH_DEVICES = 50
-_command_ids = itertools.count(1_000_000_001)
 
 
 def rfc3339(epoch_seconds: float) -> str:
@@ -318,7 +316,7 @@ def chromeos_issue_command(call: ApiCall) -> dict[str, Any]:
             raise errors.ApiError(400, "Device is not active; commands can only be issued to active devices.")
         now = state.clock.now()
         command = Command(
-            command_id=str(next(_command_ids)),
+            command_id=state.next_command_id(),
             device_id=record.device_id,
             command_type=command_type,
             issue_time=now,

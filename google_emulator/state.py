@@ -26,6 +26,7 @@ DEFAULT_CLIENT_ID = "mdm-console-dev.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "dev-secret"  # noqa: S105 - a documented development credential, not a secret
 STATE_FORMAT = 1
 FREEZE_THRESHOLD = 10_000
+FIRST_COMMAND_ID = 1_000_000_001
 
 
 @dataclass
@@ -138,6 +139,10 @@ class EmulatorState:
             # walks them all and listing 100,000 devices takes 60% longer. Frozen objects are
             # simply left out of collection (they live as long as the emulator anyway).
             gc.freeze()
+
+    def next_command_id(self) -> str:
+        # int64 ids, increasing, unique across restarts from a state file.
+        return str(max((int(c) for c in self.commands), default=FIRST_COMMAND_ID - 1) + 1)
 
     def new_org_unit_id(self) -> str:
         return self.generator.org_unit_id()
