@@ -186,6 +186,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILIT
 CELERY_TASK_SOFT_TIME_LIMIT = 50 * 60
 CELERY_TASK_TIME_LIMIT = 55 * 60
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 30.0
+# A Redis outage must not kill a running sync: it does not need the broker, its message stays unacked and a
+# later redelivery finds the run finished (or the tenant's sync lock held) and does nothing.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+if max(CELERY_TASK_TIME_LIMIT, CELERY_TASK_SOFT_TIME_LIMIT) >= CELERY_BROKER_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured("Celery task time limits must stay below the broker visibility timeout.")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
@@ -194,6 +199,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=3, minute=17),
     },
     "ldap-sync-dispatch": {"task": "ldap_sync.tasks.ldap_sync_dispatch_task", "schedule": crontab(minute="*/5")},
+}
+# ChromeOS sync: beat ticks the dispatcher every CHROMEOS_SYNC_DISPATCH_SECONDS; it starts the syncs that are
+# due (each tenant every CHROMEOS_SYNC_INTERVAL_SECONDS, at its own offset in the cycle).
+CHROMEOS_SYNC_INTERVAL_SECONDS = int(os.environ.get("CHROMEOS_SYNC_INTERVAL_SECONDS", "3600"))
+CHROMEOS_SYNC_DISPATCH_SECONDS = int(os.environ.get("CHROMEOS_SYNC_DISPATCH_SECONDS", "60"))
+CHROMEOS_SYNC_PAGE_SIZE = int(os.environ.get("CHROMEOS_SYNC_PAGE_SIZE", "300"))
+CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
+    "task": "chromeos.tasks.sync_dispatch_task",
+    "schedule": float(CHROMEOS_SYNC_DISPATCH_SECONDS),
+    # A tick that waited longer than a tick is pointless: the next one does the same work.
+    "options": {"expires": max(CHROMEOS_SYNC_DISPATCH_SECONDS - 5, 5)},
 }
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "400"))
 
