@@ -9,7 +9,12 @@ typed errors of ``errors.py`` (see the retry policy table there) and retries tra
 exponential backoff and jitter: 1, 2, 4, 8, 16 s (capped at ``GOOGLE_RETRY_MAX_SECONDS``) plus up to 1 s of
 random jitter, or the server's ``Retry-After`` when it sends one; at most ``GOOGLE_RETRY_ATTEMPTS`` attempts.
 Refreshed access tokens (and a rotated refresh token, should Google rotate it) are persisted on the
-integration, encrypted.
+integration, encrypted. A refused grant (``AuthRevoked``: ``invalid_grant`` on refresh, or 401 after a refresh)
+also marks an ACTIVE integration "réautorisation requise" right here, so every caller (sync, device actions,
+policies) pauses the same way; callers still receive the ``AuthRevoked`` and stop.
+
+A ``GoogleClient`` may also wrap an unsaved integration (the authorization callback reads the customer with
+the tokens it has just received before anything is stored): then nothing is persisted or marked.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -116,11 +122,26 @@ def _google_error_details(exc: HttpError) -> tuple[str, str]:
         return exc.content.decode("utf-8", "replace")[:300] or str(exc), ""
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
 def translate_http_error(exc: HttpError) -> GoogleError:
     status = int(exc.resp.status)
     message, reason = _google_error_details(exc)
-    retry_after_header = exc.resp.get("retry-after")
-    retry_after = float(retry_after_header) if retry_after_header and retry_after_header.isdigit() else None
+    retry_after = parse_retry_after(exc.resp.get("retry-after"))
     if status == 429 or status >= 500 or (status == 403 and reason in RATE_LIMIT_REASONS):
         return TransientGoogleError(message, status=status, reason=reason, retry_after=retry_after)
     if status == 403 and reason == "quotaExceeded":
@@ -233,6 +254,8 @@ class GoogleClient:
                     self._sleep(delay)
                     continue
                 self.persist_tokens()
+                if isinstance(error, AuthRevoked):
+                    self._mark_reauth_required(error)
                 raise error from raw
             self.persist_tokens()
             return response
@@ -242,6 +265,8 @@ class GoogleClient:
         """Save a refreshed access token (and a rotated refresh token) on the integration, encrypted."""
         creds = self._credentials
         integration = self.integration
+        if integration.pk is None:
+            return
         changes: dict[str, Any] = {}
         if creds.token and creds.token != integration.access_token:
             changes["access_token"] = creds.token
@@ -252,7 +277,17 @@ class GoogleClient:
             return
         for field, value in changes.items():
             setattr(integration, field, value)
+        # update(), not save(): a concurrent save of other fields must not be overwritten. update() still runs
+        # the field's get_prep_value, so the tokens are stored encrypted.
         type(integration).unscoped.filter(pk=integration.pk).update(**changes)
+
+    def _mark_reauth_required(self, error: AuthRevoked) -> None:
+        if self.integration.pk is None:
+            return
+        # Imported here: the services import this module.
+        from chromeos.services.integration import integration_mark_reauth_required
+
+        integration_mark_reauth_required(integration=self.integration, reason=error.message)
 
 
 class RevocationOutcome(StrEnum):
