@@ -7,6 +7,7 @@ fault can apply one between two pages of a listing (see ``apply``).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,7 +159,7 @@ def replace_org_units(state: EmulatorState, paths: list[str]) -> list[str]:
         return sorted(u.path for u in state.org_units)
 
 
-OPERATIONS = {
+OPERATIONS: dict[str, Callable[..., Any]] = {
     "add_devices": add_devices,
     "change_devices": change_devices,
     "delete_devices": delete_devices,

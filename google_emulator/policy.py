@@ -33,7 +33,7 @@ def _customer(call: ApiCall, resource: str) -> str:
     return call.state.customer["id"]
 
 
-def _org_unit(state: EmulatorState, target_key: dict[str, Any]) -> OrgUnit:
+def _org_unit(state: EmulatorState, target_key: dict[str, Any] | None) -> OrgUnit:
     resource = (target_key or {}).get("targetResource", "")
     if not resource.startswith("orgunits/"):
         raise invalid_argument(f"Invalid target resource '{resource}': expected orgunits/<org unit id>.")
@@ -44,7 +44,7 @@ def _org_unit(state: EmulatorState, target_key: dict[str, Any]) -> OrgUnit:
 
 
 def _target_keys(
-    schema: PolicySchema, target_key: dict[str, Any], required: bool = True
+    schema: PolicySchema, target_key: dict[str, Any] | None, required: bool = True
 ) -> tuple[tuple[str, str], ...]:
     given = dict((target_key or {}).get("additionalTargetKeys") or {})
     unexpected = set(given) - set(schema.target_keys)

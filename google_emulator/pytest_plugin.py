@@ -15,13 +15,14 @@ Tune the seeded domain with ``@pytest.mark.google_emulator(devices=500, seed=3)`
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from google_emulator.server import EmulatorServer
 from google_emulator.testing import EmulatorHandle
 
-DEFAULTS = {"devices": 50, "org_units": 12, "seed": 1}
+DEFAULTS: dict[str, Any] = {"devices": 50, "org_units": 12, "seed": 1}
 
 
 def pytest_configure(config: pytest.Config) -> None:
