@@ -89,14 +89,47 @@ class GoogleIntegrationFactory(TenantOwnedFactory):
     refresh_token = "1//factory-refresh-token"
 
 
+def _tenant_integration(tenant: Tenant) -> Any:
+    from chromeos.models import GoogleIntegration
+
+    return GoogleIntegration.unscoped.filter(tenant=tenant).first() or GoogleIntegrationFactory(tenant=tenant)
+
+
 class ChromeOSDeviceFactory(TenantOwnedFactory):
     class Meta:
         model = "chromeos.ChromeOSDevice"
 
-    integration = factory.SubFactory(GoogleIntegrationFactory, tenant=factory.SelfAttribute("..tenant"))
+    # The tenant's one integration (created on first use): several devices of a tenant share it.
+    integration = factory.LazyAttribute(lambda o: _tenant_integration(o.tenant))
     device_id = factory.Sequence(lambda n: f"dev-{n:08d}")
     serial_number = factory.Sequence(lambda n: f"5CD{n:07d}")
     status = "ACTIVE"
     model = "HP Chromebook 14 G7"
     os_version = "128.0.6613.98"
     org_unit_path = "/"
+
+
+class DeviceActionJobFactory(TenantOwnedFactory):
+    """A drafted device action on one fresh device of the tenant (its item included)."""
+
+    class Meta:
+        model = "chromeos.DeviceActionJob"
+        skip_postgeneration_save = True
+
+    action = "disable"
+    total = 1
+
+    @factory.post_generation
+    def with_device(obj: Any, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if not create:
+            return
+        from chromeos.models import DeviceActionItem
+
+        device = extracted or ChromeOSDeviceFactory(tenant=obj.tenant)
+        DeviceActionItem.unscoped.create(
+            tenant=obj.tenant,
+            job=obj,
+            device=device,
+            google_device_id=device.device_id,
+            serial_number=device.serial_number,
+        )

@@ -12,8 +12,9 @@ from typing import Any
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from chromeos.models import RemovalRun
 from mdm.models import Tenant
-from tests.factories import AppFactory, BlueprintFactory
+from tests.factories import AppFactory, BlueprintFactory, ChromeOSDeviceFactory, DeviceActionJobFactory
 from tests.ldap.factories import LdapSyncRunFactory
 
 KwargsMaker = Callable[[Tenant], dict[str, Any]]
@@ -21,7 +22,14 @@ KwargsMaker = Callable[[Tenant], dict[str, Any]]
 SWEEP: dict[str, KwargsMaker] = {
     "mdm:blueprint_edit": lambda t: {"pk": BlueprintFactory(tenant=t).pk},
     "mdm:app_edit": lambda t: {"pk": AppFactory(tenant=t).pk},
+    "chromeos:device_detail": lambda t: {"pk": ChromeOSDeviceFactory(tenant=t).pk},
+    "chromeos:device_action": lambda t: {"pk": ChromeOSDeviceFactory(tenant=t).pk},
+    "chromeos:device_commands": lambda t: {"pk": ChromeOSDeviceFactory(tenant=t).pk},
+    "chromeos:device_action_confirm": lambda t: {"pk": DeviceActionJobFactory(tenant=t).pk},
+    "chromeos:device_action_cancel": lambda t: {"pk": DeviceActionJobFactory(tenant=t).pk},
+    "chromeos:device_job": lambda t: {"pk": DeviceActionJobFactory(tenant=t, status="succeeded").pk},
     "ldap_sync:run": lambda t: {"pk": LdapSyncRunFactory(tenant=t).pk},
+    "chromeos:removal_retry": lambda t: {"pk": RemovalRun.unscoped.create(tenant=t, status="failed").pk},
 }
 
 # URL namespaces and names that are not tenant console pages.

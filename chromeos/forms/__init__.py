@@ -1,0 +1,1 @@
+"""Forms of the ChromeOS integration, one module per area."""

@@ -1,0 +1,308 @@
+"""Reads of the device inventory: the filtered, sorted list (page, selection, CSV), facets and the detail.
+
+The list must answer in well under 100 ms of server time at 100,000 devices per tenant. What makes that true:
+each sortable column has a ``(tenant, column, id)`` index (``ChromeOSDevice.Meta.indexes``) and every sort
+ends with ``id`` so that page N is stable and served by that index; the search box matches one lower-cased
+generated column (``search_text``) through a trigram GIN index; the OU "with children" filter is a prefix
+range on a ``text_pattern_ops`` index; facets (models, OS versions) are read with a loose index scan rather
+than ``SELECT DISTINCT`` over every row. ``benchmarks/devices.py`` measures it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from chromeos.models import (
+    ChromeOSDevice,
+    DeviceActionItem,
+    DeviceActionJob,
+    DeviceChange,
+    DeviceCommand,
+    OrgUnit,
+)
+from mdm.tenancy import current_tenant
+
+# Column key → (model field to sort on, label). Order is the table's default column order.
+COLUMNS: dict[str, tuple[str, Any]] = {
+    "serial_number": ("serial_number", _("Numéro de série")),
+    "status": ("status", _("Statut")),
+    "model": ("model", _("Modèle")),
+    "os_version": ("os_version", _("Version de l'OS")),
+    "org_unit_path": ("org_unit_path", _("Unité organisationnelle")),
+    "annotated_user": ("annotated_user", _("Utilisateur annoté")),
+    "annotated_location": ("annotated_location", _("Emplacement")),
+    "annotated_asset_id": ("annotated_asset_id", _("Numéro d'inventaire")),
+    "recent_user": ("recent_user", _("Utilisateur récent")),
+    "mac_address": ("mac_address", _("Adresse MAC")),
+    "last_sync": ("last_sync", _("Dernière synchro")),
+    "auto_update_expiration": ("auto_update_expiration", _("Fin des mises à jour")),
+    "notes": ("notes", _("Notes")),
+}
+DEFAULT_COLUMNS = (
+    "serial_number",
+    "status",
+    "model",
+    "os_version",
+    "org_unit_path",
+    "annotated_user",
+    "last_sync",
+    "auto_update_expiration",
+)
+DEFAULT_SORT = "serial_number"
+# A page never shows more than this many rows.
+PAGE_SIZES = (25, 50, 100, 200)
+AUE_SOON_DAYS = 180
+
+STATUSES = {
+    "ACTIVE": _("Actif"),
+    "DISABLED": _("Désactivé"),
+    "DEPROVISIONED": _("Déprovisionné"),
+    "PRE_PROVISIONED": _("Pré-provisionné"),
+    "INACTIVE": _("Inactif"),
+    "DELINQUENT": _("En défaut de paiement"),
+    "RETURN_ARRIVED": _("Retour reçu"),
+    "RETURN_REQUESTED": _("Retour demandé"),
+    "SHIPPED": _("Expédié"),
+    "UNKNOWN": _("Inconnu"),
+}
+
+_MAC_WITH_SEPARATORS = re.compile(r"^[0-9a-f]{2}([:\-.][0-9a-f]{2}){2,5}$", re.IGNORECASE)
+
+
+def normalise_search(text: str) -> str:
+    """Lower-case, trimmed; a MAC typed with separators (aa:bb:cc...) matches Google's 12 bare hex digits."""
+    needle = text.strip().lower()
+    if _MAC_WITH_SEPARATORS.match(needle):
+        needle = re.sub(r"[:\-.]", "", needle)
+    return needle
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    """What the device list shows: search, filters and sort. Built from the list's query string."""
+
+    q: str = ""
+    status: str = ""
+    org_unit: str = ""
+    include_children: bool = True
+    support: str = ""  # "supported" | "unsupported" | ""
+    os_version: str = ""
+    model: str = ""
+    sync_older_than_days: int | None = None
+    aue: str = ""  # "passed" | "soon" | ""
+    removed: str = ""  # "" (hide removed) | "only" | "all"
+    sort: str = DEFAULT_SORT
+    descending: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def with_sort(self, sort: str, descending: bool) -> DeviceFilter:
+        return replace(self, sort=sort, descending=descending)
+
+    @property
+    def is_filtered(self) -> bool:
+        defaults = DeviceFilter()
+        return any(
+            getattr(self, f.name) != getattr(defaults, f.name)
+            for f in fields(self)
+            if f.name not in ("sort", "descending", "extra", "include_children")
+        )
+
+
+def org_unit_support_known() -> bool:
+    """Whether OUs carry their LDAP link yet (``OrgUnit.ldap_org_unit``, added by the sync work)."""
+    return any(f.name == "ldap_org_unit" for f in OrgUnit._meta.get_fields())
+
+
+def supported_org_unit_paths() -> QuerySet[Any]:
+    """Paths of the tenant's Google OUs backed by an LDAP OU: the only ones the console manages."""
+    return OrgUnit.objects.filter(ldap_org_unit__isnull=False).values("path")
+
+
+def devices_filtered(flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
+    """The current tenant's devices matching ``flt``, unsorted."""
+    qs = ChromeOSDevice.objects.all()
+    if flt.removed == "only":
+        qs = qs.filter(removed_at__isnull=False)
+    elif flt.removed != "all":
+        qs = qs.filter(removed_at__isnull=True)
+    needle = normalise_search(flt.q)
+    if needle:
+        qs = qs.filter(search_text__contains=needle)
+    if flt.status:
+        qs = qs.filter(status=flt.status)
+    if flt.org_unit:
+        path = "/" + flt.org_unit.strip().strip("/") if flt.org_unit.strip() != "/" else "/"
+        if flt.include_children:
+            if path != "/":
+                qs = qs.filter(Q(org_unit_path=path) | Q(org_unit_path__startswith=path + "/"))
+        else:
+            qs = qs.filter(org_unit_path=path)
+    if flt.support and org_unit_support_known():
+        supported = Q(org_unit_path__in=supported_org_unit_paths())
+        qs = qs.filter(supported if flt.support == "supported" else ~supported)
+    if flt.os_version:
+        qs = qs.filter(os_version=flt.os_version)
+    if flt.model:
+        qs = qs.filter(model=flt.model)
+    if flt.sync_older_than_days is not None:
+        cutoff = timezone.now() - timedelta(days=flt.sync_older_than_days)
+        qs = qs.filter(Q(last_sync__lt=cutoff) | Q(last_sync__isnull=True))
+    if flt.aue:
+        today = timezone.localdate()
+        if flt.aue == "passed":
+            qs = qs.filter(auto_update_expiration__lt=today)
+        elif flt.aue == "soon":
+            qs = qs.filter(
+                auto_update_expiration__gte=today,
+                auto_update_expiration__lte=today + timedelta(days=AUE_SOON_DAYS),
+            )
+    return qs
+
+
+def devices_sorted(qs: QuerySet[ChromeOSDevice], flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
+    column = COLUMNS.get(flt.sort, COLUMNS[DEFAULT_SORT])[0]
+    prefix = "-" if flt.descending else ""
+    # ``id`` last: a total order, so pages neither repeat nor skip rows, served by the (tenant, col, id) index.
+    return qs.order_by(f"{prefix}{column}", f"{prefix}id")
+
+
+# What a list row needs: the payload (large JSON) is never read by the list.
+LIST_FIELDS = (
+    "id",
+    "device_id",
+    "serial_number",
+    "status",
+    "model",
+    "os_version",
+    "org_unit_path",
+    "annotated_user",
+    "annotated_location",
+    "annotated_asset_id",
+    "recent_user",
+    "mac_address",
+    "last_sync",
+    "auto_update_expiration",
+    "notes",
+    "removed_at",
+)
+
+
+def device_list(flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
+    return devices_sorted(devices_filtered(flt), flt).only(*LIST_FIELDS)
+
+
+def device_page(flt: DeviceFilter, page_number: int, page_size: int) -> tuple[list[ChromeOSDevice], int]:
+    """One page of the list and the number of matching devices (two queries)."""
+    qs = devices_filtered(flt)
+    total = qs.count()
+    pages = max(1, -(-total // page_size))
+    page_number = min(max(1, page_number), pages)
+    start = (page_number - 1) * page_size
+    rows = list(devices_sorted(qs, flt).only(*LIST_FIELDS)[start : start + page_size])
+    return rows, total
+
+
+def distinct_values(column: str, limit: int = 200) -> list[str]:
+    """Distinct non-empty values of an indexed column for the current tenant, in one query.
+
+    A recursive "loose index scan" jumps from one value to the next through the (tenant, column, id) index:
+    a handful of index probes for a fleet of a few dozen models, instead of reading every row.
+    """
+    allowed = {"model": "model", "os_version": "os_version"}
+    col = allowed[column]
+    table = ChromeOSDevice._meta.db_table
+    sql = f"""
+        WITH RECURSIVE v(value, n) AS (
+            (SELECT {col}, 1 FROM {table} WHERE tenant_id = %(t)s AND {col} > '' ORDER BY {col} LIMIT 1)
+            UNION ALL
+            SELECT (SELECT {col} FROM {table} WHERE tenant_id = %(t)s AND {col} > v.value
+                    ORDER BY {col} LIMIT 1), n + 1
+            FROM v WHERE v.value IS NOT NULL AND n < %(limit)s
+        )
+        SELECT value FROM v WHERE value IS NOT NULL
+    """  # noqa: S608 - column and table come from the whitelist above, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"t": current_tenant().pk, "limit": limit})
+        return [row[0] for row in cursor.fetchall()]
+
+
+def org_unit_choices(limit: int = 2000) -> list[str]:
+    return list(OrgUnit.objects.order_by("path").values_list("path", flat=True)[:limit])
+
+
+def device_ids_matching(flt: DeviceFilter) -> QuerySet[Any]:
+    """Primary keys of every device the filter matches (for "select all N matching")."""
+    return devices_sorted(devices_filtered(flt), flt).values_list("pk", flat=True)
+
+
+def csv_rows(flt: DeviceFilter, columns: list[str], chunk_size: int = 2000) -> Iterator[tuple[Any, ...]]:
+    """Every matching device's chosen columns, streamed from a server-side cursor (never all in memory).
+
+    The queryset is built now, in the caller's tenant context; it runs when the response is read, after the
+    view returned (a plain function, not a generator, for that reason).
+    """
+    names = ["device_id", *[COLUMNS[c][0] for c in columns]]
+    return devices_sorted(devices_filtered(flt), flt).values_list(*names).iterator(chunk_size=chunk_size)
+
+
+# -- detail ----------------------------------------------------------------------------------------------
+def device_detail(pk: int) -> ChromeOSDevice:
+    return ChromeOSDevice.objects.select_related("integration").get(pk=pk)
+
+
+def device_changes(device: ChromeOSDevice, limit: int = 50) -> list[DeviceChange]:
+    return list(DeviceChange.objects.filter(device=device).order_by("-at", "-id")[:limit])
+
+
+def device_commands(device: ChromeOSDevice, limit: int = 50) -> list[DeviceCommand]:
+    return list(
+        DeviceCommand.objects.filter(device=device)
+        .select_related("issued_by")
+        .order_by("-issued_at", "-id")[:limit]
+    )
+
+
+def device_action_items(device: ChromeOSDevice, limit: int = 20) -> list[DeviceActionItem]:
+    return list(
+        DeviceActionItem.objects.filter(device=device)
+        .exclude(job__status="draft")
+        .select_related("job", "job__requested_by")
+        .order_by("-id")[:limit]
+    )
+
+
+def device_org_unit(device: ChromeOSDevice) -> OrgUnit | None:
+    return OrgUnit.objects.filter(path=device.org_unit_path).first()
+
+
+def aue_state(value: date | None) -> str:
+    """ "passed", "soon" or "" for an auto-update expiration date."""
+    if value is None:
+        return ""
+    today = timezone.localdate()
+    if value < today:
+        return "passed"
+    if value <= today + timedelta(days=AUE_SOON_DAYS):
+        return "soon"
+    return ""
+
+
+# -- jobs ------------------------------------------------------------------------------------------------
+def job_items(job: DeviceActionJob, status: str = "") -> QuerySet[DeviceActionItem]:
+    qs = DeviceActionItem.objects.filter(job=job)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("id")
+
+
+def recent_jobs(limit: int = 50) -> QuerySet[DeviceActionJob]:
+    return DeviceActionJob.objects.exclude(status="draft").select_related("requested_by")[:limit]

@@ -1,0 +1,713 @@
+"""Device actions and remote commands: drafted with a fixed device list, confirmed, run against Google in
+Celery, with a result per device, and audited.
+
+Lifecycle of a :class:`DeviceActionJob`::
+
+    device_action_prepare   → draft: the job row and one item per device, fixed now (what the confirmation lists)
+    device_action_confirm   → queued: parameters checked, audited, task enqueued on commit
+    device_action_job_run   → running → succeeded / partial / failed, chunk by chunk, resumable
+    device_commands_poll    → remote commands followed through ``commands.get`` until a final state
+
+Google calls and their limits:
+
+| action                         | Google method                                  | per call            |
+|--------------------------------|------------------------------------------------|---------------------|
+| disable / re-enable / deprov.  | ``customer.devices.chromeos.batchChangeStatus`` | ≤ 50 devices, result per device |
+| move to OU                     | ``chromeosdevices.moveDevicesToOu``             | ≤ 50 devices, all or nothing (a refused batch is retried device by device to find the culprit) |
+| annotations                    | ``chromeosdevices.patch``                       | 1 device            |
+| remote commands                | ``customer.devices.chromeos.issueCommand``      | 1 device            |
+| command state                  | ``customer.devices.chromeos.commands.get``      | 1 command           |
+
+Errors (the taxonomy of ``chromeos.google.errors``): transient errors are retried by the client, then by the
+task (``TransientGoogleError`` propagates; the job resumes where it stopped since finished items are kept);
+``AuthRevoked`` marks the integration "réautorisation requise" and fails the remaining devices;
+``QuotaExhausted`` and ``GooglePermissionDenied`` fail the remaining devices with Google's message;
+``GoogleNotFound`` and ``GoogleBadRequest`` fail only the devices concerned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from chromeos.google.client import GoogleClient
+from chromeos.google.errors import (
+    AuthRevoked,
+    GoogleBadRequest,
+    GoogleNotFound,
+    GooglePermissionDenied,
+    QuotaExhausted,
+)
+from chromeos.models import (
+    ChromeOSDevice,
+    CommandState,
+    DeviceAction,
+    DeviceActionItem,
+    DeviceActionJob,
+    DeviceChange,
+    DeviceCommand,
+    GoogleIntegration,
+    IntegrationStatus,
+    ItemStatus,
+    JobStatus,
+    OrgUnit,
+)
+from chromeos.selectors.devices import DeviceFilter, devices_filtered, devices_sorted
+from mdm.models import Tenant, User
+from mdm.services import audit_record
+from mdm.tenancy import current_tenant
+
+logger = logging.getLogger(__name__)
+
+# Google's limit of devices per batchChangeStatus / moveDevicesToOu call.
+GOOGLE_BATCH_LIMIT = 50
+# Above this many devices a destructive action asks the admin to type the number of devices.
+TYPED_CONFIRMATION_THRESHOLD = 50
+# The confirmation page lists this many devices, then says how many more.
+CONFIRMATION_PREVIEW = 200
+# A draft not confirmed within this delay must be prepared again: the device list it fixed may be stale.
+DRAFT_TTL = timedelta(hours=1)
+# One task run works this long, then hands over to a fresh task: runs stay far below the broker's
+# visibility timeout and the time limits, whatever the number of devices.
+RUN_SLICE_SECONDS = 60.0
+# Commands are polled at these delays after issue (then every COMMAND_POLL_MAX_DELAY), until a final
+# state or COMMAND_TRACKING_MAX_AGE. All far below the Redis visibility timeout (2 h).
+COMMAND_POLL_DELAYS = (5, 10, 20, 40, 60, 120)
+COMMAND_POLL_MAX_DELAY = 300
+COMMAND_TRACKING_MAX_AGE = timedelta(hours=24)
+
+DESTRUCTIVE_ACTIONS = frozenset(
+    {DeviceAction.DISABLE, DeviceAction.DEPROVISION, DeviceAction.WIPE_USERS, DeviceAction.POWERWASH}
+)
+STATUS_ACTIONS = {
+    DeviceAction.DISABLE: ("CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_DISABLE", "DISABLED"),
+    DeviceAction.REENABLE: ("CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_REENABLE", "ACTIVE"),
+    DeviceAction.DEPROVISION: ("CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_DEPROVISION", "DEPROVISIONED"),
+}
+COMMAND_TYPES = {
+    DeviceAction.REBOOT: "REBOOT",
+    DeviceAction.SCREENSHOT: "TAKE_A_SCREENSHOT",
+    DeviceAction.SET_VOLUME: "SET_VOLUME",
+    DeviceAction.WIPE_USERS: "WIPE_USERS",
+    DeviceAction.POWERWASH: "REMOTE_POWERWASH",
+}
+# Google's current (non-deprecated) reasons, in the words of its Admin console.
+DEPROVISION_REASONS = {
+    "DEPROVISION_REASON_SAME_MODEL_REPLACEMENT": gettext_lazy("Remplacement par un modèle identique"),
+    "DEPROVISION_REASON_DIFFERENT_MODEL_REPLACEMENT": gettext_lazy("Remplacement par un autre modèle"),
+    "DEPROVISION_REASON_RETIRING_DEVICE": gettext_lazy("Mise hors service du périphérique"),
+    "DEPROVISION_REASON_UPGRADE_TRANSFER": gettext_lazy("Transfert de licence de mise à niveau"),
+    "DEPROVISION_REASON_NOT_REQUIRED": gettext_lazy("Plus nécessaire"),
+    "DEPROVISION_REASON_REPAIR_CENTER": gettext_lazy("Envoi en réparation"),
+}
+# Google's limits on annotations (the API refuses longer values).
+ANNOTATION_LIMITS = {
+    "annotated_user": 100,
+    "annotated_location": 200,
+    "annotated_asset_id": 200,
+    "notes": 500,
+}
+ANNOTATION_GOOGLE_FIELDS = {
+    "annotated_user": "annotatedUser",
+    "annotated_location": "annotatedLocation",
+    "annotated_asset_id": "annotatedAssetId",
+    "notes": "notes",
+}
+FINAL_COMMAND_STATES = frozenset(
+    {
+        CommandState.EXECUTED_BY_CLIENT,
+        CommandState.EXPIRED,
+        CommandState.CANCELLED,
+        CommandState.FAILED_TO_ISSUE,
+    }
+)
+
+
+def is_destructive(action: str) -> bool:
+    return action in DESTRUCTIVE_ACTIONS
+
+
+def is_command(action: str) -> bool:
+    return action in COMMAND_TYPES
+
+
+class ActionError(Exception):
+    """A request the service refuses, with a message for the admin."""
+
+
+# -- drafting and confirming ------------------------------------------------------------------------------
+def device_action_prepare(
+    *,
+    actor: User,
+    action: str,
+    device_pks: Iterable[int] | None = None,
+    flt: DeviceFilter | None = None,
+    selection: str = "",
+    params: dict[str, Any] | None = None,
+) -> DeviceActionJob:
+    """Draft a job on the chosen devices of the current tenant: the checked rows, or every device the list's
+    filter matches. The device list is fixed here, in one INSERT … SELECT, and never recomputed."""
+    if action not in DeviceAction.values:
+        raise ActionError(_("Action inconnue."))
+    tenant = current_tenant()
+    if flt is not None:
+        qs = devices_sorted(devices_filtered(flt), flt)
+    else:
+        pks = sorted({int(pk) for pk in device_pks or []})
+        qs = ChromeOSDevice.objects.filter(pk__in=pks).order_by("serial_number", "id")
+    # Devices Google no longer lists cannot be acted on.
+    qs = qs.filter(removed_at__isnull=True)
+    _drafts_purge(tenant)
+    with transaction.atomic():
+        job = DeviceActionJob.objects.create(
+            tenant=tenant,
+            action=action,
+            params=params or {},
+            selection=selection[:4000],
+            requested_by=actor,
+        )
+        source = qs.values_list("tenant_id", "id", "device_id", "serial_number")
+        sql, sql_params = source.query.sql_with_params()
+        item_table = DeviceActionItem._meta.db_table
+        with connection.cursor() as cursor:
+            # The SELECT's order is the list's order: items' ids (and the confirmation) follow it.
+            cursor.execute(
+                f"INSERT INTO {item_table} (tenant_id, device_id, google_device_id, serial_number, job_id, "  # noqa: S608
+                f"status, message) SELECT s.*, %s, %s, '' FROM ({sql}) AS s",
+                (*sql_params, job.pk, ItemStatus.PENDING),
+            )
+            total = cursor.rowcount
+        if total == 0:
+            transaction.set_rollback(True)
+            raise ActionError(_("Aucun périphérique à traiter : la sélection est vide."))
+        job.total = total
+        job.save(update_fields=["total"])
+    return job
+
+
+def _drafts_purge(tenant: Tenant) -> None:
+    """Drafts the admin walked away from: deleted after a day (their items with them)."""
+    DeviceActionJob.unscoped.filter(
+        tenant=tenant, status=JobStatus.DRAFT, created_at__lt=timezone.now() - timedelta(days=1)
+    ).delete()
+
+
+def draft_expired(job: DeviceActionJob) -> bool:
+    return job.created_at < timezone.now() - DRAFT_TTL
+
+
+def devices_not_active(job: DeviceActionJob) -> int:
+    """How many of the job's devices are not ACTIVE now (Google refuses commands to them)."""
+    return (
+        DeviceActionItem.objects.filter(job=job, device__isnull=False)
+        .exclude(device__status="ACTIVE")
+        .count()
+    )
+
+
+def device_action_confirm(*, job: DeviceActionJob, actor: User, params: dict[str, Any]) -> DeviceActionJob:
+    """The admin confirmed: record the parameters, audit, and queue the job (on commit)."""
+    from chromeos.tasks.actions import device_action_job_run_task
+
+    with transaction.atomic():
+        job = DeviceActionJob.objects.select_for_update().get(pk=job.pk)
+        if job.status != JobStatus.DRAFT:
+            raise ActionError(_("Cette action a déjà été confirmée ou annulée."))
+        if draft_expired(job):
+            raise ActionError(_("Cette confirmation a expiré : préparez l'action à nouveau."))
+        _check_params(job.action, params)
+        job.params = params
+        job.status = JobStatus.QUEUED
+        job.confirmed_at = timezone.now()
+        job.save(update_fields=["params", "status", "confirmed_at"])
+        audit_record(
+            tenant=job.tenant,
+            actor=actor,
+            action=f"device.{job.action}",
+            target=_("%(count)s périphérique(s)") % {"count": job.total},
+            details={
+                "job_id": job.pk,
+                "devices": job.total,
+                "params": params,
+                "selection": job.selection[:300],
+            },
+        )
+        job_pk = job.pk
+        transaction.on_commit(lambda: device_action_job_run_task.delay(job_pk))
+    return job
+
+
+def device_action_cancel(*, job: DeviceActionJob, actor: User) -> None:
+    with transaction.atomic():
+        job = DeviceActionJob.objects.select_for_update().get(pk=job.pk)
+        if job.status != JobStatus.DRAFT:
+            raise ActionError(_("Seule une action non confirmée peut être annulée."))
+        job.status = JobStatus.CANCELLED
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "finished_at"])
+
+
+def _check_params(action: str, params: dict[str, Any]) -> None:
+    """Second line of defence behind the form: the task trusts what is stored."""
+    if action == DeviceAction.DEPROVISION and params.get("deprovision_reason") not in DEPROVISION_REASONS:
+        raise ActionError(_("Google exige un motif pour déprovisionner."))
+    if action == DeviceAction.MOVE:
+        path = params.get("org_unit_path") or ""
+        if not OrgUnit.objects.filter(path=path).exists():
+            raise ActionError(_("Unité organisationnelle inconnue : %(path)s") % {"path": path})
+    if action == DeviceAction.SET_VOLUME and not (0 <= int(params.get("volume", -1)) <= 100):
+        raise ActionError(_("Le volume doit être compris entre 0 et 100."))
+    if action == DeviceAction.ANNOTATE:
+        annotations = params.get("annotations") or {}
+        if not annotations or set(annotations) - set(ANNOTATION_LIMITS):
+            raise ActionError(_("Cochez au moins un champ à modifier."))
+        for name, value in annotations.items():
+            if len(value) > ANNOTATION_LIMITS[name]:
+                raise ActionError(_("Valeur trop longue pour Google."))
+
+
+def move_target_org_units() -> list[str]:
+    """OUs a device may be moved to: the supported (LDAP-backed) ones once the sync records that link."""
+    from chromeos.selectors.devices import org_unit_support_known
+
+    qs = OrgUnit.objects.order_by("path")
+    if org_unit_support_known():
+        qs = qs.filter(ldap_org_unit__isnull=False)
+    return list(qs.values_list("path", flat=True)[:5000])
+
+
+# -- running ---------------------------------------------------------------------------------------------
+def device_action_job_run(job_pk: int, *, clock: Callable[[], float] = time.monotonic) -> bool:
+    """Run (or resume) a confirmed job for up to RUN_SLICE_SECONDS. Returns True when the job is finished.
+
+    Each chunk runs in its own transaction holding the job's row lock, so a duplicate delivery of the task
+    waits its turn instead of sending the same devices to Google twice, and a worker killed mid-job leaves
+    the finished items recorded and the rest pending for the next run.
+    Raises ``TransientGoogleError`` when Google stays unavailable: the task retries later.
+    """
+    started = clock()
+    job = DeviceActionJob.unscoped.select_related("tenant").get(pk=job_pk)
+    if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return True
+    if job.status == JobStatus.QUEUED:
+        DeviceActionJob.unscoped.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING, started_at=timezone.now()
+        )
+    integration = GoogleIntegration.unscoped.filter(tenant=job.tenant).first()
+    if integration is None or integration.status != IntegrationStatus.ACTIVE:
+        _abort(job, _("L'intégration Google n'est pas active : réautorisez-la puis recommencez."))
+        return True
+    client = GoogleClient(integration)
+    runner = _RUNNERS[DeviceAction(job.action)]
+    # Per-device calls run one device per transaction: a refusal of the whole job (grant revoked) then
+    # never rolls back the record of a command Google already accepted.
+    chunk_size = GOOGLE_BATCH_LIMIT if job.action in (*STATUS_ACTIONS, DeviceAction.MOVE) else 1
+    while True:
+        try:
+            with transaction.atomic():
+                locked = (
+                    DeviceActionJob.unscoped.select_for_update(skip_locked=True)
+                    .filter(pk=job.pk, status=JobStatus.RUNNING)
+                    .select_related("tenant")
+                    .first()
+                )
+                if locked is None:  # finished, or another worker holds it
+                    return True
+                items = list(
+                    DeviceActionItem.unscoped.filter(job=job, status=ItemStatus.PENDING)
+                    .select_related("device")
+                    .order_by("id")[:chunk_size]
+                )
+                if not items:
+                    _finish(locked)
+                    return True
+                runner(client, locked, items)
+                _save_items(locked, items)
+        except AuthRevoked as exc:
+            # Outside the chunk's (rolled back) transaction, so that the integration's new status sticks.
+            from chromeos.services.integration import integration_mark_reauth_required
+
+            integration_mark_reauth_required(integration=integration, reason=exc.message)
+            _abort(job, _("Google a révoqué l'autorisation : réautorisation requise."))
+            return True
+        except (QuotaExhausted, GooglePermissionDenied) as exc:
+            _abort(job, _("Google a refusé : %(reason)s") % {"reason": exc.message})
+            return True
+        if clock() - started > RUN_SLICE_SECONDS:
+            return False
+
+
+def device_action_job_abort(job_pk: int, reason: str) -> None:
+    """Fail what is left of a job (the task gave up on transient errors, or Google refused the whole job)."""
+    job = DeviceActionJob.unscoped.select_related("tenant").get(pk=job_pk)
+    _abort(job, reason)
+
+
+def _abort(job: DeviceActionJob, reason: str) -> None:
+    with transaction.atomic():
+        locked = DeviceActionJob.unscoped.select_for_update().get(pk=job.pk)
+        if locked.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return
+        DeviceActionItem.unscoped.filter(job=locked, status=ItemStatus.PENDING).update(
+            status=ItemStatus.FAILED, message=reason[:1000], finished_at=timezone.now()
+        )
+        locked.error = reason[:2000]
+        _finish(locked)
+
+
+def _finish(job: DeviceActionJob) -> None:
+    counts = dict(
+        DeviceActionItem.unscoped.filter(job=job)
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    job.succeeded = counts.get(ItemStatus.SUCCEEDED, 0)
+    job.failed = counts.get(ItemStatus.FAILED, 0)
+    if job.failed == 0:
+        job.status = JobStatus.SUCCEEDED
+    elif job.succeeded == 0:
+        job.status = JobStatus.FAILED
+    else:
+        job.status = JobStatus.PARTIAL
+    job.finished_at = timezone.now()
+    job.save(update_fields=["succeeded", "failed", "status", "finished_at", "error"])
+    audit_record(
+        tenant=job.tenant,
+        actor=None,
+        action=f"device.{job.action}.finished",
+        target=_("%(count)s périphérique(s)") % {"count": job.total},
+        details={"job_id": job.pk, "succeeded": job.succeeded, "failed": job.failed, "status": job.status},
+    )
+
+
+def _save_items(job: DeviceActionJob, items: list[DeviceActionItem]) -> None:
+    now = timezone.now()
+    for item in items:
+        if item.status == ItemStatus.PENDING:  # a runner must decide every item it was given
+            item.status = ItemStatus.FAILED
+            item.message = _("Aucune réponse de Google pour ce périphérique.")
+        item.finished_at = now
+        item.message = item.message[:1000]
+    DeviceActionItem.unscoped.bulk_update(items, ["status", "message", "finished_at"])
+
+
+def _succeed(item: DeviceActionItem, message: str = "") -> None:
+    item.status = ItemStatus.SUCCEEDED
+    item.message = message
+
+
+def _fail(item: DeviceActionItem, message: str) -> None:
+    item.status = ItemStatus.FAILED
+    item.message = message or _("Refusé par Google.")
+
+
+def _gone(item: DeviceActionItem) -> bool:
+    """A device deleted locally since the draft (integration removal): nothing to update, report it."""
+    if item.device is None:
+        _fail(item, _("Le périphérique n'existe plus dans la console."))
+        return True
+    return False
+
+
+def _record_changes(job: DeviceActionJob, changes: dict[int, dict[str, list[Any]]]) -> None:
+    now = timezone.now()
+    DeviceChange.unscoped.bulk_create(
+        [
+            DeviceChange(tenant_id=job.tenant_id, device_id=pk, job=job, changes=diff, at=now)
+            for pk, diff in changes.items()
+            if diff
+        ]
+    )
+
+
+def _update_devices(
+    job: DeviceActionJob, devices: list[ChromeOSDevice], columns: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    """After Google said yes: the local rows (and their payload) show the new state before the next sync."""
+    if not devices:
+        return
+    changes = {
+        d.pk: {c: [getattr(d, c), v] for c, v in columns.items() if getattr(d, c) != v} for d in devices
+    }
+    sets = ", ".join(f"{c} = %s" for c in columns)
+    table = ChromeOSDevice._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {sets}, payload = payload || %s::jsonb "  # noqa: S608 - columns are ours
+            "WHERE tenant_id = %s AND id = ANY(%s)",
+            [*columns.values(), json.dumps(payload), job.tenant_id, [d.pk for d in devices]],
+        )
+    _record_changes(job, changes)
+
+
+def _google_reason(error: dict[str, Any] | None) -> str:
+    if not error:
+        return ""
+    return str(error.get("message") or error.get("status") or error.get("code") or "")
+
+
+def _run_status_change(client: GoogleClient, job: DeviceActionJob, items: list[DeviceActionItem]) -> None:
+    google_action, new_status = STATUS_ACTIONS[DeviceAction(job.action)]
+    live = [i for i in items if not _gone(i)]
+    if not live:
+        return
+    body: dict[str, Any] = {
+        "changeChromeOsDeviceStatusAction": google_action,
+        "deviceIds": [i.google_device_id for i in live],
+    }
+    if job.action == DeviceAction.DEPROVISION:
+        body["deprovisionReason"] = job.params["deprovision_reason"]
+    request = (
+        client.directory()
+        .customer()
+        .devices()
+        .chromeos()
+        .batchChangeStatus(customerId="my_customer", body=body)
+    )
+    try:
+        response = client.execute(request)
+    except (GoogleBadRequest, GoogleNotFound) as exc:
+        for item in live:
+            _fail(item, exc.message)
+        return
+    results = {r.get("deviceId"): r for r in response.get("changeChromeOsDeviceStatusResults") or []}
+    done: list[ChromeOSDevice] = []
+    for item in live:
+        result = results.get(item.google_device_id)
+        if result is None:
+            _fail(item, _("Aucune réponse de Google pour ce périphérique."))
+        elif "error" in result:
+            _fail(item, _google_reason(result["error"]))
+        else:
+            _succeed(item)
+            assert item.device is not None
+            done.append(item.device)
+    payload: dict[str, Any] = {"status": new_status}
+    if job.action == DeviceAction.DEPROVISION:
+        payload["deprovisionReason"] = job.params["deprovision_reason"]
+    _update_devices(job, done, {"status": new_status}, payload)
+
+
+def _org_unit_id(tenant_id: int, path: str) -> str:
+    unit = OrgUnit.unscoped.filter(tenant_id=tenant_id, path=path).first()
+    # Devices carry Google's OU id without the "id:" prefix that orgunits.list uses.
+    return unit.org_unit_id.removeprefix("id:") if unit else ""
+
+
+def _run_move(client: GoogleClient, job: DeviceActionJob, items: list[DeviceActionItem]) -> None:
+    path = job.params["org_unit_path"]
+    live = [i for i in items if not _gone(i)]
+    if not live:
+        return
+
+    def move(batch: list[DeviceActionItem]) -> None:
+        request = (
+            client.directory()
+            .chromeosdevices()
+            .moveDevicesToOu(
+                customerId="my_customer",
+                orgUnitPath=path,
+                body={"deviceIds": [i.google_device_id for i in batch]},
+            )
+        )
+        client.execute(request)
+
+    try:
+        move(live)
+        moved = live
+    except (GoogleBadRequest, GoogleNotFound) as exc:
+        if len(live) == 1:
+            _fail(live[0], exc.message)
+            return
+        # Google refuses the whole batch for one bad device: ask device by device to know which.
+        moved = []
+        for item in live:
+            try:
+                move([item])
+                moved.append(item)
+            except (GoogleBadRequest, GoogleNotFound) as single:
+                _fail(item, single.message)
+    for item in moved:
+        _succeed(item)
+    unit_id = _org_unit_id(job.tenant_id, path)
+    devices = [i.device for i in moved if i.device is not None]
+    _update_devices(
+        job,
+        devices,
+        {"org_unit_path": path, "org_unit_id": unit_id},
+        {"orgUnitPath": path, **({"orgUnitId": unit_id} if unit_id else {})},
+    )
+
+
+def _run_annotate(client: GoogleClient, job: DeviceActionJob, items: list[DeviceActionItem]) -> None:
+    annotations: dict[str, str] = job.params["annotations"]
+    body = {ANNOTATION_GOOGLE_FIELDS[name]: value for name, value in annotations.items()}
+    for item in items:
+        if _gone(item):
+            continue
+        request = (
+            client.directory()
+            .chromeosdevices()
+            .patch(customerId="my_customer", deviceId=item.google_device_id, projection="BASIC", body=body)
+        )
+        try:
+            response = client.execute(request)
+        except (GoogleBadRequest, GoogleNotFound) as exc:
+            _fail(item, exc.message)
+            continue
+        _succeed(item)
+        device = item.device
+        assert device is not None
+        columns = {name: response.get(ANNOTATION_GOOGLE_FIELDS[name], "") or "" for name in annotations}
+        payload = {ANNOTATION_GOOGLE_FIELDS[name]: value for name, value in columns.items()}
+        _update_devices(job, [device], columns, payload)
+
+
+def _run_command(client: GoogleClient, job: DeviceActionJob, items: list[DeviceActionItem]) -> None:
+    command_type = COMMAND_TYPES[DeviceAction(job.action)]
+    payload = {"volume": int(job.params["volume"])} if job.action == DeviceAction.SET_VOLUME else {}
+    issued = False
+    for item in items:
+        if _gone(item):
+            continue
+        device = item.device
+        assert device is not None
+        body: dict[str, Any] = {"commandType": command_type}
+        if payload:
+            body["payload"] = json.dumps(payload)
+        request = (
+            client.directory()
+            .customer()
+            .devices()
+            .chromeos()
+            .issueCommand(customerId="my_customer", deviceId=item.google_device_id, body=body)
+        )
+        command = DeviceCommand(
+            tenant_id=job.tenant_id,
+            device=device,
+            command_type=command_type,
+            payload=payload,
+            issued_by_id=job.requested_by_id,
+            job=job,
+        )
+        try:
+            response = client.execute(request)
+        except (GoogleBadRequest, GoogleNotFound) as exc:
+            command.state = CommandState.FAILED_TO_ISSUE
+            command.result_detail = exc.message[:1000]
+            command.finished_at = timezone.now()
+            command.save()
+            _fail(item, exc.message)
+            continue
+        command.command_id = str(response.get("commandId", ""))
+        command.save()
+        issued = True
+        _succeed(item, _("Commande acceptée par Google (n° %(id)s).") % {"id": command.command_id})
+    if issued:
+        from chromeos.tasks.actions import device_commands_poll_task
+
+        job_pk = job.pk
+        transaction.on_commit(
+            lambda: device_commands_poll_task.apply_async((job_pk, 0), countdown=COMMAND_POLL_DELAYS[0])
+        )
+
+
+_RUNNERS: dict[DeviceAction, Callable[[GoogleClient, DeviceActionJob, list[DeviceActionItem]], None]] = {
+    DeviceAction.DISABLE: _run_status_change,
+    DeviceAction.REENABLE: _run_status_change,
+    DeviceAction.DEPROVISION: _run_status_change,
+    DeviceAction.MOVE: _run_move,
+    DeviceAction.ANNOTATE: _run_annotate,
+    **dict.fromkeys(COMMAND_TYPES, _run_command),
+}
+
+
+# -- remote commands -------------------------------------------------------------------------------------
+def command_poll_delay(attempt: int) -> int:
+    if attempt < len(COMMAND_POLL_DELAYS):
+        return COMMAND_POLL_DELAYS[attempt]
+    return COMMAND_POLL_MAX_DELAY
+
+
+def device_command_poll(client: GoogleClient, command: DeviceCommand, *, now: datetime | None = None) -> bool:
+    """Ask Google for one command's state and record it. Returns True when the command is final."""
+    now = now or timezone.now()
+    if command.state in FINAL_COMMAND_STATES or command.finished_at is not None:
+        return True
+    request = (
+        client.directory()
+        .customer()
+        .devices()
+        .chromeos()
+        .commands()
+        .get(customerId="my_customer", deviceId=command.device.device_id, commandId=command.command_id)
+    )
+    command.polls += 1
+    command.last_polled_at = now
+    fields = ["polls", "last_polled_at", "updated_at"]
+    try:
+        response = client.execute(request)
+    except GoogleNotFound as exc:
+        # Google no longer knows the command (or the device): nothing more will come.
+        command.result_detail = exc.message[:1000]
+        command.finished_at = now
+        command.save(update_fields=[*fields, "result_detail", "finished_at"])
+        return True
+    state = response.get("state") or command.state
+    if state in CommandState.values:
+        command.state = state
+    result = response.get("commandResult") or {}
+    command.result = result.get("result", "") or ""
+    detail = result.get("errorMessage") or ""
+    if result.get("commandResultPayload"):
+        detail = f"{detail}\n{result['commandResultPayload']}".strip()
+    command.result_detail = detail[:1000]
+    fields += ["state", "result", "result_detail"]
+    final = command.state in FINAL_COMMAND_STATES
+    if final:
+        executed = parse_datetime(result.get("executeTime", "") or "")
+        command.finished_at = executed or now
+        fields.append("finished_at")
+    elif now - command.issued_at > COMMAND_TRACKING_MAX_AGE:
+        command.result_detail = _("Suivi arrêté : pas d'état final après 24 h.")
+        command.finished_at = now
+        fields.append("finished_at")
+        final = True
+    command.save(update_fields=fields)
+    return final
+
+
+def device_commands_poll(job_pk: int) -> bool:
+    """Poll every unfinished command of a job. Returns True when none is left to follow."""
+    job = DeviceActionJob.unscoped.select_related("tenant").get(pk=job_pk)
+    integration = GoogleIntegration.unscoped.filter(tenant=job.tenant).first()
+    if integration is None or integration.status != IntegrationStatus.ACTIVE:
+        return True  # nothing can be asked; the sync's own handling tells the admin why
+    client = GoogleClient(integration)
+    pending = DeviceCommand.unscoped.filter(job=job, finished_at__isnull=True).select_related("device")
+    remaining = 0
+    for command in pending.exclude(state__in=FINAL_COMMAND_STATES).exclude(command_id=""):
+        try:
+            if not device_command_poll(client, command):
+                remaining += 1
+        except AuthRevoked as exc:
+            from chromeos.services.integration import integration_mark_reauth_required
+
+            integration_mark_reauth_required(integration=integration, reason=exc.message)
+            return True
+        except (QuotaExhausted, GooglePermissionDenied, GoogleBadRequest) as exc:
+            logger.warning("command poll refused tenant=%s job=%s: %s", job.tenant_id, job.pk, exc)
+            remaining += 1
+    return remaining == 0

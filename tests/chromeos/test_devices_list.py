@@ -1,0 +1,294 @@
+"""The device inventory's pages on PostgreSQL: list (search, filters, sort, pagination, columns), CSV export,
+detail, pinned query counts and who sees which controls."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from chromeos.models import DeviceChange, DeviceCommand, OrgUnit
+from chromeos.selectors import devices as selectors
+from mdm.models import AuditEvent
+from mdm.tenancy import tenant_context
+from tests.factories import ChromeOSDeviceFactory, GoogleIntegrationFactory
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("chromeos:device_list")
+
+
+def serials(response) -> list[str]:
+    return [d.serial_number for d in response.context["rows"]]
+
+
+@pytest.fixture
+def fleet(tenant, other_tenant):
+    """A small fleet with one distinctive value per searchable field, and a device of another tenant."""
+    today = timezone.localdate()
+    now = timezone.now()
+    make = ChromeOSDeviceFactory
+    devices = {
+        "a": make(
+            tenant=tenant,
+            serial_number="5CD1000001",
+            annotated_asset_id="INV-2024-00042",
+            annotated_user="zoe.martin@acme.test",
+            mac_address="a1b2c3d4e5f6",
+            model="Lenovo 300e Chromebook Gen 3",
+            recent_user="leo.dubois@acme.test",
+            org_unit_path="/Paris",
+            os_version="124.0.6367.225",
+            last_sync=now - timedelta(days=40),
+            auto_update_expiration=today - timedelta(days=10),
+            annotated_location="CDI",
+        ),
+        "b": make(
+            tenant=tenant,
+            serial_number="5CD1000002",
+            status="DISABLED",
+            org_unit_path="/Paris/Ventes et Marketing",
+            last_sync=now - timedelta(days=2),
+            auto_update_expiration=today + timedelta(days=30),
+            annotated_location="Accueil",
+        ),
+        "c": make(
+            tenant=tenant,
+            serial_number="NXH0000003",
+            status="DEPROVISIONED",
+            org_unit_path="/Lyon",
+            ethernet_mac_address="0a0b0c0d0e0f",
+            last_sync=now - timedelta(hours=1),
+            auto_update_expiration=today + timedelta(days=2000),
+        ),
+        "removed": make(tenant=tenant, serial_number="5CD1000004", removed_at=now, org_unit_path="/Paris"),
+        "theirs": make(tenant=other_tenant, serial_number="5CD9999999", org_unit_path="/Paris"),
+    }
+    return devices
+
+
+def test_list_shows_own_tenant_devices_without_removed_ones(admin_client_, fleet):
+    response = admin_client_.get(LIST)
+    assert response.status_code == 200
+    assert serials(response) == ["5CD1000001", "5CD1000002", "NXH0000003"]
+    assert response.context["total"] == 3
+    assert "5CD9999999" not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("1000001", ["5CD1000001"]),  # part of a serial
+        ("inv-2024-00042", ["5CD1000001"]),  # asset id, any case
+        ("ZOE.MARTIN", ["5CD1000001"]),  # annotated user
+        ("A1:B2:C3:D4:E5:F6", ["5CD1000001"]),  # Wi-Fi MAC typed with separators
+        ("0a0b0c", ["NXH0000003"]),  # Ethernet MAC
+        ("lenovo 300e", ["5CD1000001"]),  # model
+        ("leo.dubois", ["5CD1000001"]),  # recent user
+        ("nothing-like-this", []),
+    ],
+)
+def test_search_matches_every_searchable_field(admin_client_, fleet, query, expected):
+    assert serials(admin_client_.get(LIST, {"q": query})) == expected
+
+
+@pytest.mark.parametrize(
+    "params,expected",
+    [
+        ({"status": "DISABLED"}, ["5CD1000002"]),
+        ({"org_unit": "/Paris"}, ["5CD1000001", "5CD1000002"]),
+        ({"org_unit": "/Paris", "include_children": "0"}, ["5CD1000001"]),
+        ({"org_unit": "Paris/Ventes et Marketing"}, ["5CD1000002"]),
+        ({"org_unit": "/Par"}, []),  # a prefix of a name is not the OU
+        ({"os_version": "124.0.6367.225"}, ["5CD1000001"]),
+        ({"model": "Lenovo 300e Chromebook Gen 3"}, ["5CD1000001"]),
+        ({"sync_older_than_days": "30"}, ["5CD1000001"]),
+        ({"sync_older_than_days": "1"}, ["5CD1000001", "5CD1000002"]),
+        ({"aue": "passed"}, ["5CD1000001"]),
+        ({"aue": "soon"}, ["5CD1000002"]),
+        ({"removed": "only"}, ["5CD1000004"]),
+        ({"removed": "all"}, ["5CD1000001", "5CD1000002", "5CD1000004", "NXH0000003"]),
+        ({"status": "ACTIVE", "org_unit": "/Paris"}, ["5CD1000001"]),
+    ],
+)
+def test_filters(admin_client_, fleet, params, expected):
+    assert serials(admin_client_.get(LIST, params)) == expected
+
+
+def test_supported_org_unit_filter(admin_client_, fleet, tenant):
+    if not selectors.org_unit_support_known():
+        pytest.skip("OrgUnit.ldap_org_unit (sync work) not there yet")
+    from tests.ldap.factories import LdapOrgUnitFactory
+
+    integration = fleet["a"].integration
+    ldap_ou = LdapOrgUnitFactory(tenant=tenant, name="Paris")
+    OrgUnit.unscoped.create(
+        tenant=tenant,
+        integration=integration,
+        org_unit_id="id:1",
+        path="/Paris",
+        name="Paris",
+        ldap_org_unit=ldap_ou,
+    )
+    OrgUnit.unscoped.create(
+        tenant=tenant, integration=integration, org_unit_id="id:2", path="/Lyon", name="Lyon"
+    )
+    assert serials(admin_client_.get(LIST, {"support": "supported"})) == ["5CD1000001"]
+    assert serials(admin_client_.get(LIST, {"support": "unsupported"})) == ["5CD1000002", "NXH0000003"]
+
+
+@pytest.mark.parametrize("column", list(selectors.COLUMNS))
+def test_every_column_sorts_both_ways(admin_client_, fleet, column):
+    field = selectors.COLUMNS[column][0]
+    up = admin_client_.get(LIST, {"sort": column, "dir": "asc"}).context["rows"]
+    down = admin_client_.get(LIST, {"sort": column, "dir": "desc"}).context["rows"]
+    assert [d.pk for d in down] == [d.pk for d in reversed(up)]
+    values = [getattr(d, field) for d in up]
+    present = [v for v in values if v is not None]
+    assert present == sorted(present)
+
+
+def test_pagination_is_server_side_and_stable(admin_client_, tenant, admin_user):
+    for n in range(120):
+        ChromeOSDeviceFactory(tenant=tenant, serial_number=f"S{n:04d}", model="Same")
+    session = admin_client_.session
+    session["chromeos.device_per_page"] = 50
+    session.save()
+    seen = []
+    for page in (1, 2, 3):
+        response = admin_client_.get(LIST, {"sort": "model", "page": page})
+        assert response.context["pages"] == 3
+        seen += serials(response)
+    # Sorting on a column where every value ties still pages without repeats or gaps (id breaks ties).
+    assert len(seen) == len(set(seen)) == 120
+    assert len(serials(admin_client_.get(LIST, {"page": 99}))) == 20  # past the end: the last page
+
+
+def test_column_chooser_persists_in_session(admin_client_, fleet):
+    response = admin_client_.get(
+        LIST,
+        {
+            "set_columns": "1",
+            "columns": ["serial_number", "notes", "mac_address"],
+            "per_page": "25",
+            "q": "5CD",
+        },
+    )
+    assert response.status_code == 302
+    assert response["Location"] == f"{LIST}?q=5CD"
+    page = admin_client_.get(LIST)
+    assert page.context["column_keys"] == ["serial_number", "mac_address", "notes"]
+    assert page.context["per_page"] == 25
+    assert "a1b2c3d4e5f6" in page.content.decode()
+
+
+def test_csv_export_streams_the_filtered_set_with_chosen_columns(admin_client_, fleet, tenant):
+    fleet["a"].notes = '=HYPERLINK("http://evil")'
+    fleet["a"].save()
+    admin_client_.get(LIST, {"set_columns": "1", "columns": ["serial_number", "status", "notes"]})
+    response = admin_client_.get(reverse("chromeos:device_export"), {"org_unit": "/Paris"})
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(body)))
+    assert rows[0] == ["device_id", "Numéro de série", "Statut", "Notes"]
+    assert [r[1] for r in rows[1:]] == ["5CD1000001", "5CD1000002"]
+    # A formula typed in an annotation is neutralised for spreadsheets.
+    assert rows[1][3].startswith("'=")
+    assert AuditEvent.unscoped.filter(tenant=tenant, action="device.export").count() == 1
+
+
+def test_csv_export_reads_through_a_server_side_cursor(tenant, fleet):
+    with tenant_context(tenant):
+        rows = selectors.csv_rows(selectors.DeviceFilter(), ["serial_number"], chunk_size=2)
+        assert hasattr(rows, "__next__")  # a generator: nothing fetched before the response is read
+        assert [r[1] for r in rows] == ["5CD1000001", "5CD1000002", "NXH0000003"]
+
+
+def test_list_page_one_query_count_is_pinned(admin_client_, tenant, django_assert_num_queries):
+    for n in range(60):
+        ChromeOSDeviceFactory(tenant=tenant, model=f"Model {n % 4}", os_version=f"12{n % 3}.0")
+    # session, user, tenant; facets (models, OS versions); count; page; OU choices.
+    with django_assert_num_queries(8):
+        response = admin_client_.get(LIST)
+    assert len(response.context["rows"]) == 50
+    with django_assert_num_queries(8):
+        admin_client_.get(LIST, {"q": "5cd", "status": "ACTIVE", "sort": "model", "dir": "desc", "page": "2"})
+
+
+def test_detail_groups_every_field_google_reports(admin_client_, tenant, django_assert_num_queries):
+    device = ChromeOSDeviceFactory(
+        tenant=tenant,
+        payload={
+            "deviceId": "x",
+            "macAddress": "a1b2c3d4e5f6",
+            "cpuInfo": [{"model": "Intel(R) Celeron(R) N4500"}],
+            "recentUsers": [{"type": "USER_TYPE_MANAGED", "email": "zoe@acme.test"}],
+            "osVersion": "128.0",
+            "annotatedUser": "Zoé",
+            "orgUnitPath": "/Paris",
+            "someFieldGoogleAddsLater": "valeur",
+        },
+    )
+    DeviceChange.unscoped.create(tenant=tenant, device=device, changes={"os_version": ["127.0", "128.0"]})
+    DeviceCommand.unscoped.create(tenant=tenant, device=device, command_type="REBOOT", command_id="42")
+    # session, user, tenant; device; OU; changes; commands; action items.
+    with django_assert_num_queries(8):
+        response = admin_client_.get(reverse("chromeos:device_detail", kwargs={"pk": device.pk}))
+    assert response.status_code == 200
+    groups = {g["key"]: dict(g["fields"]) for g in response.context["groups"]}
+    assert "cpuInfo" in groups["hardware"]
+    assert "osVersion" in groups["os"]
+    assert "macAddress" in groups["network"]
+    assert "recentUsers" in groups["activity"]
+    assert "annotatedUser" in groups["annotations"]
+    assert "orgUnitPath" in groups["org_unit"]
+    assert groups["other"] == {"deviceId": "x", "someFieldGoogleAddsLater": "valeur"}
+    html = response.content.decode()
+    assert "Intel(R) Celeron(R) N4500" in html and "someFieldGoogleAddsLater" in html
+    assert "127.0" in html and "REBOOT" in html
+
+
+def test_read_only_users_see_no_action_control(client_for, readonly_user, admin_user, fleet):
+    reader = client_for(readonly_user).get(LIST).content.decode()
+    assert 'name="ids"' not in reader and reverse("chromeos:device_action_prepare") not in reader
+    detail = client_for(readonly_user).get(reverse("chromeos:device_detail", kwargs={"pk": fleet["a"].pk}))
+    assert reverse("chromeos:device_action", kwargs={"pk": fleet["a"].pk}) not in detail.content.decode()
+    admin = client_for(admin_user).get(LIST).content.decode()
+    assert 'name="ids"' in admin and reverse("chromeos:device_action_prepare") in admin
+
+
+def test_read_only_users_get_403_on_every_action_url(client_for, readonly_user, tenant):
+    from tests.factories import DeviceActionJobFactory
+
+    job = DeviceActionJobFactory(tenant=tenant)
+    device = ChromeOSDeviceFactory(tenant=tenant)
+    reader = client_for(readonly_user)
+    urls = [
+        reverse("chromeos:device_action_prepare"),
+        reverse("chromeos:device_action", kwargs={"pk": device.pk}),
+        reverse("chromeos:device_action_confirm", kwargs={"pk": job.pk}),
+        reverse("chromeos:device_action_cancel", kwargs={"pk": job.pk}),
+    ]
+    for url in urls:
+        assert (
+            reader.post(url, {"action": "disable", "scope": "selection", "ids": [device.pk]}).status_code
+            == 403
+        )
+    job.refresh_from_db()
+    assert job.status == "draft"
+
+
+def test_facets_use_the_index_not_every_row(tenant):
+    GoogleIntegrationFactory(tenant=tenant)
+    for model in ("B", "A", "C", "A", ""):
+        ChromeOSDeviceFactory(tenant=tenant, model=model)
+    with tenant_context(tenant):
+        assert selectors.distinct_values("model") == ["A", "B", "C"]
+        with pytest.raises(KeyError):
+            selectors.distinct_values("notes; DROP TABLE x")
