@@ -119,7 +119,8 @@ def _approve(state: EmulatorState, pending: dict[str, Any]) -> dict[str, str]:
         code_challenge=pending["code_challenge"],
         code_challenge_method=pending["code_challenge_method"],
     )
-    params = {"code": code, "scope": " ".join(scopes), "authuser": "0", "prompt": "consent"}
+    prompt = "consent" if pending["consent_shown"] else "none"
+    params = {"code": code, "scope": " ".join(scopes), "authuser": "0", "prompt": prompt}
     if pending["state"] is not None:
         params = {"state": pending["state"], **params}
     return params
