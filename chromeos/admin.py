@@ -6,10 +6,13 @@ Each area appends its own model admins below.
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from chromeos.models import GoogleIntegration
+from chromeos.models import GoogleIntegration, RemovalRun
 from mdm.admin import TenantOwnedAdmin
 
 
@@ -49,4 +52,40 @@ class GoogleIntegrationAdmin(TenantOwnedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: GoogleIntegration | None = None) -> bool:
         # Deleting the row would skip revoking the grant at Google: removal goes through the console.
+        return False
+
+
+@admin.register(RemovalRun)
+class RemovalRunAdmin(TenantOwnedAdmin):
+    """Removals, found by the support reference the admin quotes in a ticket (``REM-<id>-<tenant>``)."""
+
+    list_display = (
+        "reference",
+        "tenant",
+        "domain",
+        "status",
+        "revocation",
+        "requested_by_label",
+        "created_at",
+    )
+    list_filter = ["status", "tenant"]
+    search_fields = ("domain", "customer_id", "requested_by_label", "tenant__slug", "error")
+    readonly_fields = [f.name for f in RemovalRun._meta.fields]
+
+    @admin.display(description="référence")
+    def reference(self, obj: RemovalRun) -> str:
+        return obj.support_reference
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[RemovalRun], search_term: str
+    ) -> tuple[QuerySet[RemovalRun], bool]:
+        match = re.fullmatch(r"\s*REM-(\d+)(?:-[\w-]*)?\s*", search_term, re.IGNORECASE)
+        if match:
+            return queryset.filter(pk=int(match.group(1))), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def has_change_permission(self, request: HttpRequest, obj: RemovalRun | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: RemovalRun | None = None) -> bool:
         return False

@@ -190,3 +190,11 @@ def test_authorizing_again_after_removal_starts_from_scratch(
     assert fresh.pk != integration.pk
     assert ChromeOSDevice.unscoped.filter(tenant=tenant).count() == 0
     assert "removal-dialog" in page  # and it can be removed again
+
+
+def test_support_finds_a_removal_by_its_reference_in_django_admin(tenant, other_tenant, support_user, client_for):
+    wanted = RemovalRun.unscoped.create(tenant=tenant, status=RemovalStatus.FAILED, domain="wanted.example.com")
+    RemovalRun.unscoped.create(tenant=other_tenant, status=RemovalStatus.FAILED, domain="other.example.com")
+    url = reverse("admin:chromeos_removalrun_changelist")
+    page = client_for(support_user).get(url, {"q": wanted.support_reference}).content.decode()
+    assert "wanted.example.com" in page and "other.example.com" not in page
