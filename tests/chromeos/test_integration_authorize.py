@@ -349,3 +349,12 @@ def test_authorized_page_shows_the_integration_details(google_integration, admin
     assert "chrome.management.policy" in page
     assert 'id="reauthorize-button"' in page
     assert "Autorisée depuis le" in page and "Dernière synchronisation" in page
+
+
+def test_the_page_speaks_english_too(admin, google_emulator):
+    page = admin.get(MANAGE, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "ChromeOS management" in page and "Prerequisites" in page and "Authorize Google" in page
+    answer = follow_consent(start(admin))
+    admin.get(reverse("chromeos:oauth_callback"), answer, HTTP_ACCEPT_LANGUAGE="en")
+    page = admin.get(MANAGE, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "ChromeOS setup successful" in page and "Domain information" in page
