@@ -182,7 +182,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Every task limit and retry countdown stays below the Redis visibility timeout, or Redis would hand the
 # same unacknowledged task to a second worker while the first still runs it.
 CELERY_BROKER_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_BROKER_VISIBILITY_TIMEOUT", str(2 * 60 * 60)))
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
+# Several stacks sharing one Redis (a demo, parallel end-to-end runs) each get their own queues this way,
+# so no worker takes another stack's tasks.
+if os.environ.get("CELERY_BROKER_KEY_PREFIX"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["CELERY_BROKER_KEY_PREFIX"]
 CELERY_TASK_SOFT_TIME_LIMIT = 50 * 60
 CELERY_TASK_TIME_LIMIT = 55 * 60
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 30.0

@@ -12,4 +12,5 @@ echo "==> mypy"
 echo "==> migrations are up to date"
 .venv/bin/python manage.py makemigrations --check --dry-run
 echo "==> pytest"
-.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"
+# loadgroup: the browser tests (xdist_group "e2e") share one running stack, so they stay in one worker.
+.venv/bin/pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
