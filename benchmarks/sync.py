@@ -1,0 +1,332 @@
+"""Benchmark: the ChromeOS sync at 10,000 and 100,000 devices, against the emulator over HTTP.
+
+Usage: ``.venv/bin/python benchmarks/sync.py [--sizes 10000 100000] [--naive-at 10000] [--keep-db]``
+
+For each N it starts the Google emulator as its own process (``python -m google_emulator``) seeded with N
+devices, makes one tenant with an authorized integration in its own database (``DATABASE_URL``, default
+``mdm_bench_sync``: created and migrated, dropped at the end unless ``--keep-db``) and measures, each in a fresh
+worker process (so its peak RSS is its own):
+
+* ``fetch floor``: the sync's own client paging through the same emulator (``list_device_pages``), storing nothing;
+* ``naive`` (at ``--naive-at`` only): one ORM ``update_or_create`` per device, into an empty table;
+* ``full``: the first sync into an empty table;
+* ``no change``: a re-sync with nothing changed at Google;
+* ``1% changed``: a re-sync after 1% of the devices changed at Google.
+
+For each: wall time, devices/s, the worker's peak RSS, the WAL written (``pg_current_wal_lsn()`` before and
+after) and the devices table size (heap + TOAST + indexes) afterwards. The emulator is listed once before any
+measurement so that its one-off JSON encoding is not charged to the first run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_DEBUG", "1")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm.settings")
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mdm_bench_sync"
+os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
+SCOPES = [
+    "https://www.googleapis.com/auth/admin.directory.device.chromeos",
+    "https://www.googleapis.com/auth/admin.directory.orgunit.readonly",
+    "https://www.googleapis.com/auth/admin.directory.customer.readonly",
+]
+
+
+# -- database ----------------------------------------------------------------------------------------------------
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.path.lstrip("/")}" WITH (FORCE)')
+
+
+def wal_lsn() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn()")
+        return str(cursor.fetchone()[0])
+
+
+def wal_bytes(before: str, after: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(%s, %s)", [after, before])
+        return int(cursor.fetchone()[0])
+
+
+def table_bytes() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_total_relation_size('chromeos_chromeosdevice')")
+        return int(cursor.fetchone()[0])
+
+
+# -- the emulator ------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Emulator:
+    def __init__(self, devices: int) -> None:
+        import requests
+
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "google_emulator", "--port", str(self.port), "--devices", str(devices)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.http = requests.Session()
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get(f"http://{self.host}/_emulator/health", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        raise RuntimeError("the emulator did not start")
+
+    def control(self, verb: str, path: str, body: Any = None) -> Any:
+        response = self.http.request(verb, f"http://{self.host}/_emulator{path}", json=body, timeout=600)
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+# -- a worker process: one measured operation --------------------------------------------------------------------
+def child(mode: str, integration_id: int) -> None:
+    import django
+
+    django.setup()
+    from chromeos.google.client import GoogleClient
+    from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncTrigger
+    from chromeos.services.sync import STRING_COLUMNS, devices_sync, list_device_pages, sync_request
+    from mdm.tenancy import tenant_context
+
+    integration = GoogleIntegration.unscoped.select_related("tenant").get(pk=integration_id)
+    started = time.monotonic()
+    devices = 0
+    with tenant_context(integration.tenant):
+        if mode == "floor":
+            client = GoogleClient(integration)
+            for page in list_device_pages(client, integration):
+                devices += len(page)
+        elif mode == "naive":
+            client = GoogleClient(integration)
+            for page in list_device_pages(client, integration):
+                for device in page:
+                    defaults = {column: device.get(field) or "" for column, field, _m in STRING_COLUMNS}
+                    ChromeOSDevice.objects.update_or_create(
+                        device_id=device["deviceId"],
+                        defaults={
+                            **defaults,
+                            "integration": integration,
+                            "etag": device.get("etag", ""),
+                            "payload": device,
+                        },
+                    )
+                    devices += 1
+        else:
+            run, _created = sync_request(integration=integration, trigger=SyncTrigger.MANUAL, enqueue=False)
+            run = devices_sync(run)
+            if run.status != "succeeded":
+                raise SystemExit(f"sync {run.status}: {run.error} {run.log[-3:]}")
+            devices = run.devices_seen
+            extra = {"added": run.added, "updated": run.updated, "unchanged": run.unchanged}
+    seconds = time.monotonic() - started
+    result = {"seconds": seconds, "devices": devices, "rss_mb": peak_rss_mb()}
+    if mode not in ("floor", "naive"):
+        result.update(extra)
+    print(json.dumps(result))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM): unlike ru_maxrss it is not inherited from the parent across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, Any]:
+    before_wal = wal_lsn()
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--integration", str(integration_id)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if output.returncode != 0:
+        raise RuntimeError(f"{mode} failed: {output.stderr[-3000:]}")
+    result = json.loads(output.stdout.strip().splitlines()[-1])
+    result["wal_mb"] = wal_bytes(before_wal, wal_lsn()) / 1e6
+    result["table_mb"] = table_bytes() / 1e6
+    result["mode"] = mode
+    return result
+
+
+# -- the run -----------------------------------------------------------------------------------------------------
+def setup_tenant(emulator: Emulator) -> int:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncRun
+    from mdm.models import Tenant
+
+    token = emulator.control("POST", "/oauth/grant", {"scopes": SCOPES})
+    customer = emulator.control("GET", "/state")["customer"]
+    tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    ChromeOSDevice.unscoped.filter(tenant=tenant).delete()
+    SyncRun.unscoped.filter(tenant=tenant).delete()
+    GoogleIntegration.unscoped.filter(tenant=tenant).delete()
+    integration = GoogleIntegration.unscoped.create(
+        tenant=tenant,
+        status="active",
+        customer_id=customer["id"],
+        domain=customer["customerDomain"],
+        admin_email=f"admin@{customer['customerDomain']}",
+        authorized_at=timezone.now(),
+        scopes=token["scope"].split(),
+        refresh_token=token["refresh_token"],
+        access_token=token["access_token"],
+        access_token_expires_at=timezone.now() + timedelta(seconds=int(token["expires_in"])),
+    )
+    return integration.pk
+
+
+def clear_devices() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE chromeos_chromeosdevice CASCADE")
+        cursor.execute("VACUUM ANALYZE chromeos_chromeosdevice")
+
+
+def bench_size(size: int, naive: bool) -> list[dict[str, Any]]:
+    from django.db import connection
+
+    print(f"\n== N = {size:,}: starting the emulator", flush=True)
+    emulator = Emulator(size)
+    try:
+        integration_id = setup_tenant(emulator)
+        env = {**os.environ, "GOOGLE_EMULATOR_HOST": emulator.host}
+        measure("floor", integration_id, env)  # warm-up: the emulator encodes each device once
+        results = [measure("floor", integration_id, env)]
+        if naive:
+            clear_devices()
+            results.append(measure("naive", integration_id, env))
+        clear_devices()
+        connection.close()
+        results.append(measure("full", integration_id, env))
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")  # full-page images after a checkpoint are part of any later write
+        results.append(measure("no change", integration_id, env))
+        emulator.control("POST", "/devices/change", {"count": size // 100, "seed": 7})
+        measure("floor", integration_id, env)  # re-encode the changed devices outside the measurement
+        results.append(measure("1% changed", integration_id, env))
+        for row in results:
+            row["n"] = size
+            print(format_row(row, results[0]["seconds"]), flush=True)
+        return results
+    finally:
+        emulator.stop()
+
+
+HEADER = (
+    f"{'N':>8} | {'run':<11} | {'wall s':>7} | {'dev/s':>7} | {'× floor':>7} | {'peak RSS MB':>11} | "
+    f"{'WAL MB':>8} | {'table MB':>8}"
+)
+
+
+def format_row(row: dict[str, Any], floor: float) -> str:
+    rate = row["devices"] / row["seconds"] if row["seconds"] else 0
+    return (
+        f"{row['n']:>8,} | {row['mode']:<11} | {row['seconds']:>7.2f} | {rate:>7,.0f} | "
+        f"{row['seconds'] / floor:>7.2f} | {row['rss_mb']:>11.0f} | {row['wal_mb']:>8.1f} | {row['table_mb']:>8.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--naive-at", type=int, default=10_000)
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--integration", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.integration)
+        return
+
+    url = os.environ["DATABASE_URL"]
+    ensure_database(url)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    results: list[dict[str, Any]] = []
+    try:
+        for size in args.sizes:
+            results += bench_size(size, naive=size == args.naive_at)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep_db:
+            drop_database(url)
+    print("\n" + HEADER)
+    print("-" * len(HEADER))
+    for size in args.sizes:
+        rows = [r for r in results if r["n"] == size]
+        if not rows:
+            continue
+        floor = rows[0]["seconds"]
+        for row in rows:
+            print(format_row(row, floor))
+        by_mode = {r["mode"]: r for r in rows}
+        if "naive" in by_mode and "full" in by_mode:
+            print(
+                f"{'':>8}   full sync vs naive: {by_mode['naive']['seconds'] / by_mode['full']['seconds']:.1f}× faster"
+            )
+
+
+if __name__ == "__main__":
+    main()
