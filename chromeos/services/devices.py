@@ -185,7 +185,7 @@ def device_action_prepare(
             cursor.execute(
                 f"INSERT INTO {item_table} (tenant_id, device_id, google_device_id, serial_number, job_id, "  # noqa: S608
                 f"status, message) SELECT s.*, %s, %s, '' FROM ({sql}) AS s",
-                (*sql_params, job.pk, ItemStatus.PENDING),
+                (job.pk, ItemStatus.PENDING, *sql_params),
             )
             total = cursor.rowcount
         if total == 0:
