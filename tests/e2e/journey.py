@@ -50,3 +50,50 @@ def visit_checked(page: Page, href: str, lang: str, screenshot: str | None = Non
     assert_page_accessible(page, lang)
     if screenshot:
         shot(page, screenshot)
+
+
+def configure_ldap(page: Page, stack: Stack) -> None:
+    """Admin > LDAP: server settings, "Tester la connexion", save, sync, add every OU."""
+    directory = stack.directory
+    page.goto("/admin/ldap/")
+
+    def fill_form() -> None:
+        page.get_by_label("Adresse du serveur").fill(stack.slapd.uri)
+        page.get_by_label("DN de liaison").fill(directory.service_bind_dn)
+        page.get_by_label("Mot de passe de liaison").fill(directory.service_password)
+        page.get_by_label("DN de base").fill(directory.base_dn)
+
+    fill_form()
+    page.get_by_role("button", name="Tester la connexion").click()
+    expect(page.get_by_text("la connexion fonctionne")).to_be_visible()
+    # The password is never sent back to the browser: type it again to save.
+    fill_form()
+    page.get_by_role("button", name="Enregistrer", exact=True).click()
+    expect(page.locator(".messages")).to_contain_text("Configuration LDAP enregistrée.")
+
+    page.get_by_role("button", name="Synchroniser").click()
+    expect(page.locator("h1")).to_have_text("Synchronisation LDAP")
+    # The run page refreshes itself (htmx) until the worker has finished.
+    expect(page.locator("#run-body dd").first).to_have_text("Réussie", timeout=60_000)
+    # Every OU of the directory (the demo's tree, plus its Groupes and Services OUs) read and added.
+    ou_total = len(directory.ous) + 2
+    expect(page.locator("#run-body")).to_contain_text(f"{ou_total} lues : {ou_total} ajoutées")
+
+    page.goto("/admin/ldap/")
+    page.get_by_label("Toutes les unités organisationnelles").check()
+    page.get_by_role("button", name="Enregistrer le choix").click()
+    expect(page.locator(".messages")).to_contain_text("Unités organisationnelles ajoutées enregistrées.")
+    expect(page.locator("section[aria-labelledby=state-title]")).to_contain_text(f"{ou_total} OU")
+
+
+def authorize_google(page: Page, stack: Stack, *, button: str = "Autoriser Google", success: str) -> None:
+    """ "Autoriser Google", then the consent page at Google (the emulator): the account, the scopes, Allow."""
+    page.goto("/admin/google/chromeos/")
+    page.get_by_role("button", name=button, exact=True).click()
+    expect(page).to_have_url(re.compile("^" + re.escape(stack.emulator_url) + "/"))
+    expect(page.locator("#account")).to_have_text(f"admin@{stack.google_domain}")
+    expect(page.locator("#scopes")).to_contain_text("admin.directory.device.chromeos")
+    page.locator("#submit_approve_access").click()
+    expect(page).to_have_url(re.compile(r"/admin/google/chromeos/$"))
+    expect(page.locator(".messages")).to_contain_text(success)
+    expect(page.locator("#domain-info")).to_contain_text(stack.google_domain)

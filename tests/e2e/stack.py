@@ -64,7 +64,8 @@ ADMIN_PASSWORD = "e2e-Admin-pass-2026"
 GOOGLE_DOMAIN = "ecoles.example"
 GOOGLE_DEVICES = 120
 # Seconds between two automatic syncs of a tenant, instead of an hour: beat must visibly sync within the test.
-SYNC_INTERVAL_SECONDS = 20
+SYNC_INTERVAL_SECONDS = 15
+SYNC_PAGE_SIZE = 40
 
 
 @dataclass
@@ -171,6 +172,9 @@ def _child_env(database_url: str, emulator_host: str, run_id: str) -> dict[str, 
             "CACHE_KEY_PREFIX": run_id,
             "GOOGLE_EMULATOR_HOST": emulator_host,
             "CHROMEOS_SYNC_INTERVAL_SECONDS": str(SYNC_INTERVAL_SECONDS),
+            "CHROMEOS_SYNC_DISPATCH_SECONDS": "3",
+            # Several pages per listing, as a real fleet has: the progress moves page by page.
+            "CHROMEOS_SYNC_PAGE_SIZE": str(SYNC_PAGE_SIZE),
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": "INFO",
         }

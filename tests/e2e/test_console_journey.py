@@ -11,7 +11,15 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.a11y import assert_page_accessible, assert_skip_link
-from tests.e2e.journey import log_in, shot, sidebar_links, switch_language, visit_checked
+from tests.e2e.journey import (
+    authorize_google,
+    configure_ldap,
+    log_in,
+    shot,
+    sidebar_links,
+    switch_language,
+    visit_checked,
+)
 from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("e2e")]
@@ -58,3 +66,28 @@ def test_every_sidebar_page_in_french_then_english(page: Page, stack: Stack) -> 
 
     switch_language(page, "fr")
     expect(page.locator("aside nav")).to_contain_text("Périphériques")
+
+
+def test_french_journey(page: Page, stack: Stack) -> None:
+    """The issue's journey, in French, step by step as an admin does it."""
+    log_in(page, stack)
+
+    # Before LDAP: Gestion ChromeOS says what is missing and "Autoriser Google" is disabled with the reason.
+    page.goto("/admin/google/chromeos/")
+    expect(page.locator("#authorize-button")).to_be_disabled()
+    expect(page.locator("#authorize-blocker")).to_be_visible()
+
+    configure_ldap(page, stack)
+    visit_checked(page, "/admin/ldap/", "fr", screenshot="fr-journey-ldap")
+
+    # Prerequisites met: every LDAP prerequisite OK, the button enabled.
+    visit_checked(page, "/admin/google/chromeos/", "fr")
+    prerequisites = page.locator("#prerequisites")
+    expect(prerequisites.locator(".status.ko")).to_have_count(0)
+    expect(prerequisites.locator(".status.ok")).to_have_count(2)
+    expect(page.locator("#authorize-button")).to_be_enabled()
+    shot(page, "fr-journey-prerequis")
+
+    authorize_google(page, stack, success="Configuration réussie de ChromeOS")
+    assert_page_accessible(page, "fr")
+    shot(page, "fr-gestion-chromeos-autorisee")
