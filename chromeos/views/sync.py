@@ -1,3 +1,108 @@
-from django.urls import URLPattern
+"""The sync on the Gestion ChromeOS page: "Synchro maintenant", its live progress, "Confirmer la suppression".
 
-urlpatterns: list[URLPattern] = []
+| URL name                          | method | who                 | what                                                  |
+|-----------------------------------|--------|---------------------|-------------------------------------------------------|
+| ``chromeos:sync_now``             | POST   | admins, operators   | queue a sync (or show the one under way)              |
+| ``chromeos:sync_progress``        | GET    | every role          | the sync panel (htmx polls it while a sync runs)      |
+| ``chromeos:sync_confirm_removals``| POST   | admins              | apply the removals a guarded run held back            |
+
+With htmx the POSTs answer the panel itself; without JavaScript they redirect to the page with a message.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext as _
+from django.views import View
+
+from chromeos.models import SyncTrigger
+from chromeos.selectors.sync import sync_panel, tenant_integration
+from chromeos.services.sync import SyncNotAllowed, sync_confirm_removals, sync_request
+from mdm.models import User
+from mdm.permissions import ADMIN_ROLES, OPERATE_ROLES, TenantRoleRequiredMixin
+
+PANEL_TEMPLATE = "chromeos/_sync_panel.html"
+
+
+def _answer(request: HttpRequest, notice: str, *, error: bool = False) -> HttpResponse:
+    if request.headers.get("HX-Request"):
+        return render(request, PANEL_TEMPLATE, {"sync": sync_panel(notice=notice), "sync_error": error})
+    (messages.error if error else messages.success)(request, notice)
+    return HttpResponseRedirect(reverse("chromeos:manage"))
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+class SyncNowView(TenantRoleRequiredMixin, View):
+    allowed_roles = OPERATE_ROLES
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        integration = tenant_integration()
+        if integration is None:
+            raise Http404
+        try:
+            run, created = sync_request(
+                integration=integration, trigger=SyncTrigger.MANUAL, user=_user(request)
+            )
+        except SyncNotAllowed as refused:
+            return _answer(request, refused.message, error=True)
+        if created:
+            return _answer(request, _("Synchronisation n° %(number)s demandée.") % {"number": run.pk})
+        return _answer(
+            request, _("Une synchronisation est déjà en cours (n° %(number)s).") % {"number": run.pk}
+        )
+
+
+class SyncProgressView(TenantRoleRequiredMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        panel = sync_panel()
+        if panel is None:
+            raise Http404
+        return render(request, PANEL_TEMPLATE, {"sync": panel})
+
+
+class SyncConfirmRemovalsView(TenantRoleRequiredMixin, View):
+    allowed_roles = ADMIN_ROLES
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        integration = tenant_integration()
+        if integration is None:
+            raise Http404
+        try:
+            run_id = int(request.POST.get("run", ""))
+        except ValueError:
+            raise Http404 from None
+        try:
+            run, created = sync_confirm_removals(integration=integration, run_id=run_id, user=_user(request))
+        except SyncNotAllowed as refused:
+            return _answer(request, refused.message, error=True)
+        if not created:
+            return _answer(
+                request, _("Une synchronisation est déjà en cours (n° %(number)s).") % {"number": run.pk}
+            )
+        return _answer(
+            request,
+            _(
+                "Suppression confirmée : la synchronisation n° %(number)s relit Google puis retire les périphériques absents."
+            )
+            % {"number": run.pk},
+        )
+
+
+urlpatterns: list[URLPattern] = [
+    path("admin/google/chromeos/sync/", SyncNowView.as_view(), name="sync_now"),
+    path("admin/google/chromeos/sync/progress/", SyncProgressView.as_view(), name="sync_progress"),
+    path(
+        "admin/google/chromeos/sync/confirm-removals/",
+        SyncConfirmRemovalsView.as_view(),
+        name="sync_confirm_removals",
+    ),
+]

@@ -1,0 +1,66 @@
+"""The sync panel on the Gestion ChromeOS page: Synchro maintenant, live progress, result, guard, roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from chromeos.models import GoogleIntegration, SyncRun, SyncStatus, SyncTrigger
+from mdm.models import AuditEvent, User
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_now_runs_and_the_page_shows_progress_then_result(
+    google_integration: GoogleIntegration, admin_client_: Client
+) -> None:
+    page = admin_client_.get(reverse("chromeos:manage"))
+    assert page.status_code == 200
+    assert "Synchro maintenant" in page.content.decode()
+    response = admin_client_.post(reverse("chromeos:sync_now"), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    html = response.content.decode()
+    # Eager Celery (tests): the run finished on commit, before the panel was rendered.
+    run = SyncRun.unscoped.get(integration=google_integration)
+    assert run.status == SyncStatus.SUCCEEDED and run.trigger == SyncTrigger.MANUAL
+    assert 'id="sync-result"' in html and f"n° {run.pk}" in html
+    assert "50 ajoutés" in html
+    assert AuditEvent.unscoped.filter(action="chromeos.sync.request").count() == 1
+    progress = admin_client_.get(reverse("chromeos:sync_progress"))
+    assert progress.status_code == 200 and 'id="sync-history"' in progress.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_second_click_shows_the_queued_run(
+    google_integration: GoogleIntegration, admin_client_: Client
+) -> None:
+    # Without committing (no on_commit), the first run stays queued: the second click must not add one.
+    first = admin_client_.post(reverse("chromeos:sync_now"), HTTP_HX_REQUEST="true")
+    second = admin_client_.post(reverse("chromeos:sync_now"), HTTP_HX_REQUEST="true")
+    assert SyncRun.unscoped.count() == 1
+    run = SyncRun.unscoped.get()
+    assert "demandée" in first.content.decode()
+    body = second.content.decode()
+    assert "déjà en cours" in body and 'hx-trigger="every 1s"' in body and f"n° {run.pk}" in body
+
+
+@pytest.mark.django_db
+def test_readonly_users_cannot_sync_and_see_no_button(
+    google_integration: GoogleIntegration, readonly_user: User, client_for: Any
+) -> None:
+    client = client_for(readonly_user)
+    assert client.post(reverse("chromeos:sync_now")).status_code == 403
+    assert 'id="sync-now"' not in client.get(reverse("chromeos:sync_progress")).content.decode()
+    assert SyncRun.unscoped.count() == 0
+
+
+@pytest.mark.django_db
+def test_operator_can_sync_without_js_and_is_redirected(
+    google_integration: GoogleIntegration, operator_user: User, client_for: Any
+) -> None:
+    client = client_for(operator_user)
+    response = client.post(reverse("chromeos:sync_now"))
+    assert response.status_code == 302 and response["Location"] == reverse("chromeos:manage")
+    assert SyncRun.unscoped.filter(requested_by=operator_user).count() == 1
