@@ -72,9 +72,15 @@ def model_label(key: str) -> str:
     return key
 
 
+# What admins look for first; models not listed (added later) follow in deletion order.
+DISPLAY_ORDER = ("chromeosdevice", "orgunit", "policyassignment", "devicecommand")
+
+
 def count_rows(counts: dict[str, int]) -> list[CountRow]:
-    """Counts keyed by model, in deletion order, labelled for people."""
-    return [CountRow(model_label(key), value) for key, value in counts.items()]
+    """Counts keyed by model, labelled for people, devices first."""
+    order = [*DISPLAY_ORDER, *(model_key(m) for m in REMOVED_MODELS if model_key(m) not in DISPLAY_ORDER)]
+    keys = sorted(counts, key=lambda key: order.index(key) if key in order else len(order))
+    return [CountRow(model_label(key), counts[key]) for key in keys]
 
 
 def removal_preview(tenant: Tenant) -> tuple[list[CountRow], list[CountRow]]:

@@ -35,6 +35,14 @@ def _page(client: Any) -> str:
     return html.unescape(response.content.decode())
 
 
+def _counts(page: str) -> dict[str, int]:
+    """The counts tables of a page, as {label: count}."""
+    return {
+        label: int(count)
+        for label, count in re.findall(r'<th scope="row">([^<]+)</th><td class="num">(\d+)</td>', page)
+    }
+
+
 def _post_and_run(client: Any, url: str, django_capture_on_commit_callbacks: Any) -> Any:
     """POST as the browser does; the removal task (eager in tests) runs when the request's transaction commits."""
     with django_capture_on_commit_callbacks(execute=True):
@@ -54,13 +62,22 @@ def test_admin_sees_supprimer_and_a_labelled_dialog_with_the_counts(integration,
     body = dialog.group(0)
     assert 'aria-labelledby="removal-dialog-title"' in body and 'id="removal-dialog-title"' in body
     assert "Tous les périphériques associés à cette intégration seront supprimés." in body
-    assert "Périphériques ChromeOS : <strong>12</strong>" in body
-    assert "Commandes à distance : <strong>5</strong>" in body
-    assert "Unités organisationnelles Google : <strong>3</strong>" in body
-    assert "Affectations ChromeOS : <strong>2</strong>" in body
-    assert "Configurations (Blueprints) : <strong>1</strong>" in body  # kept
-    assert "Applis : <strong>1</strong>" in body  # kept
-    assert f'<form method="post" action="{reverse(REMOVE)}">' in body
+    assert _counts(body) == {
+        "Périphériques ChromeOS": 12,
+        "Unités organisationnelles Google": 3,
+        "Affectations ChromeOS": 2,
+        "Commandes à distance": 5,
+        "Modifications de périphériques": 4,
+        "Actions sur des périphériques": 1,
+        "Périphériques d'une action": 2,
+        "Synchronisations": 2,
+        "Métadonnées d'inscription Google (domaine, compte administrateur, autorisations, jetons)": 1,
+    }
+    assert (
+        "configurations (Blueprints) <strong>1</strong>, applis <strong>1</strong>, le journal d'audit"
+        in body
+    )
+    assert f'<form method="post" action="{reverse(REMOVE)}" class="confirm-actions">' in body
     assert 'formmethod="dialog"' in body and ">Annuler<" in body and ">OK<" in body
 
 
@@ -83,8 +100,8 @@ def test_without_javascript_the_button_leads_to_a_confirmation_page(integration,
     assert response.status_code == 200
     page = html.unescape(response.content.decode())
     assert "Supprimer l'intégration Google ?" in page
-    assert "Périphériques ChromeOS : <strong>12</strong>" in page
-    assert f'<form method="post" action="{reverse(REMOVE)}">' in page
+    assert _counts(page)["Périphériques ChromeOS"] == 12
+    assert f'<form method="post" action="{reverse(REMOVE)}" class="confirm-actions">' in page
     assert f'href="{reverse(MANAGE)}" role="button" class="secondary">Annuler' in page
 
 
@@ -107,7 +124,7 @@ def test_ok_removes_and_the_page_is_back_to_autoriser_google(
     assert 'id="authorize-button"' in page and "Autoriser Google" in page
     assert f"Suppression de l'intégration Google demandée (référence REM-{run.pk}-acme)." in page
     assert f"Intégration Google du domaine {integration.domain} supprimée le" in page
-    assert "Périphériques ChromeOS : 12" in page
+    assert _counts(page)["Périphériques ChromeOS"] == 12
     assert "Les configurations (Blueprints) et les applis sont conservées." in page
     assert "removal-dialog" not in page
 
@@ -192,8 +209,12 @@ def test_authorizing_again_after_removal_starts_from_scratch(
     assert "removal-dialog" in page  # and it can be removed again
 
 
-def test_support_finds_a_removal_by_its_reference_in_django_admin(tenant, other_tenant, support_user, client_for):
-    wanted = RemovalRun.unscoped.create(tenant=tenant, status=RemovalStatus.FAILED, domain="wanted.example.com")
+def test_support_finds_a_removal_by_its_reference_in_django_admin(
+    tenant, other_tenant, support_user, client_for
+):
+    wanted = RemovalRun.unscoped.create(
+        tenant=tenant, status=RemovalStatus.FAILED, domain="wanted.example.com"
+    )
     RemovalRun.unscoped.create(tenant=other_tenant, status=RemovalStatus.FAILED, domain="other.example.com")
     url = reverse("admin:chromeos_removalrun_changelist")
     page = client_for(support_user).get(url, {"q": wanted.support_reference}).content.decode()
