@@ -7,8 +7,14 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from chromeos.models import GoogleIntegration, IntegrationStatus, RemovalRun, RemovalStatus
-from chromeos.services.removal import REMOVED_MODELS, model_key, removal_counts, removal_progress
+from chromeos.models import GoogleIntegration, RemovalRun, RemovalStatus
+from chromeos.services.removal import (
+    REMOVED_MODELS,
+    model_key,
+    removal_counts,
+    removal_progress,
+    removal_run_is_stale,
+)
 from mdm.models import App, Blueprint, Tenant
 
 
@@ -29,13 +35,16 @@ class RemovalPanel:
 
     @property
     def removing(self) -> bool:
-        return self.latest_run is not None and self.latest_run.is_active
+        run = self.latest_run
+        return run is not None and run.is_active and not removal_run_is_stale(run)
 
     @property
     def failed_run(self) -> RemovalRun | None:
-        """The latest run, if it failed and the integration is still there (what "Réessayer" retries)."""
+        """The latest run, if it failed (or died) and the integration is still there: what "Réessayer" retries."""
         run = self.latest_run
-        if run is not None and run.status == RemovalStatus.FAILED and self.integration is not None:
+        if run is None or self.integration is None:
+            return None
+        if run.status == RemovalStatus.FAILED or removal_run_is_stale(run):
             return run
         return None
 
@@ -54,11 +63,7 @@ class RemovalPanel:
 
     @property
     def can_remove(self) -> bool:
-        return (
-            self.integration is not None
-            and not self.removing
-            and self.integration.status != IntegrationStatus.REMOVING
-        )
+        return self.integration is not None and not self.removing
 
 
 def model_label(key: str) -> str:

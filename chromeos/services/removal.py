@@ -88,6 +88,7 @@ REMOVED_MODELS: tuple[type[TenantOwnedModel], ...] = (
 KEPT_MODELS: tuple[type[Model], ...] = (RemovalRun,)
 
 CHUNK_SIZE = 5000
+STALE_MARGIN_SECONDS = 5 * 60
 # Integration statuses in which syncs and actions may write device data. Not "reauth_required" (its token no
 # longer works, so nothing legitimate writes) nor "removing"/"removal_failed" (the data is on its way out).
 WRITABLE_STATUSES = (IntegrationStatus.ACTIVE,)
@@ -165,12 +166,25 @@ def removal_request(*, tenant: Tenant, actor: User, retry_of: RemovalRun | None 
         )
         if integration is None:
             raise RemovalError(_("Aucune intégration Google à supprimer."))
-        if integration.status not in REMOVABLE_STATUSES:
-            raise RemovalError(_("Une suppression de l'intégration Google est déjà en cours."))
-        if RemovalRun.unscoped.filter(tenant=tenant, status__in=REMOVAL_ACTIVE_STATUSES).exists():
+        active = (
+            RemovalRun.unscoped.select_for_update()
+            .filter(tenant=tenant, status__in=REMOVAL_ACTIVE_STATUSES)
+            .first()
+        )
+        if active is not None and not removal_run_is_stale(active):
             raise RemovalError(_("Une suppression de l'intégration Google est déjà en cours."))
         # Restored if revocation fails. After a failed deletion this is "removal_failed": the token is revoked.
         previous_status = integration.status
+        if active is not None:
+            _fail(active, _("Interrompue : la tâche de suppression ne s'est jamais terminée."))
+            previous_status = (
+                IntegrationStatus.REMOVAL_FAILED if active.revocation else active.previous_status
+            )
+        if previous_status == IntegrationStatus.REMOVING:
+            # Left "removing" by a run that no longer exists: whether the grant was revoked is unknown.
+            previous_status = IntegrationStatus.REMOVAL_FAILED
+        if previous_status not in REMOVABLE_STATUSES:
+            raise RemovalError(_("Une suppression de l'intégration Google est déjà en cours."))
         try:
             with transaction.atomic():
                 run = RemovalRun.unscoped.create(
@@ -197,6 +211,17 @@ def removal_request(*, tenant: Tenant, actor: User, retry_of: RemovalRun | None 
         )
         transaction.on_commit(lambda: removal_run_task.delay(run.pk))
     return run
+
+
+def removal_run_is_stale(run: RemovalRun) -> bool:
+    """An unfinished run that cannot be running any more: older than the task's hard time limit (the worker
+    kills a task at that limit, and its deletion transaction rolls back), or queued that long (its message
+    was lost). Such a run is shown as failed and may be retried."""
+    if not run.is_active:
+        return False
+    limit = int(getattr(settings, "CELERY_TASK_TIME_LIMIT", 3600) or 3600) + STALE_MARGIN_SECONDS
+    since = run.started_at or run.created_at
+    return since is not None and (timezone.now() - since).total_seconds() > limit
 
 
 # -- execution ---------------------------------------------------------------------------------------------

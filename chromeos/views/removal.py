@@ -12,7 +12,7 @@ from django.views import View
 
 from chromeos.models import RemovalRun, RemovalStatus
 from chromeos.selectors.removal import removal_panel
-from chromeos.services.removal import RemovalError, removal_request
+from chromeos.services.removal import RemovalError, removal_request, removal_run_is_stale
 from mdm.models import User
 from mdm.permissions import ADMIN_ROLES, TenantRoleRequiredMixin
 
@@ -52,7 +52,7 @@ class RemovalRetryView(TenantRoleRequiredMixin, View):
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         failed = get_object_or_404(RemovalRun.objects.all(), pk=pk)
-        if failed.status != RemovalStatus.FAILED:
+        if failed.status != RemovalStatus.FAILED and not removal_run_is_stale(failed):
             messages.error(request, _("Seule une suppression en échec peut être relancée."))
             return HttpResponseRedirect(reverse(MANAGE_URL))
         return _request_removal(request, retry_of=failed)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import socket
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.apps import apps
 from django.db import connection, connections, transaction
+from django.utils import timezone
 from google.auth.exceptions import RefreshError
 from google.auth.transport.requests import Request
 from google.oauth2.credentials import Credentials
@@ -23,6 +25,7 @@ from chromeos.models import (
     RemovalRun,
     RemovalStatus,
 )
+from chromeos.selectors.removal import removal_panel
 from chromeos.services.removal import (
     KEPT_MODELS,
     REMOVED_MODELS,
@@ -31,6 +34,7 @@ from chromeos.services.removal import (
     model_key,
     removal_request,
     removal_run_execute,
+    removal_run_is_stale,
 )
 from chromeos.tasks.removal import removal_run_task
 from mdm.models import App, AuditEvent, Blueprint
@@ -337,3 +341,29 @@ def test_marking_removing_waits_for_a_writer_holding_the_share_lock(google_integ
     assert outcome["run"].status == RemovalStatus.QUEUED
     with pytest.raises(RuntimeError):  # outside a transaction the lock would mean nothing
         integration_accepts_writes(google_integration.pk)
+
+
+@pytest.mark.django_db
+def test_a_run_whose_task_never_finished_can_be_retried(google_integration, admin_user, settings):
+    """A lost task message leaves a run queued and the integration "removing": past the task's hard time limit
+    it is shown as failed, and a new request takes over."""
+    stuck = removal_request(tenant=google_integration.tenant, actor=admin_user)
+    with pytest.raises(RemovalError):  # still young: it may yet run
+        removal_request(tenant=google_integration.tenant, actor=admin_user)
+    assert not removal_run_is_stale(stuck)
+    RemovalRun.unscoped.filter(pk=stuck.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 600)
+    )
+    stuck.refresh_from_db()
+    assert removal_run_is_stale(stuck)
+    panel = removal_panel(google_integration.tenant, with_preview=True)
+    assert not panel.removing and panel.failed_run == stuck and panel.can_remove
+
+    retry = removal_request(tenant=google_integration.tenant, actor=admin_user, retry_of=stuck)
+
+    stuck.refresh_from_db()
+    assert stuck.status == RemovalStatus.FAILED and "Interrompue" in stuck.error
+    assert retry.previous_status == IntegrationStatus.ACTIVE
+    assert removal_run_execute(stuck.pk).status == RemovalStatus.FAILED  # a late delivery does nothing
+    assert removal_run_execute(retry.pk).status == RemovalStatus.SUCCEEDED
+    assert not GoogleIntegration.unscoped.filter(tenant=google_integration.tenant).exists()
