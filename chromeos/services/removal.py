@@ -264,7 +264,8 @@ def _execute(run: RemovalRun) -> RemovalRun:
         )
         return _fail(run, message)
 
-    run.revocation = revocation
+    # A redelivered task finds the grant already revoked by its first attempt: keep what that attempt saw.
+    run.revocation = run.revocation or revocation
     _set_status(run, RemovalStatus.DELETING)
     try:
         with transaction.atomic():
