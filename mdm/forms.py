@@ -60,6 +60,17 @@ class TenantModelForm(forms.ModelForm):
         return model.objects.filter(**lookup).exclude(pk=self.instance.pk).exists()
 
 
+# Typed settings forms contributed by platform integrations, registered from their AppConfig.ready(): the
+# Blueprint page shows the platform's own form instead of raw JSON, and mdm imports none of them. A settings
+# form takes ``(data, *, settings, blueprint, prefix)``, renders itself (``template_name``) and, once valid,
+# returns the Blueprint's new settings from ``to_settings()``.
+BLUEPRINT_SETTINGS_FORMS: dict[str, type[forms.Form]] = {}
+
+
+def register_blueprint_settings_form(platform: str, form_class: type[forms.Form]) -> None:
+    BLUEPRINT_SETTINGS_FORMS[platform] = form_class
+
+
 class BlueprintForm(TenantModelForm):
     settings = forms.JSONField(
         label=_("Paramètres (JSON)"),
@@ -72,6 +83,12 @@ class BlueprintForm(TenantModelForm):
     class Meta:
         model = Blueprint
         fields = ["name", "platform", "description", "settings"]
+
+    def __init__(self, *args: Any, typed_settings: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if typed_settings:
+            # The platform's typed form edits the settings; the raw JSON field would fight with it.
+            del self.fields["settings"]
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

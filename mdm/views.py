@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
-from django.forms import ModelForm
+from django.forms import Form, ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -14,8 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 
 from mdm import selectors, services
-from mdm.forms import AppForm, AuditFilterForm, BlueprintForm, ConsoleLoginForm
-from mdm.models import App, Blueprint, User
+from mdm.forms import BLUEPRINT_SETTINGS_FORMS, AppForm, AuditFilterForm, BlueprintForm, ConsoleLoginForm
+from mdm.models import App, Blueprint, Platform, User
 from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin
 
 if TYPE_CHECKING:
@@ -115,6 +115,37 @@ class BlueprintEditView(_TenantObjectEditView):
 
     def save(self, instance: Blueprint, actor: User) -> None:
         services.blueprint_save(blueprint=instance, actor=actor)
+
+    def settings_form(self, obj: Blueprint | None, data: Any = None) -> Form | None:
+        """The typed settings form of the Blueprint's platform, if an integration registered one."""
+        platform = (data or {}).get("platform") or (obj.platform if obj else Platform.CHROMEOS)
+        form_class = BLUEPRINT_SETTINGS_FORMS.get(platform)
+        if form_class is None:
+            return None
+        return form_class(data, settings=obj.settings if obj else {}, blueprint=obj, prefix="settings")  # type: ignore[call-arg]
+
+    def get(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
+        obj = self.get_object(pk)
+        typed = self.settings_form(obj)  # type: ignore[arg-type]
+        form = BlueprintForm(instance=obj, tenant=self.tenant, typed_settings=typed is not None)
+        return render(request, self.template_name, {"form": form, "object": obj, "settings_form": typed})
+
+    def post(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
+        obj = self.get_object(pk)
+        typed = self.settings_form(obj, request.POST)  # type: ignore[arg-type]
+        form = BlueprintForm(request.POST, instance=obj, tenant=self.tenant, typed_settings=typed is not None)
+        valid = form.is_valid()
+        valid = (typed is None or typed.is_valid()) and valid
+        if not valid:
+            context = {"form": form, "object": obj, "settings_form": typed}
+            return render(request, self.template_name, context, status=400)
+        if typed is not None:
+            form.instance.settings = typed.to_settings()  # type: ignore[attr-defined]
+        user = request.user
+        assert isinstance(user, User)
+        self.save(form.instance, user)
+        messages.success(request, self.saved_message)
+        return HttpResponseRedirect(reverse(self.list_url))
 
 
 class AppListView(_TenantObjectListView):

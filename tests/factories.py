@@ -133,3 +133,27 @@ class DeviceActionJobFactory(TenantOwnedFactory):
             google_device_id=device.device_id,
             serial_number=device.serial_number,
         )
+
+
+class OrgUnitFactory(TenantOwnedFactory):
+    """A Google OU of the tenant's integration (not linked to LDAP: "non prise en charge")."""
+
+    class Meta:
+        model = "chromeos.OrgUnit"
+
+    integration = factory.LazyAttribute(lambda o: _tenant_integration(o.tenant))
+    org_unit_id = factory.Sequence(lambda n: f"03ou{n:011d}")
+    name = factory.Sequence(lambda n: f"Unité {n}")
+    path = factory.LazyAttribute(lambda o: f"/{o.name}")
+    parent_org_unit_id = "03rootou00000000"
+
+
+class PolicyAssignmentFactory(TenantOwnedFactory):
+    """A Blueprint assigned to a fresh OU of the tenant, not applied."""
+
+    class Meta:
+        model = "chromeos.PolicyAssignment"
+
+    org_unit = factory.SubFactory(OrgUnitFactory, tenant=factory.SelfAttribute("..tenant"))
+    integration = factory.LazyAttribute(lambda o: o.org_unit.integration)
+    blueprint = factory.SubFactory(BlueprintFactory, tenant=factory.SelfAttribute("..tenant"))

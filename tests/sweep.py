@@ -14,7 +14,13 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from chromeos.models import RemovalRun
 from mdm.models import Tenant
-from tests.factories import AppFactory, BlueprintFactory, ChromeOSDeviceFactory, DeviceActionJobFactory
+from tests.factories import (
+    AppFactory,
+    BlueprintFactory,
+    ChromeOSDeviceFactory,
+    DeviceActionJobFactory,
+    PolicyAssignmentFactory,
+)
 from tests.ldap.factories import LdapSyncRunFactory
 
 KwargsMaker = Callable[[Tenant], dict[str, Any]]
@@ -30,6 +36,19 @@ SWEEP: dict[str, KwargsMaker] = {
     "chromeos:device_job": lambda t: {"pk": DeviceActionJobFactory(tenant=t, status="succeeded").pk},
     "ldap_sync:run": lambda t: {"pk": LdapSyncRunFactory(tenant=t).pk},
     "chromeos:removal_retry": lambda t: {"pk": RemovalRun.unscoped.create(tenant=t, status="failed").pk},
+    **{
+        f"chromeos:{name}": lambda t: {"pk": PolicyAssignmentFactory(tenant=t).pk}
+        for name in (
+            "policy_assignment",
+            "policy_state",
+            "policy_preview",
+            "policy_unassign_preview",
+            "policy_apply",
+            "policy_unassign",
+        )
+    },
+    "chromeos:policy_blueprint_report": lambda t: {"pk": BlueprintFactory(tenant=t).pk},
+    "chromeos:policy_app_report": lambda t: {"pk": AppFactory(tenant=t).pk},
 }
 
 # URL namespaces and names that are not tenant console pages.

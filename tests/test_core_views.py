@@ -39,7 +39,8 @@ def test_admins_and_operators_create_blueprints(fixture, request, client_for):
     user = request.getfixturevalue(fixture)
     response = client_for(user).post(
         reverse("mdm:blueprint_create"),
-        {"name": "Écoles", "platform": "chromeos", "description": "", "settings": '{"guest_mode": false}'},
+        # ChromeOS settings come from the typed form of the chromeos app, not from raw JSON.
+        {"name": "Écoles", "platform": "chromeos", "description": "", "settings-guest_mode": "false"},
     )
     assert response.status_code == 302
     bp = Blueprint.unscoped.get(name="Écoles")
@@ -69,7 +70,7 @@ def test_bad_blueprint_input_is_rejected_and_loses_nothing(admin_user, client_fo
     BlueprintFactory(tenant=admin_user.tenant, name="Existante")
     c = client_for(admin_user)
     response = c.post(
-        reverse("mdm:blueprint_create"), {"name": "Existante", "platform": "chromeos", "settings": "{"}
+        reverse("mdm:blueprint_create"), {"name": "Existante", "platform": "android", "settings": "{"}
     )
     assert response.status_code == 400
     body = response.content.decode()

@@ -1,3 +1,287 @@
-from django.urls import URLPattern
+"""Affectations ChromeOS: assign Blueprints and apps to supported Google OUs, preview, apply, unassign, and the
+reports per Blueprint and per app. Every role reads; admins and operators assign, apply and unassign."""
 
-urlpatterns: list[URLPattern] = []
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.views import View
+
+from chromeos.forms.policies import AssignmentForm
+from chromeos.models import GoogleIntegration, IntegrationStatus, OrgUnit, PolicyAssignment, UnassignMode
+from chromeos.policy_schemas import APP_POLICIES, SETTINGS_BY_KEY, app_target_id, blueprint_writes
+from chromeos.selectors import policies as selectors
+from chromeos.services import policies as services
+from mdm.models import App, Blueprint, Platform, User
+from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin
+
+REPORT_PAGE_SIZE = 50
+
+
+class _PolicyView(TenantRoleRequiredMixin, View):
+    write_roles = OPERATE_ROLES
+
+    @property
+    def actor(self) -> User:
+        user = self.request.user
+        assert isinstance(user, User)
+        return user
+
+    def assignment(self, pk: int) -> PolicyAssignment:
+        try:
+            return selectors.assignment_detail(pk)
+        except PolicyAssignment.DoesNotExist:
+            raise Http404 from None
+
+
+class _ReadOnlyAssignmentView(_PolicyView):
+    """A page that only reads: other tenants' objects still answer 404 to any method, never 405."""
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        self.assignment(pk)
+        return HttpResponseNotAllowed(["GET"])
+
+
+def _assignable_blueprints() -> list[tuple[int, str]]:
+    return [
+        (b.pk, b.name)
+        for b in Blueprint.objects.filter(platform=Platform.CHROMEOS).order_by("name")
+        if blueprint_writes(b.settings or {})
+    ]
+
+
+def _assignable_apps() -> list[tuple[int, str]]:
+    return [
+        (a.pk, f"{a.name} ({a.get_kind_display()})") for a in App.objects.order_by("name") if app_target_id(a)
+    ]
+
+
+def _assignment_form(rows: list[selectors.OrgUnitRow], data: Any = None) -> AssignmentForm:
+    supported = [(r.org_unit.pk, r.org_unit.path) for r in rows if r.unsupported_reason is None]
+    return AssignmentForm(
+        data, org_units=supported, blueprints=_assignable_blueprints(), apps=_assignable_apps()
+    )
+
+
+def _overview(
+    request: HttpRequest, integration: GoogleIntegration | None, form: Any = None, status: int = 200
+) -> HttpResponse:
+    rows = selectors.org_unit_rows(integration) if integration else []
+    context = {
+        "integration": integration,
+        "active": integration is not None and integration.status == IntegrationStatus.ACTIVE,
+        "rows": rows,
+        "form": form or (_assignment_form(rows) if integration else None),
+        "busy": selectors.any_busy([a for r in rows for a in r.assignments]),
+        "supported_count": sum(1 for r in rows if r.unsupported_reason is None),
+        "blueprints": Blueprint.objects.filter(platform=Platform.CHROMEOS).order_by("name"),
+        "apps": App.objects.order_by("name"),
+    }
+    return render(request, "chromeos/policies_overview.html", context, status=status)
+
+
+class PolicyOverviewView(_PolicyView):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return _overview(request, selectors.current_integration())
+
+
+class PolicyAssignView(_PolicyView):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponseRedirect(reverse("chromeos:policies"))
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        integration = selectors.current_integration()
+        if integration is None:
+            messages.error(request, _("Autorisez d'abord Google depuis la page Gestion ChromeOS."))
+            return HttpResponseRedirect(reverse("chromeos:policies"))
+        rows = selectors.org_unit_rows(integration)
+        form = _assignment_form(rows, request.POST)
+        if not form.is_valid():
+            return _overview(request, integration, form, status=400)
+        org_unit = get_object_or_404(
+            OrgUnit.objects.filter(integration=integration), pk=form.cleaned_data["org_unit"]
+        )
+        kind, pk = form.subject_parts()
+        try:
+            if kind == "blueprint":
+                assignment = services.policy_assignment_create(
+                    integration=integration,
+                    org_unit=org_unit,
+                    actor=self.actor,
+                    blueprint=get_object_or_404(Blueprint.objects.all(), pk=pk),
+                )
+            else:
+                assignment = services.policy_assignment_create(
+                    integration=integration,
+                    org_unit=org_unit,
+                    actor=self.actor,
+                    app=get_object_or_404(App.objects.all(), pk=pk),
+                    app_context=form.cleaned_data.get("app_context") or "",
+                    install_type=form.cleaned_data.get("install_type") or "",
+                )
+        except services.PolicyError as exc:
+            form.add_error(None, exc.message)
+            return _overview(request, integration, form, status=400)
+        messages.success(request, _("Affectation créée. Vérifiez l'aperçu puis appliquez-la."))
+        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": assignment.pk}))
+
+
+class PolicyAssignmentView(_ReadOnlyAssignmentView):
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        assignment = self.assignment(pk)
+        context = {
+            "assignment": assignment,
+            "unsupported_reason": services.org_unit_unsupported_reason(assignment.org_unit),
+            "outdated": services.assignment_is_outdated(assignment),
+            "counts": selectors.assignment_device_counts(assignment),
+            "busy": assignment.state in selectors.BUSY_STATES,
+            "modes": UnassignMode.choices,
+            "has_parent": bool(assignment.org_unit.parent_org_unit_id),
+        }
+        return render(request, "chromeos/policies_assignment.html", context)
+
+
+class PolicyStateView(_ReadOnlyAssignmentView):
+    """The state panel, polled by the page while Google works."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        assignment = self.assignment(pk)
+        context = {
+            "assignment": assignment,
+            "busy": assignment.state in selectors.BUSY_STATES,
+            "outdated": services.assignment_is_outdated(assignment),
+        }
+        return render(request, "chromeos/policies_state.html", context)
+
+
+class PolicyPreviewView(_ReadOnlyAssignmentView):
+    """The apply preview (reads Google): loaded by the assignment page once it is shown."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        assignment = self.assignment(pk)
+        preview = services.policy_preview_apply(assignment)
+        return render(
+            request, "chromeos/policies_preview.html", {"assignment": assignment, "preview": preview}
+        )
+
+
+class PolicyUnassignPreviewView(_ReadOnlyAssignmentView):
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        assignment = self.assignment(pk)
+        preview = services.policy_preview_unassign(assignment)
+        context = {
+            "assignment": assignment,
+            "preview": preview,
+            "has_parent": bool(assignment.org_unit.parent_org_unit_id),
+        }
+        return render(request, "chromeos/policies_unassign_preview.html", context)
+
+
+class PolicyApplyView(_PolicyView):
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        self.assignment(pk)
+        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        assignment = self.assignment(pk)
+        try:
+            services.policy_assignment_apply_request(assignment=assignment, actor=self.actor)
+        except services.PolicyError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, _("Application demandée : Google reçoit les paramètres."))
+        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
+
+
+class PolicyUnassignView(_PolicyView):
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        self.assignment(pk)
+        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        assignment = self.assignment(pk)
+        mode = request.POST.get("mode", "")
+        try:
+            deleted = services.policy_assignment_unassign_request(
+                assignment=assignment, mode=mode, actor=self.actor
+            )
+        except services.PolicyError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
+        if deleted:
+            messages.success(request, _("Affectation retirée (rien n'avait été appliqué chez Google)."))
+        else:
+            messages.success(request, _("Retrait demandé : Google rétablit les valeurs."))
+        return HttpResponseRedirect(reverse("chromeos:policies"))
+
+
+class _ReportView(_PolicyView):
+    def report(
+        self, request: HttpRequest, subject: Blueprint | App, rows: list[PolicyAssignment], **extra: Any
+    ) -> HttpResponse:
+        devices = selectors.subject_devices(rows)
+        page = Paginator(devices, REPORT_PAGE_SIZE).get_page(request.GET.get("page"))
+        context = {
+            "subject": subject,
+            "assignments": [(a, selectors.assignment_device_counts(a)) for a in rows],
+            "page": page,
+            "device_rows": selectors.device_report_rows(list(page.object_list), rows),
+            **extra,
+        }
+        return render(request, "chromeos/policies_report.html", context)
+
+
+class PolicyBlueprintReportView(_ReportView):
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        get_object_or_404(Blueprint.objects.all(), pk=pk)
+        return HttpResponseNotAllowed(["GET"])
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        blueprint = get_object_or_404(Blueprint.objects.all(), pk=pk)
+        settings = [
+            (s.label, s.display(blueprint.settings[s.key]))
+            for s in SETTINGS_BY_KEY.values()
+            if (blueprint.settings or {}).get(s.key) is not None
+        ]
+        rows = selectors.subject_assignments(blueprint=blueprint)
+        return self.report(request, blueprint, rows, kind="blueprint", settings=settings)
+
+
+class PolicyAppReportView(_ReportView):
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        get_object_or_404(App.objects.all(), pk=pk)
+        return HttpResponseNotAllowed(["GET"])
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        app = get_object_or_404(App.objects.all(), pk=pk)
+        rows = selectors.subject_assignments(app=app)
+        contexts = [(p.context, app.kind in p.kinds) for p in APP_POLICIES.values()]
+        return self.report(request, app, rows, kind="app", app_id=app_target_id(app), contexts=contexts)
+
+
+urlpatterns = [
+    path("politiques/", PolicyOverviewView.as_view(), name="policies"),
+    path("politiques/affecter/", PolicyAssignView.as_view(), name="policy_assign"),
+    path("politiques/affectations/<int:pk>/", PolicyAssignmentView.as_view(), name="policy_assignment"),
+    path("politiques/affectations/<int:pk>/etat/", PolicyStateView.as_view(), name="policy_state"),
+    path("politiques/affectations/<int:pk>/apercu/", PolicyPreviewView.as_view(), name="policy_preview"),
+    path(
+        "politiques/affectations/<int:pk>/apercu-retrait/",
+        PolicyUnassignPreviewView.as_view(),
+        name="policy_unassign_preview",
+    ),
+    path("politiques/affectations/<int:pk>/appliquer/", PolicyApplyView.as_view(), name="policy_apply"),
+    path("politiques/affectations/<int:pk>/retirer/", PolicyUnassignView.as_view(), name="policy_unassign"),
+    path(
+        "politiques/configurations/<int:pk>/",
+        PolicyBlueprintReportView.as_view(),
+        name="policy_blueprint_report",
+    ),
+    path("politiques/applis/<int:pk>/", PolicyAppReportView.as_view(), name="policy_app_report"),
+]

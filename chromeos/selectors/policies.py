@@ -1,0 +1,242 @@
+"""Reads of policy assignments and of the per-device inventory they make.
+
+Why the inventory is derived, not stored: what applies to a device is fully determined by facts the console
+already keeps fresh — the device's org unit and its ``lastSync`` (written by every sync) and the assignments
+of that OU and its ancestors with their state (written by apply and unassign). A stored per-device table
+would copy devices × assignments and need invalidating on four events (sync, apply, unassign, Blueprint edit);
+deriving reads the same facts with two indexed queries, is never stale, and disappears with its integration
+by construction (devices and assignments cascade from it).
+
+Per device, an assignment of its OU or an ancestor OU is:
+
+* ``failed`` — Google refused it (its reason is shown);
+* ``pending`` — not yet confirmed by Google, being removed, or confirmed but the device has not synced its
+  policies since (``lastSync`` is Google's "last time the device synced with the policy settings");
+* ``applied`` — confirmed by Google and synced by the device since;
+* ``overridden`` — every setting it makes is also made by an assignment of an OU closer to the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
+
+from chromeos.models import AssignmentState, ChromeOSDevice, GoogleIntegration, OrgUnit, PolicyAssignment
+from chromeos.services.policies import (
+    assignment_desired,
+    assignment_is_outdated,
+    org_unit_unsupported_reason,
+)
+
+if TYPE_CHECKING:
+    from mdm.models import App, Blueprint
+
+BUSY_STATES = (AssignmentState.PENDING, AssignmentState.APPLYING, AssignmentState.REMOVING)
+
+
+def current_integration() -> GoogleIntegration | None:
+    return GoogleIntegration.objects.first()
+
+
+def assignments() -> QuerySet[PolicyAssignment]:
+    return PolicyAssignment.objects.select_related("org_unit", "blueprint", "app", "assigned_by")
+
+
+def assignment_detail(pk: int) -> PolicyAssignment:
+    return assignments().select_related("integration").get(pk=pk)
+
+
+@dataclass
+class OrgUnitRow:
+    org_unit: OrgUnit
+    unsupported_reason: str | None
+    assignments: list[PolicyAssignment]
+
+    @property
+    def depth(self) -> int:
+        return 0 if self.org_unit.path == "/" else self.org_unit.path.count("/")
+
+
+def org_unit_rows(integration: GoogleIntegration) -> list[OrgUnitRow]:
+    """Every Google OU of the integration, its support and its assignments (the overview page)."""
+    by_ou: dict[int, list[PolicyAssignment]] = {}
+    for assignment in assignments().filter(integration=integration):
+        by_ou.setdefault(assignment.org_unit_id, []).append(assignment)
+    return [
+        OrgUnitRow(ou, org_unit_unsupported_reason(ou), by_ou.get(ou.pk, []))
+        for ou in OrgUnit.objects.filter(integration=integration).order_by("path")
+    ]
+
+
+def ancestor_paths(path: str) -> list[str]:
+    """``/a/b`` → ``["/a/b", "/a", "/"]``: the OUs whose policies a device of ``path`` inherits, nearest first."""
+    path = "/" + path.strip("/") if path and path != "/" else "/"
+    chain = [path]
+    while chain[-1] != "/":
+        chain.append(chain[-1].rsplit("/", 1)[0] or "/")
+    return chain
+
+
+def subtree_q(paths: list[str], column: str = "org_unit_path") -> Q:
+    """Devices in any of these OUs or below (the ``(tenant, org_unit_path text_pattern_ops)`` index answers it)."""
+    q = Q(pk__in=[])
+    for path in paths:
+        if path == "/":
+            return Q()
+        q |= Q(**{column: path}) | Q(**{f"{column}__startswith": path + "/"})
+    return q
+
+
+# -- per-device state -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InventoryEntry:
+    assignment: PolicyAssignment
+    via: str  # the OU path the assignment is made on
+    inherited: bool  # made on an ancestor of the device's OU
+    state: str  # applied / pending / failed / overridden
+    detail: str
+    outdated: bool = False
+
+    @property
+    def state_label(self) -> str:
+        return {
+            "applied": _("Appliquée"),
+            "pending": _("En attente"),
+            "failed": _("Échec"),
+            "overridden": _("Remplacée"),
+        }[self.state]
+
+
+def device_state(assignment: PolicyAssignment, device: ChromeOSDevice) -> tuple[str, str]:
+    """(state, detail) of one assignment on one device that it reaches."""
+    state = assignment.state
+    if state in (AssignmentState.FAILED, AssignmentState.REMOVAL_FAILED):
+        return "failed", assignment.google_error
+    if state in (AssignmentState.PENDING, AssignmentState.APPLYING):
+        if assignment.google_error:
+            return "pending", assignment.google_error
+        return "pending", _("Pas encore appliquée chez Google.")
+    if state == AssignmentState.REMOVING:
+        return "pending", _("Retrait en cours chez Google.")
+    if device.last_sync and assignment.applied_at and device.last_sync >= assignment.applied_at:
+        return "applied", ""
+    return "pending", _("Appliquée chez Google ; en attente de la prochaine synchronisation du périphérique.")
+
+
+def _claims(assignment: PolicyAssignment) -> set[tuple[Any, ...]]:
+    """What an assignment decides at its OU: (schema, field) pairs, per app for app schemas."""
+    app_key = assignment.app_id if assignment.app_id is not None else None
+    return {
+        (schema, fld, app_key) for schema, values in assignment_desired(assignment).items() for fld in values
+    }
+
+
+def inventory_entries(device: ChromeOSDevice, reaching: list[PolicyAssignment]) -> list[InventoryEntry]:
+    """Entries for the assignments that reach a device, nearest OU first, marking the overridden ones."""
+    order = {path: depth for depth, path in enumerate(ancestor_paths(device.org_unit_path))}
+    reaching = sorted(reaching, key=lambda a: (order.get(a.org_unit.path, 99), a.pk))
+    claimed: set[tuple[Any, ...]] = set()
+    entries = []
+    for assignment in reaching:
+        claims = _claims(assignment)
+        overridden = bool(claims) and claims <= claimed
+        claimed |= claims
+        if overridden:
+            state, detail = (
+                "overridden",
+                _("Une affectation d'une unité plus proche du périphérique la remplace."),
+            )
+        else:
+            state, detail = device_state(assignment, device)
+        entries.append(
+            InventoryEntry(
+                assignment=assignment,
+                via=assignment.org_unit.path,
+                inherited=assignment.org_unit.path != (device.org_unit_path or "/"),
+                state=state,
+                detail=detail,
+                outdated=assignment_is_outdated(assignment),
+            )
+        )
+    return entries
+
+
+def device_policy_inventory(device: ChromeOSDevice) -> list[InventoryEntry]:
+    """Which Blueprints and apps apply to a device through its OU (and the OU's ancestors), with their state."""
+    reaching = list(
+        assignments().filter(
+            integration_id=device.integration_id, org_unit__path__in=ancestor_paths(device.org_unit_path)
+        )
+    )
+    return inventory_entries(device, reaching)
+
+
+# -- reports per Blueprint / app ------------------------------------------------------------------------------
+def subject_assignments(
+    *, blueprint: Blueprint | None = None, app: App | None = None
+) -> list[PolicyAssignment]:
+    qs = assignments()
+    qs = qs.filter(blueprint=blueprint) if blueprint is not None else qs.filter(app=app)
+    return list(qs.order_by("org_unit__path", "app_context", "pk"))
+
+
+def subject_devices(subject_assignments: list[PolicyAssignment]) -> QuerySet[ChromeOSDevice]:
+    """The current devices that the assignments reach (their OUs and sub-OUs)."""
+    if not subject_assignments:
+        return ChromeOSDevice.objects.none()
+    integration_ids = {a.integration_id for a in subject_assignments}
+    paths = sorted({a.org_unit.path for a in subject_assignments})
+    return (
+        ChromeOSDevice.objects.filter(integration_id__in=integration_ids, removed_at__isnull=True)
+        .filter(subtree_q(paths))
+        .order_by("serial_number", "pk")
+    )
+
+
+@dataclass(frozen=True)
+class DeviceReportRow:
+    device: ChromeOSDevice
+    entries: list[InventoryEntry]
+
+
+def device_report_rows(
+    devices: list[ChromeOSDevice], subject_assignments: list[PolicyAssignment]
+) -> list[DeviceReportRow]:
+    """For a page of devices: the subject's assignments reaching each (nearest first) and their state."""
+    if not devices:
+        return []
+    # Every assignment on the OUs of this page's devices: a closer assignment of another Blueprint can
+    # override the subject's on a device.
+    paths = {p for d in devices for p in ancestor_paths(d.org_unit_path)}
+    nearby = list(
+        assignments().filter(org_unit__path__in=paths, integration_id__in={d.integration_id for d in devices})
+    )
+    subject_ids = {a.pk for a in subject_assignments}
+    rows = []
+    for device in devices:
+        chain = set(ancestor_paths(device.org_unit_path))
+        reaching = [
+            a for a in nearby if a.org_unit.path in chain and a.integration_id == device.integration_id
+        ]
+        entries = [e for e in inventory_entries(device, reaching) if e.assignment.pk in subject_ids]
+        rows.append(DeviceReportRow(device, entries))
+    return rows
+
+
+def assignment_device_counts(assignment: PolicyAssignment) -> dict[str, int]:
+    """Devices the assignment reaches, and how many synced their policies since it was applied."""
+    devices = ChromeOSDevice.objects.filter(
+        integration_id=assignment.integration_id, removed_at__isnull=True
+    ).filter(subtree_q([assignment.org_unit.path]))
+    total = devices.count()
+    synced = 0
+    if assignment.state == AssignmentState.APPLIED and assignment.applied_at:
+        synced = devices.filter(last_sync__gte=assignment.applied_at).count()
+    return {"total": total, "synced": synced}
+
+
+def any_busy(rows: list[PolicyAssignment]) -> bool:
+    return any(a.state in BUSY_STATES for a in rows)
