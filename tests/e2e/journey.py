@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.e2e.a11y import assert_page_accessible
-from tests.e2e.stack import SCREENSHOTS, Stack
+from tests.e2e.a11y import assert_dialog_keyboard, assert_page_accessible
+from tests.e2e.stack import SCREENSHOTS, SYNC_PAGE_SIZE, Stack
+
+SUCCEEDED = {"fr": "Réussie", "en": "Succeeded"}
 
 
 def shot(page: Page, name: str) -> None:
@@ -97,3 +101,97 @@ def authorize_google(page: Page, stack: Stack, *, button: str = "Autoriser Googl
     expect(page).to_have_url(re.compile(r"/admin/google/chromeos/$"))
     expect(page.locator(".messages")).to_contain_text(success)
     expect(page.locator("#domain-info")).to_contain_text(stack.google_domain)
+
+
+def sync_now(page: Page, stack: Stack, *, expected_devices: int) -> list[int]:
+    """ "Synchro maintenant" and its live progress until the result; the device counts seen while it ran.
+
+    Google answers each listing page slowly here (an emulator latency, as over a real network), so the run
+    lasts a few seconds and the page must show it moving, not only its end.
+    """
+    pages = -(-expected_devices // SYNC_PAGE_SIZE)
+    stack.emulator("/faults", {"method": "directory.chromeosdevices.list", "delay_ms": 1200, "count": pages})
+    page.goto("/admin/google/chromeos/")
+    page.locator("#sync-now").click()
+    progress = page.locator("#sync-progress")
+    expect(progress).to_be_visible()
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            text = page.locator("#sync-devices").inner_text(timeout=500)
+        except PlaywrightTimeoutError:
+            break  # the progress block was replaced by the result
+        if not seen or seen[-1] != int(text):
+            seen.append(int(text))
+        time.sleep(0.2)
+    expect(page.locator("#sync-result-status")).to_have_text(SUCCEEDED[page_lang(page)], timeout=30_000)
+    return seen
+
+
+def page_lang(page: Page) -> str:
+    return page.locator("html").get_attribute("lang") or "fr"
+
+
+def device_action(page: Page, label: str, confirm: str) -> None:
+    """From a device's page: an action button, its confirmation page, then the job page until it succeeded."""
+    page.get_by_role("button", name=label, exact=True).click()
+    expect(page.locator("h1")).to_contain_text(label)
+    page.get_by_role("button", name=confirm).click()
+    expect(page.locator("[data-job-status]")).to_have_attribute(
+        "data-job-status", "succeeded", timeout=30_000
+    )
+
+
+def emulator_device(stack: Stack, device_id: str) -> dict[str, object]:
+    devices = stack.emulator("/devices")["devices"]
+    return next(d for d in devices if d["deviceId"] == device_id)
+
+
+def create_blueprint(page: Page, name: str, lang: str) -> None:
+    page.goto("/configurations/nouvelle/")
+    assert_page_accessible(page, lang)
+    page.get_by_label(re.compile("^(Nom|Name)")).fill(name)
+    page.get_by_role("button", name=re.compile("^(Enregistrer|Save)$")).click()
+    expect(page.locator("main table")).to_contain_text(name)
+
+
+def create_app(page: Page, name: str, identifier: str, lang: str) -> None:
+    page.goto("/applis/nouvelle/")
+    assert_page_accessible(page, lang)
+    page.get_by_label(re.compile("^(Nom|Name)")).fill(name)
+    page.get_by_label(re.compile("^Type")).select_option("chrome")
+    page.get_by_label(re.compile("^(Identifiant|Identifier)")).fill(identifier)
+    page.get_by_role("button", name=re.compile("^(Enregistrer|Save)$")).click()
+    expect(page.locator("main table")).to_contain_text(name)
+
+
+def wait_for_scheduled_sync(page: Page, *, devices: int, trigger: str, timeout: float = 90) -> None:
+    """Reload Gestion ChromeOS until beat's sync (not a manual one) has brought the device count to ``devices``."""
+    deadline = time.monotonic() + timeout
+    page.goto("/admin/google/chromeos/")
+    while True:
+        count = page.locator("#device-count").inner_text()
+        history = page.locator("#sync-history tbody").inner_text()
+        if count == str(devices) and trigger in history:
+            return
+        assert time.monotonic() < deadline, f"no scheduled sync within {timeout}s: {count} devices\n{history}"
+        time.sleep(2)
+        page.reload()
+
+
+def remove_integration(page: Page, stack: Stack, lang: str) -> None:
+    """ "Supprimer": the dialog (checked from the keyboard, then Esc), again, OK; the removal's result."""
+    label, ok = ("Supprimer", "OK") if lang == "fr" else ("Remove", "OK")
+    page.goto("/admin/google/chromeos/")
+    opener = page.locator("[data-removal-open]")
+    expect(opener).to_have_text(label)
+    assert_dialog_keyboard(page, opener, lang)
+    opener.click()
+    dialog = page.locator("dialog[open]")
+    expect(dialog).to_be_visible()
+    shot(page, f"{lang}-suppression-confirmation")
+    dialog.get_by_role("button", name=ok, exact=True).click()
+    result = page.locator("#removal-panel .message.success")
+    expect(result).to_contain_text(stack.google_domain, timeout=60_000)
+    assert stack.emulator("/state")["authorizations"] == [], "the token was not revoked at Google"

@@ -218,6 +218,7 @@ def running_stack() -> Iterator[Stack]:
     base_db_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mdm")
     database_url = base_db_url.rsplit("/", 1)[0] + "/" + db_name
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="mdm-e2e-"))

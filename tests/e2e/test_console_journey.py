@@ -14,15 +14,27 @@ from tests.e2e.a11y import assert_page_accessible, assert_skip_link
 from tests.e2e.journey import (
     authorize_google,
     configure_ldap,
+    create_app,
+    create_blueprint,
+    device_action,
+    emulator_device,
     log_in,
+    remove_integration,
     shot,
     sidebar_links,
     switch_language,
+    sync_now,
     visit_checked,
+    wait_for_scheduled_sync,
 )
-from tests.e2e.stack import Stack
+from tests.e2e.stack import GOOGLE_DEVICES, Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("e2e")]
+
+ENROLLED_LATER = 3
+BLUEPRINT = "Écoles primaires"
+APP_NAME = "Google Keep"
+APP_ID = "hmjkmjkepdijhoojdojkdfohbdgmmhki"
 
 
 def _slug(href: str) -> str:
@@ -91,3 +103,68 @@ def test_french_journey(page: Page, stack: Stack) -> None:
     authorize_google(page, stack, success="Configuration réussie de ChromeOS")
     assert_page_accessible(page, "fr")
     shot(page, "fr-gestion-chromeos-autorisee")
+
+    # Synchro maintenant: the progress moves while the worker pages through Google, then the result.
+    seen = sync_now(page, stack, expected_devices=GOOGLE_DEVICES)
+    assert len(seen) >= 2 and seen == sorted(seen), f"the progress did not move: {seen}"
+    expect(page.locator("#sync-counts")).to_contain_text(f"{GOOGLE_DEVICES} ajoutés")
+    assert_page_accessible(page, "fr")
+    shot(page, "fr-gestion-chromeos-synchro")
+    page.reload()
+    expect(page.locator("#device-count")).to_have_text(str(GOOGLE_DEVICES))
+    expect(page.locator("#sync-history")).to_contain_text("Manuelle")
+    shot(page, "fr-gestion-chromeos")
+
+    # Devices: listed, searched, one disabled and re-enabled, a remote command followed to its end.
+    visit_checked(page, "/devices/", "fr", screenshot="fr-peripheriques")
+    expect(page.locator("hgroup")).to_contain_text(f"{GOOGLE_DEVICES} périphériques ChromeOS")
+    target = next(d for d in stack.emulator("/devices")["devices"] if d["status"] == "ACTIVE")
+    serial, device_id = target["serialNumber"], target["deviceId"]
+    # New Chromebooks enrolled at Google meanwhile: only beat's hourly sync can bring them in.
+    stack.emulator("/devices", {"count": ENROLLED_LATER, "org_unit_path": "/Paris/Ventes"})
+
+    page.get_by_label("Rechercher").fill(serial)
+    page.get_by_role("button", name="Filtrer").click()
+    expect(page.locator("hgroup")).to_contain_text("1 périphérique ChromeOS")
+    expect(page.locator(".device-table tbody tr")).to_have_count(1)
+    page.get_by_role("link", name=serial, exact=True).click()
+    expect(page.locator("h1")).to_contain_text(serial)
+    assert_page_accessible(page, "fr")
+    shot(page, "fr-peripherique-detail")
+    device_url = page.url
+
+    device_action(page, "Désactiver", "Confirmer pour 1 périphérique")
+    assert emulator_device(stack, device_id)["status"] == "DISABLED"
+    page.goto(device_url)
+    expect(page.locator(".page-title .status").first).to_have_text("Désactivé")
+    device_action(page, "Réactiver", "Confirmer pour 1 périphérique")
+    assert emulator_device(stack, device_id)["status"] == "ACTIVE"
+    page.goto(device_url)
+    expect(page.locator(".page-title .status").first).to_have_text("Actif")
+
+    device_action(page, "Redémarrer", "Confirmer pour 1 périphérique")
+    # The worker polls Google's commands.get until a final state; the job page follows it live.
+    expect(page.locator(".job-results tbody")).to_contain_text("Exécutée", timeout=45_000)
+    shot(page, "fr-commande-executee")
+    page.goto(device_url)
+    expect(page.locator("#device-commands")).to_contain_text("Exécutée")
+    expect(page.locator("#device-commands")).to_contain_text("REBOOT")
+
+    # Blueprints and apps of the tenant (they must survive the removal below).
+    create_blueprint(page, BLUEPRINT, "fr")
+    create_app(page, APP_NAME, APP_ID, "fr")
+
+    # Beat's hourly sync (every few seconds here, through CHROMEOS_SYNC_INTERVAL_SECONDS) brings the new ones.
+    wait_for_scheduled_sync(page, devices=GOOGLE_DEVICES + ENROLLED_LATER, trigger="Planifiée")
+    shot(page, "fr-gestion-chromeos-synchro-planifiee")
+
+    # Supprimer: the confirmation popup, usable from the keyboard, then OK.
+    remove_integration(page, stack, "fr")
+    shot(page, "fr-gestion-chromeos-supprimee")
+    page.goto("/devices/")
+    expect(page.locator("hgroup")).to_contain_text(re.compile(r"\b0 périphériques? ChromeOS"))
+    expect(page.locator(".device-table tbody")).to_contain_text("Aucun périphérique")
+    page.goto("/configurations/")
+    expect(page.locator("main table")).to_contain_text(BLUEPRINT)
+    page.goto("/applis/")
+    expect(page.locator("main table")).to_contain_text(APP_NAME)
