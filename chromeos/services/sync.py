@@ -27,7 +27,7 @@ Any failure before the merge leaves the stored devices exactly as they were.
 
 Settings: ``CHROMEOS_SYNC_INTERVAL_SECONDS`` (3600), ``CHROMEOS_SYNC_PAGE_SIZE`` (300, the discovery
 document's maximum; a 400 on it falls back to Google's default of 100), ``CHROMEOS_SYNC_QUEUED_TIMEOUT_SECONDS``
-(1800: a queued run never picked up is given up), ``CHROMEOS_SYNC_PROGRESS_SECONDS`` (1.0: how often progress
+(1800: a queued run never picked up is given up), ``CHROMEOS_SYNC_PROGRESS_SECONDS`` (0.25: how often progress
 is written to the run row).
 """
 
@@ -86,6 +86,7 @@ FINISHED_STATUSES = (
 # Runs whose data is in: these move last_sync_at and the schedule.
 COMPLETED_STATUSES = (SyncStatus.SUCCEEDED, SyncStatus.PARTIAL, SyncStatus.GUARDED)
 MAX_LOG_LINES = 200
+REDELIVERY_LOCK_WAIT = 10.0
 FALLBACK_PAGE_SIZE = 100  # Google's documented default for chromeosdevices.list
 
 # Log lines are stored as French message ids plus parameters and translated when shown (see selectors).
@@ -162,7 +163,7 @@ def _queued_timeout() -> timedelta:
 
 
 def _progress_seconds() -> float:
-    return float(getattr(settings, "CHROMEOS_SYNC_PROGRESS_SECONDS", 1.0))
+    return float(getattr(settings, "CHROMEOS_SYNC_PROGRESS_SECONDS", 0.25))
 
 
 # -- the per-tenant lock ---------------------------------------------------------------------------------------
@@ -173,16 +174,22 @@ class SyncLock:
         self.tenant_id = tenant_id
         self._conn: psycopg.Connection[Any] | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self, wait_seconds: float = 0.0) -> bool:
+        """Try the lock, retrying for up to ``wait_seconds`` (never blocking inside PostgreSQL)."""
         params = connection.get_connection_params()
         for key in ("cursor_factory", "context", "prepare_threshold"):
             params.pop(key, None)
         self._conn = psycopg.connect(**params, autocommit=True, application_name="mdm-sync-lock")
-        row = self._conn.execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, self.tenant_id)
-        ).fetchone()
-        if row and row[0]:
-            return True
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            row = self._conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, self.tenant_id)
+            ).fetchone()
+            if row and row[0]:
+                return True
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
         self.release()
         return False
 
@@ -839,7 +846,9 @@ def devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> S
     if run.status in FINISHED_STATUSES:
         return run
     lock = SyncLock(run.tenant_id)
-    if not lock.acquire():
+    # A RUNNING run handed to us again is a redelivery after its worker died: PostgreSQL may take a moment to
+    # notice the dead session and free its lock.
+    if not lock.acquire(wait_seconds=REDELIVERY_LOCK_WAIT if run.status == SyncStatus.RUNNING else 0.0):
         if run.status == SyncStatus.QUEUED:
             run.status = SyncStatus.SKIPPED
             run.finished_at = timezone.now()

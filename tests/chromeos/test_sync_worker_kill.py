@@ -1,0 +1,245 @@
+"""A real Celery worker (prefork, one child) running syncs, its child SIGKILLed at chosen points.
+
+What production relies on, checked for real: ``acks_late`` + ``reject_on_worker_lost`` bring the task back when
+the process running it dies; the redelivered task marks the interrupted run failed and a new run completes; the
+stored devices equal Google's listing afterwards, whatever the moment of the kill:
+
+* while paging (a few pages into the listing, between HTTP fetches and COPYs);
+* in the merge transaction, at its first statement (the test holds the integration row);
+* in the merge transaction, after the OUs were written, at the change history (the test holds that table);
+* right after the merge committed (the run is already SUCCEEDED: the redelivery, if any, does nothing).
+
+The worker runs against this test's database and the in-process emulator over HTTP, on its own Redis key
+prefix so that it takes no other test's (or teammate's) tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from celery import Celery
+from django.conf import settings
+from django.db import connection
+
+from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncRun, SyncStatus
+from google_emulator.testing import EmulatorHandle
+
+ROOT = Path(__file__).resolve().parents[2]
+LIST = "directory.chromeosdevices.list"
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sync-worker")]
+
+
+def _params() -> dict[str, Any]:
+    params = connection.get_connection_params()
+    for key in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(key, None)
+    return params
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    return (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may contain spaces, so split after the closing parenthesis.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Worker:
+    def __init__(self, google_emulator: EmulatorHandle, log_path: Path) -> None:
+        self.prefix = f"mdm-sync-kill-{uuid.uuid4().hex[:8]}:"
+        broker = settings.CELERY_BROKER_URL
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "mdm.settings_test",
+            "MDM_CELERY_EAGER": "0",
+            "DATABASE_URL": _database_url(),
+            "DATABASE_CONN_MAX_AGE": "0",
+            "CELERY_BROKER_URL": broker,
+            "CELERY_BROKER_KEY_PREFIX": self.prefix,
+            "GOOGLE_EMULATOR_HOST": google_emulator.host,
+            "GOOGLE_OAUTH_CLIENT_ID": google_emulator.client_id,
+            "GOOGLE_OAUTH_CLIENT_SECRET": google_emulator.client_secret,
+            "CHROMEOS_SYNC_PAGE_SIZE": "20",
+        }
+        self.log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=1",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+                f"--hostname=sync-kill-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.app = Celery("sync-kill-test", broker=broker)
+        self.app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
+        _wait(lambda: "ready" in log_path.read_text(), 60, "the worker to start")
+
+    def send(self, run_id: int) -> None:
+        self.app.send_task("chromeos.tasks.devices_sync_task", args=[run_id])
+
+    def kill_child(self) -> int:
+        [child] = _wait(lambda: _children(self.process.pid), 10, "the pool child")
+        os.kill(child, signal.SIGKILL)
+        return child
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture
+def worker(google_emulator: EmulatorHandle, tmp_path: Path) -> Iterator[Worker]:
+    started = Worker(google_emulator, tmp_path / "worker.log")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def _waiting_on_lock(query_part: str) -> bool:
+    with psycopg.connect(**_params(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            [f"%{query_part}%"],
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def _settled(integration: GoogleIntegration, after_pk: int) -> SyncRun | None:
+    runs = list(SyncRun.unscoped.filter(integration=integration, pk__gte=after_pk).order_by("pk"))
+    if any(r.status in (SyncStatus.QUEUED, SyncStatus.RUNNING) for r in runs):
+        return None
+    return runs[-1] if runs and runs[-1].status == SyncStatus.SUCCEEDED else None
+
+
+def _stored(integration: GoogleIntegration) -> dict[str, str]:
+    return dict(
+        ChromeOSDevice.unscoped.filter(integration=integration, removed_at__isnull=True).values_list(
+            "device_id", "etag"
+        )
+    )
+
+
+def _at_google(google_emulator: EmulatorHandle) -> dict[str, str]:
+    return {d["deviceId"]: d["etag"] for d in google_emulator.control("GET", "/devices")["devices"]}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(devices=200)
+def test_sigkill_at_any_point_loses_nothing_and_the_next_run_completes(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, worker: Worker
+) -> None:
+    google_emulator.add_fault(method=LIST, delay_ms=150, count=None)  # 10 pages of 20: time to aim
+    integration_pk = google_integration.pk
+
+    def kill_while_paging(run: SyncRun) -> None:
+        _wait(lambda: SyncRun.unscoped.get(pk=run.pk).pages >= 2, 30, "page 2")
+        worker.kill_child()
+
+    def kill_at(table_lock_sql: str, waiting_query: str) -> Callable[[SyncRun], None]:
+        def kill(run: SyncRun) -> None:
+            with psycopg.connect(**_params()) as blocker:
+                blocker.execute(table_lock_sql, [integration_pk] if "%s" in table_lock_sql else [])
+                _wait(lambda: _waiting_on_lock(waiting_query), 30, f"the merge to wait on {waiting_query}")
+                worker.kill_child()
+                blocker.rollback()
+
+        return kill
+
+    def kill_after_commit(run: SyncRun) -> None:
+        _wait(lambda: SyncRun.unscoped.get(pk=run.pk).status == SyncStatus.SUCCEEDED, 30, "the commit")
+        worker.kill_child()
+
+    scenarios: list[tuple[str, Callable[[SyncRun], None]]] = [
+        ("paging", kill_while_paging),
+        (
+            "merge start",
+            kill_at(
+                "SELECT 1 FROM chromeos_googleintegration WHERE id = %s FOR UPDATE",
+                "chromeos_googleintegration",
+            ),
+        ),
+        (
+            "merge middle",
+            kill_at("LOCK TABLE chromeos_devicechange IN SHARE MODE", "INSERT INTO chromeos_devicechange"),
+        ),
+        ("after commit", kill_after_commit),
+    ]
+    for number, (point, kill) in enumerate(scenarios):
+        if number:  # the world moves between runs, so each merge has real work to lose
+            google_emulator.control("POST", "/devices/change", {"count": 15, "seed": number})
+            google_emulator.control("POST", "/devices/delete", {"count": 3, "seed": number})
+            google_emulator.control("POST", "/devices", {"count": 4})
+        run = SyncRun.unscoped.create(
+            tenant=google_integration.tenant, integration=google_integration, trigger="manual"
+        )
+        worker.send(run.pk)
+        kill(run)
+        final = _wait(
+            lambda run=run: _settled(google_integration, run.pk), 60, f"the sync after a kill {point}"
+        )
+        run.refresh_from_db()
+        if point == "after commit":
+            assert run.status == SyncStatus.SUCCEEDED and final.pk == run.pk, point
+        else:
+            assert run.status == SyncStatus.FAILED and "interrompue" in run.error, (
+                point,
+                run.status,
+                run.log,
+            )
+            assert final.pk > run.pk, point
+        assert _stored(google_integration) == _at_google(google_emulator), point
+        assert not SyncRun.unscoped.filter(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING]).exists()
