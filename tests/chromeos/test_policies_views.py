@@ -7,6 +7,8 @@ import html
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from chromeos.models import AssignmentState, OrgUnit, PolicyAssignment
@@ -235,3 +237,24 @@ def test_other_platforms_keep_the_json_settings(admin_client_, tenant):
     blueprint = BlueprintFactory(tenant=tenant, platform=Platform.IOS, settings={"x": 1})
     page = text(admin_client_.get(reverse("mdm:blueprint_edit", kwargs={"pk": blueprint.pk})))
     assert 'name="settings"' in page and "Paramètres ChromeOS" not in page
+
+
+def test_report_query_count_does_not_grow_with_devices(
+    admin_client_, ous, blueprint, google_integration, tenant, admin_user, django_assert_max_num_queries
+):
+    from tests.factories import ChromeOSDeviceFactory
+
+    for path in ("/Paris", "/Paris/Ressources Humaines"):
+        PolicyAssignment.objects.create(
+            integration=google_integration, org_unit=ous[path], blueprint=blueprint, assigned_by=admin_user
+        )
+    url = reverse("chromeos:policy_blueprint_report", kwargs={"pk": blueprint.pk})
+    ChromeOSDeviceFactory(tenant=tenant, integration=google_integration, org_unit_path="/Paris")
+    with CaptureQueriesContext(connection) as few:
+        admin_client_.get(url)
+    for n in range(40):
+        path = "/Paris/Ressources Humaines" if n % 2 else "/Paris"
+        ChromeOSDeviceFactory(tenant=tenant, integration=google_integration, org_unit_path=path)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = admin_client_.get(url)
+    assert len(response.context["device_rows"]) == 41
