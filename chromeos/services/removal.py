@@ -19,11 +19,13 @@ The steps of one run (:func:`removal_run_execute`, in a Celery task):
 
 Why removal always wins over a running sync (no device can reappear):
 
-* A sync's merge transaction calls ``integration_accepts_writes(id)``, which reads the integration row
-  ``FOR SHARE``; its listing loop calls it between pages (``lock=False``).
-* Step 1's status update and step 3's ``SELECT ... FOR UPDATE`` of the integration conflict with that share
-  lock: a merge that began before step 1 finishes first (and its rows are then deleted in step 3); a merge that
-  begins after step 1 sees ``removing`` (or, after step 3 commits, no row) and writes nothing.
+* A writer locks the integration row inside the transaction that writes and writes only if it is still
+  ``active``: the sync's merge does it itself (``SELECT ... FOR UPDATE`` in ``services/sync.py``); any other
+  writer calls ``integration_accepts_writes(id)`` (``FOR SHARE``), and ``lock=False`` between pages to stop early.
+* Step 1's status update and step 3's ``SELECT ... FOR UPDATE`` of the integration conflict with those locks:
+  a merge that began before step 1 finishes first (and its rows are then deleted in step 3); a merge that
+  begins after step 1 sees ``removing`` (or, after step 3 commits, no row) and writes nothing. A sync still
+  listing meets the revoked grant at its next page and stops (``tests/chromeos/test_removal_race.py``).
 * ``lock_timeout`` bounds the wait: a stuck writer makes the removal fail cleanly, not hang.
 
 Why chunks in one transaction: a single ``DELETE`` of 100,000 devices is one long statement that holds its
