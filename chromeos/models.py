@@ -76,6 +76,16 @@ class OrgUnit(TenantOwnedModel):
     parent_org_unit_id = models.CharField(max_length=64, blank=True)
     description = models.TextField(blank=True)
     last_seen_run_id = models.BigIntegerField(null=True)
+    # The tenant's LDAP OU of the same path, linked by each sync. The guide supports only OUs imported from LDAP:
+    # an OU without this link is listed but "non pris en charge" (no Blueprints or apps can target it).
+    ldap_org_unit = models.ForeignKey(
+        "ldap_sync.LdapOrgUnit",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="google_org_units",
+        verbose_name=_("unité organisationnelle LDAP"),
+    )
 
     class Meta:
         ordering = ["path"]
@@ -86,6 +96,11 @@ class OrgUnit(TenantOwnedModel):
 
     def __str__(self) -> str:
         return self.path
+
+    @property
+    def supported(self) -> bool:
+        """Backed by an LDAP OU: the only OUs the console manages ("prise en charge")."""
+        return self.ldap_org_unit_id is not None
 
 
 # (column, index name suffix) of the device list's sortable columns; see ChromeOSDevice.Meta.indexes.

@@ -66,6 +66,7 @@ from chromeos.models import (
     SyncStatus,
     SyncTrigger,
 )
+from ldap_sync.models import LdapOrgUnit
 from mdm.services import audit_record
 
 if TYPE_CHECKING:
@@ -775,10 +776,7 @@ def _merge_org_units(integration: GoogleIntegration, run: SyncRun, units: list[d
     seen: set[str] = set()
     to_create: list[OrgUnit] = []
     to_update: list[OrgUnit] = []
-    fields = ["path", "name", "parent_org_unit_id", "description", "last_seen_run_id"]
-    has_ldap_link = any(f.name == "ldap_org_unit" for f in OrgUnit._meta.fields)
-    if has_ldap_link:
-        fields.append("ldap_org_unit")
+    fields = ["path", "name", "parent_org_unit_id", "description", "last_seen_run_id", "ldap_org_unit"]
     for unit in units:
         org_unit_id = _strip_id(unit["orgUnitId"])
         if org_unit_id in seen:
@@ -791,8 +789,7 @@ def _merge_org_units(integration: GoogleIntegration, run: SyncRun, units: list[d
             "description": _text(unit.get("description"), None),
             "last_seen_run_id": run.pk,
         }
-        if has_ldap_link:
-            values["ldap_org_unit_id"] = ldap_ids.get(values["path"].casefold())
+        values["ldap_org_unit_id"] = ldap_ids.get(values["path"].casefold())
         ou = existing.get(org_unit_id)
         if ou is None:
             to_create.append(
@@ -819,10 +816,6 @@ def _strip_id(value: str) -> str:
 
 def _ldap_org_unit_ids(tenant_id: int) -> dict[str, int]:
     """casefolded path → id of the tenant's LDAP OUs that were added to the console."""
-    try:
-        from ldap_sync.models import LdapOrgUnit
-    except ImportError:  # pragma: no cover - the LDAP app is part of every deployment
-        return {}
     rows = LdapOrgUnit.unscoped.filter(tenant_id=tenant_id, added=True).values_list("path", "id")
     return {path.casefold(): pk for path, pk in rows}
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from chromeos.models import ChromeOSDevice, GoogleIntegration, OrgUnit, SyncRun, SyncStatus, SyncTrigger
+from chromeos.selectors.sync import run_log
 from chromeos.services.sync import devices_sync, sync_request
 from google_emulator.testing import EmulatorHandle
 
@@ -43,3 +44,38 @@ def test_first_sync_stores_every_device_and_ou(
     )
     again = run_sync(google_integration)
     assert (again.added, again.updated, again.unchanged, again.removed) == (0, 0, 120, 0)
+
+
+@pytest.mark.django_db
+def test_google_ous_are_linked_to_ldap_ous_by_path(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle
+) -> None:
+    from tests.ldap.factories import LdapDirectoryFactory, LdapOrgUnitFactory
+
+    directory = LdapDirectoryFactory(tenant=google_integration.tenant)
+    paris = LdapOrgUnitFactory(
+        tenant=google_integration.tenant, directory=directory, name="Paris", path="/Paris"
+    )
+    # Google compares OU paths case-insensitively; accents and spaces are kept as they are.
+    ventes = LdapOrgUnitFactory(
+        tenant=google_integration.tenant,
+        directory=directory,
+        name="ventes et marketing",
+        path="/paris/ventes et marketing",
+    )
+    LdapOrgUnitFactory(
+        tenant=google_integration.tenant, directory=directory, name="Lyon", path="/Lyon", added=False
+    )
+    run = run_sync(google_integration)
+    units = {ou.path: ou for ou in OrgUnit.unscoped.filter(integration=google_integration)}
+    assert units["/Paris"].ldap_org_unit_id == paris.pk and units["/Paris"].supported
+    assert units["/Paris/Ventes et Marketing"].ldap_org_unit_id == ventes.pk
+    assert not units["/Lyon"].supported  # its LDAP OU exists but was not added to the console
+    assert not units["/"].supported  # kept, "non pris en charge"
+    assert any("2 prises en charge" in line.text for line in run_log(run))
+    # Unlinked when the LDAP OU goes; OUs deleted at Google are deleted here.
+    paris.delete()
+    google_emulator.control("POST", "/org-units/delete", {"paths": ["/Lyon/Équipe Réseau"]})
+    run_sync(google_integration)
+    units = {ou.path: ou for ou in OrgUnit.unscoped.filter(integration=google_integration)}
+    assert not units["/Paris"].supported and "/Lyon/Équipe Réseau" not in units
