@@ -13,3 +13,20 @@ class ChromeosConfig(AppConfig):
 
         # The Blueprint page edits ChromeOS settings through the typed form of the policy schema catalog.
         register_blueprint_settings_form(Platform.CHROMEOS, ChromeOSSettingsForm)
+
+        # Deleting a Blueprint or an app deletes its assignments (CASCADE) and puts back at Google what they wrote.
+        from django.db.models.signals import pre_delete
+
+        from chromeos.services.policies import policy_assignments_revert_on_delete
+        from mdm.models import App, Blueprint
+
+        def blueprint_deleted(sender: type, instance: Blueprint, **kwargs: object) -> None:
+            policy_assignments_revert_on_delete(blueprint=instance)
+
+        def app_deleted(sender: type, instance: App, **kwargs: object) -> None:
+            policy_assignments_revert_on_delete(app=instance)
+
+        pre_delete.connect(
+            blueprint_deleted, sender=Blueprint, weak=False, dispatch_uid="chromeos.blueprint_deleted"
+        )
+        pre_delete.connect(app_deleted, sender=App, weak=False, dispatch_uid="chromeos.app_deleted")

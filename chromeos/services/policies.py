@@ -352,7 +352,18 @@ def _run_revert(
     plan: RevertPlan,
     on_done: Callable[[list[str]], None],
 ) -> None:
-    target, keys = org_unit_target(assignment.org_unit), assignment_target_keys(assignment)
+    _send_revert(
+        client, org_unit_target(assignment.org_unit), assignment_target_keys(assignment), plan, on_done
+    )
+
+
+def _send_revert(
+    client: GoogleClient,
+    target: str,
+    keys: dict[str, str],
+    plan: RevertPlan,
+    on_done: Callable[[list[str]], None],
+) -> None:
     for group in _by_namespace(plan.inherit):
         _batch_inherit(client, target, keys, group)
         on_done(group)
@@ -454,6 +465,8 @@ def _apply(assignment: PolicyAssignment) -> None:
     reason = org_unit_unsupported_reason(assignment.org_unit)
     if reason:
         raise PolicyError(reason)
+    if assignment.blueprint is not None and assignment.blueprint.platform != Platform.CHROMEOS:
+        raise PolicyError(_("Seules les configurations ChromeOS s'appliquent aux unités Google."))
     desired = assignment_desired(assignment)
     if not desired:
         raise PolicyError(_("Cette configuration ne définit aucun paramètre ChromeOS."))
@@ -612,6 +625,68 @@ def policy_assignment_unassign(assignment_id: int, *, final_attempt: bool = True
         tenant=assignment.tenant, actor=None, action="policy.unassigned", target=label, details=details
     )
     return assignment
+
+
+# -- a Blueprint or an app deleted ----------------------------------------------------------------------------
+def policy_assignments_revert_on_delete(*, blueprint: Blueprint | None = None, app: App | None = None) -> int:
+    """The Blueprint or app is being deleted, and its assignments with it (CASCADE): queue, on commit, putting
+    back at Google what those assignments wrote ("restore"), since no row will be left to unassign from.
+
+    Returns how many reverts were queued. Called from a ``pre_delete`` signal (see ``ChromeosConfig.ready``).
+    """
+    from chromeos.tasks.policies import policy_revert_detached_task
+
+    qs = PolicyAssignment.unscoped.select_related("org_unit", "app", "blueprint", "tenant")
+    qs = qs.filter(blueprint=blueprint) if blueprint is not None else qs.filter(app=app)
+    queued = 0
+    for assignment in qs.exclude(applied_values={}):
+        try:
+            keys = assignment_target_keys(assignment)
+        except PolicyError:
+            continue  # an app Google cannot address: nothing of it can be at Google
+        plan = revert_plan(assignment, list(assignment.applied_values), UnassignMode.RESTORE)
+        job = {
+            "integration_id": assignment.integration_id,
+            "target": org_unit_target(assignment.org_unit),
+            "keys": keys,
+            "modify": plan.modify,
+            "inherit": plan.inherit,
+            "label": str(assignment),
+            "details": _audit_details(assignment, mode=UnassignMode.RESTORE, reason="subject_deleted"),
+        }
+        transaction.on_commit(lambda job=job: policy_revert_detached_task.delay(job))  # type: ignore[misc]
+        queued += 1
+    return queued
+
+
+def policy_revert_detached(job: dict[str, Any]) -> bool:
+    """Send a revert prepared by :func:`policy_assignments_revert_on_delete`. Returns whether Google took it."""
+    integration = GoogleIntegration.unscoped.select_related("tenant").filter(pk=job["integration_id"]).first()
+    if integration is None:
+        return False  # the integration went away too: nothing to undo at Google from here
+    plan = RevertPlan(modify=job["modify"], inherit=job["inherit"])
+    try:
+        if integration.status != IntegrationStatus.ACTIVE:
+            raise PolicyError(_("L'intégration Google n'est pas active."))
+        _send_revert(GoogleClient(integration), job["target"], job["keys"], plan, lambda _schemas: None)
+    except (GoogleError, PolicyError) as exc:
+        message = exc.message if isinstance(exc, PolicyError) else _google_message(exc)
+        audit_record(
+            tenant=integration.tenant,
+            actor=None,
+            action="policy.unassign_failed",
+            target=job["label"],
+            details={**job["details"], "error": message[:500]},
+        )
+        return False
+    audit_record(
+        tenant=integration.tenant,
+        actor=None,
+        action="policy.unassigned",
+        target=job["label"],
+        details=job["details"],
+    )
+    return True
 
 
 # -- previews -------------------------------------------------------------------------------------------------

@@ -17,10 +17,11 @@ from chromeos.services.policies import (
     RetryLater,
     policy_assignment_apply,
     policy_assignment_unassign,
+    policy_revert_detached,
 )
 from mdm.tenancy import tenant_context
 
-__all__ = ["policy_assignment_apply_task", "policy_assignment_unassign_task"]
+__all__ = ["policy_assignment_apply_task", "policy_assignment_unassign_task", "policy_revert_detached_task"]
 
 MAX_RETRIES = len(TASK_RETRY_COUNTDOWNS)
 
@@ -46,3 +47,9 @@ def policy_assignment_apply_task(self: Any, assignment_id: int) -> str:
 @shared_task(bind=True, name="chromeos.tasks.policy_assignment_unassign_task")
 def policy_assignment_unassign_task(self: Any, assignment_id: int) -> str:
     return _run(self, policy_assignment_unassign, assignment_id)
+
+
+@shared_task(name="chromeos.tasks.policy_revert_detached_task")
+def policy_revert_detached_task(job: dict[str, Any]) -> bool:
+    """Put back at Google what the assignments of a deleted Blueprint or app wrote (no retry: audited if not)."""
+    return policy_revert_detached(job)

@@ -392,3 +392,28 @@ def test_what_cannot_be_assigned(google_integration, ous, blueprint, admin_user)
     chrome = AppFactory(tenant=tenant, kind=AppKind.CHROME, identifier=CHROME_ID)
     refused("pas possible", app=chrome, app_context=AppContext.MANAGED_GUEST, install_type=InstallType.ALLOW)
     assert PolicyAssignment.objects.count() == 1
+
+
+def test_deleting_a_blueprint_removes_its_assignments_and_restores_google(
+    google_integration, google_emulator, ous, blueprint, admin_user, django_capture_on_commit_callbacks
+):
+    set_policy(google_emulator, "/Paris", "chrome.devices.GuestMode", {"guestModeEnabled": True})
+    applied = apply(
+        services.policy_assignment_create(
+            integration=google_integration, org_unit=ous["/Paris"], blueprint=blueprint, actor=admin_user
+        ),
+        admin_user,
+        django_capture_on_commit_callbacks,
+    )
+    pending = services.policy_assignment_create(
+        integration=google_integration, org_unit=ous["/Lyon"], blueprint=blueprint, actor=admin_user
+    )
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        blueprint.delete()
+    assert len(callbacks) == 1  # only the applied one had anything at Google
+    assert not PolicyAssignment.objects.filter(pk__in=[applied.pk, pending.pk]).exists()
+    assert google_policies(google_emulator, "/Paris") == {
+        "chrome.devices.GuestMode": {"guestModeEnabled": True}
+    }
+    event = AuditEvent.objects.get(action="policy.unassigned")
+    assert event.details["reason"] == "subject_deleted" and event.details["org_unit"] == "/Paris"
