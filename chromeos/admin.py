@@ -12,8 +12,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from chromeos.models import GoogleIntegration, RemovalRun
-from mdm.admin import TenantOwnedAdmin
+from chromeos.models import GoogleIntegration, RemovalRun, SyncRun
+from mdm.admin import ReadOnlyAdminMixin, TenantOwnedAdmin
 
 
 @admin.register(GoogleIntegration)
@@ -88,4 +88,41 @@ class RemovalRunAdmin(TenantOwnedAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: RemovalRun | None = None) -> bool:
+        return False
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
+    """Every sync run of every tenant: what support reads first when "the devices are not up to date"."""
+
+    list_display = (
+        "id",
+        "tenant",
+        "trigger",
+        "status",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "devices_seen",
+        "added",
+        "updated",
+        "unchanged",
+        "removed",
+        "pending_removals",
+        "org_units",
+    )
+    list_filter = ["status", "trigger", "tenant"]
+    search_fields = ("tenant__slug", "integration__domain", "error")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    readonly_fields = (*(f.name for f in SyncRun._meta.fields if f.name != "log"), "log_lines")
+    exclude = ("log",)
+
+    @admin.display(description="log")
+    def log_lines(self, obj: SyncRun) -> str:
+        from chromeos.selectors.sync import run_log
+
+        return "\n".join(f"{line.at:%H:%M:%S} {line.level}: {line.text}" for line in run_log(obj) if line.at)
+
+    def has_delete_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
         return False

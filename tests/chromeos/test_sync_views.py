@@ -64,3 +64,19 @@ def test_operator_can_sync_without_js_and_is_redirected(
     response = client.post(reverse("chromeos:sync_now"))
     assert response.status_code == 302 and response["Location"] == reverse("chromeos:manage")
     assert SyncRun.unscoped.filter(requested_by=operator_user).count() == 1
+
+
+@pytest.mark.django_db
+def test_support_reads_sync_runs_in_django_admin(
+    google_integration: GoogleIntegration, support_user: User, client_for: Any
+) -> None:
+    from chromeos.services.sync import devices_sync, sync_request
+
+    run, _created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL, enqueue=False)
+    devices_sync(run)
+    client = client_for(support_user)
+    listing = client.get(reverse("admin:chromeos_syncrun_changelist"))
+    assert listing.status_code == 200 and "acme" in listing.content.decode()
+    detail = client.get(reverse("admin:chromeos_syncrun_change", args=[run.pk])).content.decode()
+    assert "50 ajoutés, 0 modifiés, 0 inchangés, 0 retirés." in detail
+    assert google_integration.refresh_token not in detail
