@@ -110,7 +110,7 @@ def org_unit_unsupported_reason(org_unit: OrgUnit) -> str | None:
             "Unité racine : Google ne permet pas d'y rétablir l'héritage, une affectation n'y pourrait pas être "
             "retirée. Affectez les configurations aux unités importées depuis l'annuaire LDAP."
         )
-    if getattr(org_unit, "ldap_org_unit_id", None) is None:
+    if not org_unit.supported:
         return _(
             "Non prise en charge : seules les unités organisationnelles importées depuis une source LDAP sont "
             "prises en charge ; les unités locales ne le sont pas."

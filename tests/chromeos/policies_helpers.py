@@ -5,17 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from chromeos.models import GoogleIntegration, OrgUnit
 from google_emulator.testing import EmulatorHandle
 from tests.ldap.factories import LdapOrgUnitFactory
-
-# "Supported" is OrgUnit.ldap_org_unit, added by the sync work: until it lands these tests cannot run.
-needs_ldap_link = pytest.mark.skipif(
-    not any(f.name == "ldap_org_unit" for f in OrgUnit._meta.get_fields()),
-    reason="OrgUnit.ldap_org_unit (sync work) not there yet",
-)
 
 # The seeded domain has no LDAP counterpart for these: "local" Google OUs, not supported.
 LOCAL_OUS = ("/Lille",)

@@ -15,7 +15,6 @@ from mdm.models import AppKind, AuditEvent, Platform, User
 from tests.chromeos.policies_helpers import (
     google_policies,
     mirror_org_units,
-    needs_ldap_link,
     resolve,
     set_policy,
 )
@@ -32,8 +31,6 @@ BLUEPRINT_SETTINGS = {
 }
 BATCH_MODIFY = "chromepolicy.customers.policies.orgunits.batchModify"
 BATCH_INHERIT = "chromepolicy.customers.policies.orgunits.batchInherit"
-
-pytestmark = needs_ldap_link
 
 
 @pytest.fixture

@@ -21,11 +21,9 @@ from chromeos.selectors import policies as selectors
 from chromeos.services import policies as services
 from chromeos.services.sync import devices_sync, sync_request
 from mdm.tenancy import tenant_context
-from tests.chromeos.policies_helpers import LOCAL_OUS, needs_ldap_link
+from tests.chromeos.policies_helpers import LOCAL_OUS
 from tests.factories import BlueprintFactory, ChromeOSDeviceFactory
 from tests.ldap.factories import LdapOrgUnitFactory
-
-pytestmark = needs_ldap_link
 
 
 def run_sync(integration: Any) -> None:

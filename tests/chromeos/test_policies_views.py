@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from chromeos.models import AssignmentState, OrgUnit, PolicyAssignment
 from mdm.models import AppKind, Blueprint, Platform
-from tests.chromeos.policies_helpers import google_policies, mirror_org_units, needs_ldap_link
+from tests.chromeos.policies_helpers import google_policies, mirror_org_units
 from tests.factories import AppFactory, BlueprintFactory
 
 CHROME_ID = "aapbdbdomjkkjkaonfhkkikfgjllcleb"
@@ -21,8 +21,6 @@ CHROME_ID = "aapbdbdomjkkjkaonfhkkikfgjllcleb"
 
 @pytest.fixture
 def ous(google_integration: Any, google_emulator: Any, in_tenant: Any) -> dict[str, OrgUnit]:
-    if needs_ldap_link.args[0]:  # the skipif condition
-        pytest.skip(needs_ldap_link.kwargs["reason"])
     return mirror_org_units(google_integration, google_emulator)
 
 
