@@ -121,6 +121,9 @@ DEVICE_SORT_INDEXES = (
 )
 
 
+NOT_REMOVED = models.Q(removed_at__isnull=True)
+
+
 class ChromeOSDevice(TenantOwnedModel):
     """A ChromeOS device of the tenant's Google domain: the columns admins filter on, and Google's full payload."""
 
@@ -186,8 +189,12 @@ class ChromeOSDevice(TenantOwnedModel):
         # (tenant, column, id) index so that page 1 in either direction is an index scan, never a sort.
         indexes = [
             models.Index(fields=["tenant", "serial_number"], name="chromeos_device_serial"),
+            # Partial (the list hides removed devices): a filter's COUNT(*) is then an index-only scan that
+            # never reads the wide rows (Google's payload lives in the row).
             *(
-                models.Index(fields=["tenant", column, "id"], name=f"cros_dev_sort_{short}")
+                models.Index(
+                    fields=["tenant", column, "id"], name=f"cros_dev_sort_{short}", condition=NOT_REMOVED
+                )
                 for column, short in DEVICE_SORT_INDEXES
             ),
             # OU "with children": path = P OR path::text LIKE 'P/%' (prefix range on this index).
@@ -195,8 +202,15 @@ class ChromeOSDevice(TenantOwnedModel):
                 F("tenant"),
                 OpClass(Cast("org_unit_path", models.TextField()), name="text_pattern_ops"),
                 name="cros_dev_ou_prefix",
+                condition=NOT_REMOVED,
             ),
-            GinIndex(OpClass("search_text", name="gin_trgm_ops"), name="cros_dev_search_trgm"),
+            # tenant_id inside the GIN (btree_gin): a search never scans another tenant's matches.
+            GinIndex(
+                F("tenant"),
+                OpClass("search_text", name="gin_trgm_ops"),
+                name="cros_dev_search_trgm",
+                condition=NOT_REMOVED,
+            ),
             models.Index(fields=["tenant", "removed_at"], name="cros_dev_removed"),
         ]
         verbose_name = _("périphérique ChromeOS")

@@ -73,7 +73,6 @@ class DeviceFilterForm(forms.Form):
         *,
         models: list[str] | None = None,
         os_versions: list[str] | None = None,
-        support_known: bool = True,
     ) -> None:
         super().__init__(data)
         everything = [("", _("Tous"))]
@@ -84,8 +83,6 @@ class DeviceFilterForm(forms.Form):
         os_values = sorted({*(os_versions or []), str(current.get("os_version") or "")} - {""})
         self.fields["model"].choices = everything + [(m, m) for m in model_values]  # type: ignore[attr-defined]
         self.fields["os_version"].choices = [("", _("Toutes"))] + [(v, v) for v in os_values]  # type: ignore[attr-defined]
-        if not support_known:
-            del self.fields["support"]
 
     def to_filter(self) -> DeviceFilter:
         if not self.is_bound or not self.is_valid():

@@ -117,11 +117,6 @@ class DeviceFilter:
         )
 
 
-def org_unit_support_known() -> bool:
-    """Whether OUs carry their LDAP link yet (``OrgUnit.ldap_org_unit``, added by the sync work)."""
-    return any(f.name == "ldap_org_unit" for f in OrgUnit._meta.get_fields())
-
-
 def supported_org_unit_paths() -> QuerySet[Any]:
     """Paths of the tenant's Google OUs backed by an LDAP OU: the only ones the console manages."""
     return OrgUnit.objects.filter(ldap_org_unit__isnull=False).values("path")
@@ -146,7 +141,7 @@ def devices_filtered(flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
                 qs = qs.filter(Q(org_unit_path=path) | Q(org_unit_path__startswith=path + "/"))
         else:
             qs = qs.filter(org_unit_path=path)
-    if flt.support and org_unit_support_known():
+    if flt.support:
         supported = Q(org_unit_path__in=supported_org_unit_paths())
         qs = qs.filter(supported if flt.support == "supported" else ~supported)
     if flt.os_version:
@@ -200,15 +195,43 @@ def device_list(flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
     return devices_sorted(devices_filtered(flt), flt).only(*LIST_FIELDS)
 
 
-def device_page(flt: DeviceFilter, page_number: int, page_size: int) -> tuple[list[ChromeOSDevice], int]:
-    """One page of the list and the number of matching devices (two queries)."""
+# A search counts its matches up to this many: a broad search ("chromebook") would otherwise re-check every
+# matching row in the table to count them, the one count no index answers alone.
+SEARCH_COUNT_CAP = 2000
+
+
+@dataclass(frozen=True)
+class DevicePage:
+    rows: list[ChromeOSDevice]
+    total: int  # matching devices (at most SEARCH_COUNT_CAP when ``capped``)
+    capped: bool
+    number: int
+    pages: int
+
+
+def device_page(flt: DeviceFilter, page_number: int, page_size: int) -> DevicePage:
+    """One page of the list and how many devices match (two queries)."""
     qs = devices_filtered(flt)
-    total = qs.count()
+    capped = False
+    if normalise_search(flt.q):
+        total = qs[: SEARCH_COUNT_CAP + 1].count()
+        capped = total > SEARCH_COUNT_CAP
+        total = min(total, SEARCH_COUNT_CAP)
+    else:
+        total = qs.count()
     pages = max(1, -(-total // page_size))
-    page_number = min(max(1, page_number), pages)
-    start = (page_number - 1) * page_size
-    rows = list(devices_sorted(qs, flt).only(*LIST_FIELDS)[start : start + page_size])
-    return rows, total
+    number = min(max(1, page_number), pages)
+    start = (number - 1) * page_size
+    if capped or start <= total // 2:
+        rows = list(devices_sorted(qs, flt).only(*LIST_FIELDS)[start : min(start + page_size, total)])
+    else:
+        # Past the middle, read from the other end: the last page costs what the first does, not an OFFSET
+        # over the whole fleet. The reversed order is the exact mirror (same columns, id included).
+        after = max(0, total - start - page_size)
+        take = min(page_size, total - start)
+        mirror = devices_sorted(qs, flt.with_sort(flt.sort, not flt.descending)).only(*LIST_FIELDS)
+        rows = list(mirror[after : after + take])[::-1]
+    return DevicePage(rows=rows, total=total, capped=capped, number=number, pages=pages)
 
 
 def distinct_values(column: str, limit: int = 200) -> list[str]:

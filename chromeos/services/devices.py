@@ -264,8 +264,10 @@ def _check_params(action: str, params: dict[str, Any]) -> None:
         raise ActionError(_("Google exige un motif pour déprovisionner."))
     if action == DeviceAction.MOVE:
         path = params.get("org_unit_path") or ""
-        if not OrgUnit.objects.filter(path=path).exists():
-            raise ActionError(_("Unité organisationnelle inconnue : %(path)s") % {"path": path})
+        if not OrgUnit.objects.filter(path=path, ldap_org_unit__isnull=False).exists():
+            raise ActionError(
+                _("Unité organisationnelle inconnue ou non prise en charge : %(path)s") % {"path": path}
+            )
     if action == DeviceAction.SET_VOLUME and not (0 <= int(params.get("volume", -1)) <= 100):
         raise ActionError(_("Le volume doit être compris entre 0 et 100."))
     if action == DeviceAction.ANNOTATE:
@@ -279,11 +281,7 @@ def _check_params(action: str, params: dict[str, Any]) -> None:
 
 def move_target_org_units() -> list[str]:
     """OUs a device may be moved to: the supported (LDAP-backed) ones once the sync records that link."""
-    from chromeos.selectors.devices import org_unit_support_known
-
-    qs = OrgUnit.objects.order_by("path")
-    if org_unit_support_known():
-        qs = qs.filter(ldap_org_unit__isnull=False)
+    qs = OrgUnit.objects.filter(ldap_org_unit__isnull=False).order_by("path")
     return list(qs.values_list("path", flat=True)[:5000])
 
 

@@ -59,7 +59,7 @@ def _filter_query(query: QueryDict) -> QueryDict:
 
 def filter_from_query(query: QueryDict | dict[str, Any]) -> selectors.DeviceFilter:
     """The list's filter from its query string, without reading the facets (no query)."""
-    form = DeviceFilterForm(query, support_known=selectors.org_unit_support_known())
+    form = DeviceFilterForm(query)
     # Facet choices are not known here: any model / OS version value is accepted as typed.
     form.fields["model"].choices = [(query.get("model", ""), "")]  # type: ignore[attr-defined]
     form.fields["os_version"].choices = [(query.get("os_version", ""), "")]  # type: ignore[attr-defined]
@@ -72,20 +72,16 @@ class DeviceListView(TenantRoleRequiredMixin, View):
             return self._save_columns(request)
         models = selectors.distinct_values("model")
         os_versions = selectors.distinct_values("os_version")
-        support_known = selectors.org_unit_support_known()
         query = _filter_query(request.GET)
-        form = DeviceFilterForm(
-            query or None, models=models, os_versions=os_versions, support_known=support_known
-        )
+        form = DeviceFilterForm(query or None, models=models, os_versions=os_versions)
         flt = form.to_filter()
         per_page = int(request.session.get(PER_PAGE_SESSION_KEY, DEFAULT_PER_PAGE))
         try:
             page_number = int(request.GET.get("page", "1"))
         except ValueError:
             page_number = 1
-        rows, total = selectors.device_page(flt, page_number, per_page)
-        pages = max(1, -(-total // per_page))
-        page_number = min(max(1, page_number), pages)
+        result = selectors.device_page(flt, page_number, per_page)
+        rows, total, pages, page_number = result.rows, result.total, result.pages, result.number
         columns = _chosen_columns(request)
         filter_qs = query.urlencode()
         context = {
@@ -93,6 +89,7 @@ class DeviceListView(TenantRoleRequiredMixin, View):
             "flt": flt,
             "rows": rows,
             "total": total,
+            "capped": result.capped,
             "page_number": page_number,
             "pages": pages,
             "per_page": per_page,
@@ -301,9 +298,7 @@ class DeviceDetailView(_ReadOnlyObjectView):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         device = get_object_or_404(ChromeOSDevice.objects.select_related("integration"), pk=pk)
         org_unit = selectors.device_org_unit(device)
-        supported = None
-        if org_unit is not None and selectors.org_unit_support_known():
-            supported = getattr(org_unit, "ldap_org_unit_id", None) is not None
+        supported = org_unit.supported if org_unit is not None else None
         context = {
             "device": device,
             "groups": _detail_groups(device.payload or {}),

@@ -26,6 +26,7 @@ from chromeos.tasks.actions import device_action_job_run_task
 from mdm.models import AuditEvent
 from mdm.tenancy import tenant_context
 from tests.factories import ChromeOSDeviceFactory
+from tests.ldap.factories import LdapOrgUnitFactory
 
 PREPARE = reverse("chromeos:device_action_prepare")
 REASON = "DEPROVISION_REASON_RETIRING_DEVICE"
@@ -38,9 +39,19 @@ def mirror_fleet(emulator: Any, integration: GoogleIntegration) -> list[ChromeOS
         units = [(u.org_unit_id, u.path, u.name) for u in state.org_units]
         records = [dict(r.data) for r in state.devices.values()]
     tenant = integration.tenant
+    # Every OU is backed by an LDAP OU ("prise en charge") except /Lyon.
     OrgUnit.unscoped.bulk_create(
         [
-            OrgUnit(tenant=tenant, integration=integration, org_unit_id=f"id:{uid}", path=path, name=name)
+            OrgUnit(
+                tenant=tenant,
+                integration=integration,
+                org_unit_id=f"id:{uid}",
+                path=path,
+                name=name,
+                ldap_org_unit=None
+                if path == "/Lyon"
+                else LdapOrgUnitFactory(tenant=tenant, name=name, path=path),
+            )
             for uid, path, name in units
         ]
     )
@@ -251,12 +262,16 @@ def test_a_refused_move_batch_is_retried_device_by_device(
     assert emulator_device(google_emulator, chosen[0].device_id)["orgUnitPath"] == "/Paris"
 
 
-def test_move_offers_only_known_org_units(
+def test_move_offers_only_supported_org_units(
     operator, fleet, django_capture_on_commit_callbacks, google_emulator
 ):
     url, _job = prepare(operator, "move", fleet[:1])
-    response = confirm(operator, url, django_capture_on_commit_callbacks, org_unit_path="/Nowhere")
-    assert response.status_code == 400
+    choices = [value for value, _label in operator.get(url).context["form"].fields["org_unit_path"].choices]
+    assert "/Paris" in choices and "/Lyon/Équipe Réseau" in choices
+    assert "/Lyon" not in choices  # exists at Google, not backed by LDAP: "non prise en charge"
+    for target in ("/Nowhere", "/Lyon"):
+        response = confirm(operator, url, django_capture_on_commit_callbacks, org_unit_path=target)
+        assert response.status_code == 400
     assert not google_emulator.requests("directory.chromeosdevices.moveDevicesToOu")
 
 

@@ -123,8 +123,6 @@ def test_filters(admin_client_, fleet, params, expected):
 
 
 def test_supported_org_unit_filter(admin_client_, fleet, tenant):
-    if not selectors.org_unit_support_known():
-        pytest.skip("OrgUnit.ldap_org_unit (sync work) not there yet")
     from tests.ldap.factories import LdapOrgUnitFactory
 
     integration = fleet["a"].integration
@@ -298,3 +296,30 @@ def test_facets_use_the_index_not_every_row(tenant):
         assert selectors.distinct_values("model") == ["A", "B", "C"]
         with pytest.raises(KeyError):
             selectors.distinct_values("notes; DROP TABLE x")
+
+
+def test_a_broad_search_counts_up_to_a_cap(admin_client_, tenant, monkeypatch):
+    monkeypatch.setattr(selectors, "SEARCH_COUNT_CAP", 3)
+    for n in range(5):
+        ChromeOSDeviceFactory(tenant=tenant, serial_number=f"CAP{n}")
+    response = admin_client_.get(LIST, {"q": "cap"})
+    assert response.context["capped"] and response.context["total"] == 3
+    assert "Plus de 3 périphériques" in response.content.decode()
+    assert serials(response) == ["CAP0", "CAP1", "CAP2"]
+    # Without a search the count stays exact.
+    assert admin_client_.get(LIST).context["total"] == 5
+
+
+def test_pages_past_the_middle_read_from_the_end(tenant):
+    for n in range(23):
+        ChromeOSDeviceFactory(
+            tenant=tenant,
+            serial_number=f"P{n:02d}",
+            last_sync=None if n % 4 == 0 else timezone.now() - timedelta(hours=n % 5),
+        )
+    with tenant_context(tenant):
+        for sort, descending in [("serial_number", False), ("last_sync", True), ("model", False)]:
+            flt = selectors.DeviceFilter(sort=sort, descending=descending)
+            everything = [d.pk for d in selectors.device_list(flt)]
+            paged = [d.pk for n in range(1, 6) for d in selectors.device_page(flt, n, 5).rows]
+            assert paged == everything
