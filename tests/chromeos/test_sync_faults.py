@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 
@@ -419,3 +420,55 @@ def test_a_stale_running_run_is_marked_failed_and_a_new_one_starts(
     dead.refresh_from_db()
     assert dead.status == SyncStatus.FAILED and "interrompue" in dead.error
     assert devices_sync(run).status == SyncStatus.SUCCEEDED
+
+
+@pytest.fixture
+def broker_down() -> Any:
+    """The app's Celery pointed at a closed port, publishing for real (not eager): Redis is down."""
+    from celery_app import app
+
+    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "broker_connection_timeout")}
+    app.conf.update(task_always_eager=False, broker_url="redis://127.0.0.1:9/0", broker_connection_timeout=1)
+    reset_pool(app)
+    try:
+        yield app
+    finally:
+        app.conf.update(saved)
+        reset_pool(app)
+
+
+def reset_pool(app: Any) -> None:
+    """Forget the producer pool so that the next publish connects to the configured broker."""
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redis_down_at_enqueue_fails_the_run_clearly_and_the_next_click_works(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, broker_down: Any
+) -> None:
+    run, created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL)
+    assert created
+    run.refresh_from_db()
+    assert run.status == SyncStatus.FAILED and "indisponible" in run.error
+    # Redis is back (and eager again: the task runs on commit).
+    broker_down.conf.update(task_always_eager=True, broker_url=settings.CELERY_BROKER_URL)
+    reset_pool(broker_down)
+    again, created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL)
+    assert created
+    again.refresh_from_db()
+    assert again.status == SyncStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_task_dispatches_due_tenants(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle
+) -> None:
+    from chromeos.tasks.sync import sync_dispatch_task
+
+    first = run_sync(google_integration)
+    GoogleIntegration.unscoped.filter(pk=google_integration.pk).update(next_sync_at=first.finished_at)
+    assert sync_dispatch_task.delay().get() == 1  # eager: the scheduled run ran on commit
+    scheduled = SyncRun.unscoped.get(trigger=SyncTrigger.SCHEDULED)
+    assert scheduled.status == SyncStatus.SUCCEEDED and scheduled.unchanged == 50
+    assert sync_dispatch_task.delay().get() == 0  # not due any more
