@@ -237,17 +237,19 @@ def device_page(flt: DeviceFilter, page_number: int, page_size: int) -> DevicePa
 def distinct_values(column: str, limit: int = 200) -> list[str]:
     """Distinct non-empty values of an indexed column for the current tenant, in one query.
 
-    A recursive "loose index scan" jumps from one value to the next through the (tenant, column, id) index:
-    a handful of index probes for a fleet of a few dozen models, instead of reading every row.
+    A recursive "loose index scan" jumps from one value to the next through the partial (tenant, column, id)
+    index: a handful of index probes for a fleet of a few dozen models, instead of reading every row. (Its
+    ``removed_at IS NULL`` is what lets it use that partial index: without it, each probe scans the table.)
     """
     allowed = {"model": "model", "os_version": "os_version"}
     col = allowed[column]
     table = ChromeOSDevice._meta.db_table
     sql = f"""
         WITH RECURSIVE v(value, n) AS (
-            (SELECT {col}, 1 FROM {table} WHERE tenant_id = %(t)s AND {col} > '' ORDER BY {col} LIMIT 1)
+            (SELECT {col}, 1 FROM {table} WHERE tenant_id = %(t)s AND removed_at IS NULL AND {col} > ''
+             ORDER BY {col} LIMIT 1)
             UNION ALL
-            SELECT (SELECT {col} FROM {table} WHERE tenant_id = %(t)s AND {col} > v.value
+            SELECT (SELECT {col} FROM {table} WHERE tenant_id = %(t)s AND removed_at IS NULL AND {col} > v.value
                     ORDER BY {col} LIMIT 1), n + 1
             FROM v WHERE v.value IS NOT NULL AND n < %(limit)s
         )

@@ -7,12 +7,14 @@ from datetime import date, datetime
 from typing import Any
 
 from django import template
+from django.core.exceptions import FieldDoesNotExist
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from chromeos.models import ChromeOSDevice
 from chromeos.selectors.devices import STATUSES, aue_state
 
 register = template.Library()
@@ -77,6 +79,17 @@ PAYLOAD_LABELS = {
 @register.filter
 def payload_label(key: str) -> str:
     return str(PAYLOAD_LABELS.get(key, key))
+
+
+@register.filter
+def change_label(column: str) -> str:
+    """A history entry's column, in the words of the device's field (``removed`` is the sync's sweep)."""
+    if column == "removed":
+        return str(_("Retiré de Google"))
+    try:
+        return str(ChromeOSDevice._meta.get_field(column).verbose_name)
+    except FieldDoesNotExist:
+        return column
 
 
 @register.filter
