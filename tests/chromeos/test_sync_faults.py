@@ -208,7 +208,9 @@ def test_malformed_fields_are_stored_and_not_fatal(
 
 
 @pytest.mark.django_db
-def test_entries_without_a_device_id_are_skipped_and_counted(google_integration: GoogleIntegration) -> None:
+def test_entries_without_a_device_id_are_skipped_and_duplicates_kept_once(
+    google_integration: GoogleIntegration,
+) -> None:
     # The emulator cannot serve a device without its id; Google's listing is fed to the staging step directly.
     from chromeos.services.sync import Listing, Stage
 
@@ -224,9 +226,13 @@ def test_entries_without_a_device_id_are_skipped_and_counted(google_integration:
     ]
     stage.write_page(page, google_integration.tenant_id, listing)
     assert (listing.pages, listing.devices, listing.skipped, listing.fresh) == (1, 1, 3, 1)
+    # Google's offset paging can repeat a device when the listing shifts: the last copy wins.
+    again = [{"deviceId": "ok-1", "etag": "e2", "status": "DISABLED"}]
+    stage.write_page(again, google_integration.tenant_id, listing)
+    stage.analyze()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT device_id, status FROM {stage.table}")  # noqa: S608
-        assert cursor.fetchall() == [("ok-1", "ACTIVE")]
+        cursor.execute(f"SELECT device_id, etag, status FROM {stage.table}")  # noqa: S608
+        assert cursor.fetchall() == [("ok-1", "e2", "DISABLED")]
     stage.drop()
 
 
