@@ -41,6 +41,8 @@ import contextlib
 import json
 import logging
 import math
+import queue
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -66,6 +68,7 @@ from chromeos.models import (
     SyncStatus,
     SyncTrigger,
 )
+from chromeos.services.integration import integration_mark_reauth_required
 from ldap_sync.models import LdapOrgUnit
 from mdm.services import audit_record
 
@@ -435,6 +438,83 @@ class Listing:
     devices: int = 0
     skipped: int = 0
     fresh: int = 0
+    progress_written: float = 0.0
+
+
+class _DeferredClient(GoogleClient):
+    """The client of the fetch thread, which must not touch the database (its writes would go through another
+    connection, outside the run's): refreshed tokens are saved by the run's thread (``save_tokens``) and a
+    refused grant is handled there too (``devices_sync``)."""
+
+    def persist_tokens(self) -> None:
+        return
+
+    def _mark_reauth_required(self, error: AuthRevoked) -> None:
+        return
+
+    def save_tokens(self) -> None:
+        GoogleClient.persist_tokens(self)
+
+
+_DONE = object()
+
+
+class PageFetcher:
+    """Pages Google in a background thread, one or two pages ahead of the run's thread, which stages them.
+
+    Parsing Google's JSON (the fetch) and waiting on PostgreSQL (the COPY) then overlap; the bounded queue keeps
+    memory flat whatever the number of devices. Errors in the thread are raised in the run's thread.
+    """
+
+    def __init__(self, integration: GoogleIntegration, *, depth: int = 2) -> None:
+        self.client = _DeferredClient(integration)
+        self.integration = integration
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._fallbacks: list[tuple[int, int]] = []
+        self._thread = threading.Thread(target=self._fetch, name="chromeos-sync-fetch", daemon=True)
+
+    def _fetch(self) -> None:
+        try:
+            pages = list_device_pages(
+                self.client, self.integration, on_fallback=lambda a, b: self._fallbacks.append((a, b))
+            )
+            for page in pages:
+                if not self._put(page):
+                    return
+            self._put(_DONE)
+        except BaseException as error:
+            self._put(error)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def take_fallbacks(self) -> list[tuple[int, int]]:
+        taken, self._fallbacks = self._fallbacks, []
+        return taken
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        self._thread.start()
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop the thread (after its current request) and save the tokens it refreshed."""
+        self._stop.set()
+        if self._thread.is_alive() or self._thread.ident is not None:
+            self._thread.join(timeout=90)
+        self.client.save_tokens()
 
 
 def _customer(integration: GoogleIntegration) -> str:
@@ -933,26 +1013,15 @@ def _run(
 
     stage.create()
     listing = Listing()
-    last_progress = 0.0
 
-    def fallback(size: int, smaller: int) -> None:
-        _log(run, "warning", "page_size_fallback", size=size, fallback=smaller)
-
-    for devices in list_device_pages(client, integration, on_fallback=fallback):
-        stage.write_page(devices, integration.tenant_id, listing)
-        run.pages, run.devices_seen, run.devices_skipped = listing.pages, listing.devices, listing.skipped
-        now = time.monotonic()
-        if now - last_progress >= _progress_seconds():
-            last_progress = now
-            run.heartbeat_at = timezone.now()
-            SyncRun.unscoped.filter(pk=run.pk).update(
-                pages=run.pages,
-                devices_seen=run.devices_seen,
-                devices_skipped=run.devices_skipped,
-                heartbeat_at=run.heartbeat_at,
-            )
-        if progress is not None:
-            progress(run)
+    fetcher = PageFetcher(integration)
+    try:
+        for devices in fetcher:
+            for size, smaller in fetcher.take_fallbacks():
+                _log(run, "warning", "page_size_fallback", size=size, fallback=smaller)
+            _write_page(run, stage, devices, listing, progress)
+    finally:
+        fetcher.close()
     count_after = _count_devices(client, integration)
     _log(
         run,
@@ -1059,6 +1128,25 @@ def _run(
         progress(run)
 
 
+def _write_page(
+    run: SyncRun, stage: Stage, devices: list[Any], listing: Listing, progress: ProgressCallback | None
+) -> None:
+    stage.write_page(devices, run.tenant_id, listing)
+    run.pages, run.devices_seen, run.devices_skipped = listing.pages, listing.devices, listing.skipped
+    now = time.monotonic()
+    if now - listing.progress_written >= _progress_seconds():
+        listing.progress_written = now
+        run.heartbeat_at = timezone.now()
+        SyncRun.unscoped.filter(pk=run.pk).update(
+            pages=run.pages,
+            devices_seen=run.devices_seen,
+            devices_skipped=run.devices_skipped,
+            heartbeat_at=run.heartbeat_at,
+        )
+    if progress is not None:
+        progress(run)
+
+
 def _schedule_after(integration: GoogleIntegration, run: SyncRun, finished: datetime) -> None:
     """After a completed run: last sync time, the first-sync mark, and the next hourly slot."""
     interval = sync_interval()
@@ -1078,20 +1166,8 @@ def _schedule_after(integration: GoogleIntegration, run: SyncRun, finished: date
 
 
 def _mark_reauth_required(run: SyncRun, error: AuthRevoked) -> None:
-    """Google refused the grant: pause the hourly sync, ask for re-authorization; nothing is deleted."""
+    """Google refused the grant: pause the hourly sync, ask for re-authorization; nothing is deleted.
+
+    (The client already did it for calls made from the run's thread; the service call is idempotent.)"""
     _fail(run, "auth_revoked", reason=error.reason or "invalid_grant")
-    changed = GoogleIntegration.unscoped.filter(
-        pk=run.integration_id, status=IntegrationStatus.ACTIVE
-    ).update(
-        status=IntegrationStatus.REAUTH_REQUIRED,
-        status_detail=str(error)[:500],
-        updated_at=timezone.now(),
-    )
-    if changed:
-        audit_record(
-            tenant=run.tenant,
-            actor=None,
-            action="chromeos.integration.reauth_required",
-            target=run.integration.domain,
-            details={"sync_run_id": run.pk, "reason": error.reason or "invalid_grant"},
-        )
+    integration_mark_reauth_required(integration=run.integration, reason=error.message)
