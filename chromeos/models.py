@@ -398,6 +398,8 @@ class DeviceActionJob(TenantOwnedModel):
     succeeded = models.PositiveIntegerField(_("réussis"), default=0)
     failed = models.PositiveIntegerField(_("en échec"), default=0)
     error = models.TextField(_("erreur"), blank=True)
+    # Counted when drafted: devices not ACTIVE then (Google refuses commands to them), for the confirmation.
+    inactive_devices = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -440,7 +442,11 @@ class DeviceActionItem(TenantOwnedModel):
         constraints = [
             models.UniqueConstraint(fields=["job", "google_device_id"], name="device_action_item_unique")
         ]
-        indexes = [models.Index(fields=["job", "status", "id"], name="device_action_item_status")]
+        indexes = [
+            models.Index(fields=["job", "status", "id"], name="device_action_item_status"),
+            # The confirmation's first 200 and the results' pages, in order, without sorting a 100,000-item job.
+            models.Index(fields=["job", "id"], name="device_action_item_order"),
+        ]
         verbose_name = _("périphérique d'une action")
         verbose_name_plural = _("périphériques d'une action")
 

@@ -214,7 +214,8 @@ def device_page(flt: DeviceFilter, page_number: int, page_size: int) -> DevicePa
     qs = devices_filtered(flt)
     capped = False
     if normalise_search(flt.q):
-        total = qs[: SEARCH_COUNT_CAP + 1].count()
+        # No ORDER BY inside the capped count (the model's default ordering would sort every match first).
+        total = qs.order_by()[: SEARCH_COUNT_CAP + 1].count()
         capped = total > SEARCH_COUNT_CAP
         total = min(total, SEARCH_COUNT_CAP)
     else:

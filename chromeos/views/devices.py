@@ -460,7 +460,7 @@ class ActionConfirmView(TenantRoleRequiredMixin, View):
             "more": max(0, job.total - len(preview)),
             "destructive": services.is_destructive(job.action),
             "is_command": services.is_command(job.action),
-            "not_active": services.devices_not_active(job) if services.is_command(job.action) else 0,
+            "not_active": job.inactive_devices,
             "powerwash": job.action == DeviceAction.POWERWASH,
             "reenable": job.action == DeviceAction.REENABLE,
             "expired": services.draft_expired(job),
