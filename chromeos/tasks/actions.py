@@ -43,13 +43,18 @@ def device_action_job_run_task(self: Any, job_pk: int) -> None:
         device_action_job_run_task.delay(job_pk)
 
 
+# Enough polls to cover COMMAND_TRACKING_MAX_AGE at the slowest delay, with room: a Google that keeps failing
+# cannot keep a job's polling alive forever.
+MAX_POLL_ATTEMPTS = 400
+
+
 @shared_task(bind=True, acks_late=True)
 def device_commands_poll_task(self: Any, job_pk: int, attempt: int = 0) -> None:
     try:
         done = services.device_commands_poll(job_pk)
     except TransientGoogleError:
         done = False
-    if not done:
+    if not done and attempt < MAX_POLL_ATTEMPTS:
         device_commands_poll_task.apply_async(
             (job_pk, attempt + 1), countdown=services.command_poll_delay(attempt + 1)
         )

@@ -563,3 +563,33 @@ def test_a_confirmed_job_cannot_be_confirmed_twice(
     again = confirm(operator, url, django_capture_on_commit_callbacks)
     assert again.status_code == 302
     assert len(batch_calls(google_emulator)) == 1
+
+
+def test_polling_reschedules_itself_with_growing_delays_until_final(
+    google_integration, google_emulator, fleet, tenant, admin_user, monkeypatch
+):
+    from chromeos.tasks import actions as tasks
+
+    google_emulator.control("POST", "/commands/behaviour", {"step_seconds": 60})
+    device = next(d for d in fleet if d.status == "ACTIVE")
+    with tenant_context(tenant):
+        job = services.device_action_prepare(actor=admin_user, action="cmd_reboot", device_pks=[device.pk])
+        services.device_action_confirm(job=job, actor=admin_user, params={})
+    services.device_action_job_run(job.pk)
+    scheduled: list[tuple[tuple[Any, ...], int]] = []
+    monkeypatch.setattr(
+        tasks.device_commands_poll_task,
+        "apply_async",
+        lambda args, countdown: scheduled.append((args, countdown)),
+    )
+    tasks.device_commands_poll_task(job.pk, 3)
+    assert scheduled == [((job.pk, 4), services.command_poll_delay(4))]
+    assert all(
+        services.command_poll_delay(n) < 2 * 60 * 60 for n in range(1000)
+    )  # below the visibility timeout
+    tasks.device_commands_poll_task(job.pk, tasks.MAX_POLL_ATTEMPTS)  # the last attempt: no more
+    assert len(scheduled) == 1
+    google_emulator.control("POST", "/commands/complete", {})
+    tasks.device_commands_poll_task(job.pk, 5)  # final now: nothing rescheduled
+    assert len(scheduled) == 1
+    assert DeviceCommand.unscoped.get(job=job).state == "EXECUTED_BY_CLIENT"
