@@ -3,11 +3,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.conf import settings
 from django.test import Client
+from django.utils import translation
 
 from mdm.models import Role, Tenant, User
 from mdm.tenancy import tenant_context
 from tests.factories import TenantFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def source_language() -> Iterator[None]:
+    """Every test starts in the console's source language: a request made in English (LocaleMiddleware activates
+    the language in the thread and leaves it) must not leak into the next test's assertions."""
+    with translation.override(settings.LANGUAGE_CODE):
+        yield
 
 
 @pytest.fixture
