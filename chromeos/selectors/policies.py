@@ -238,5 +238,12 @@ def assignment_device_counts(assignment: PolicyAssignment) -> dict[str, int]:
     return {"total": total, "synced": synced}
 
 
+def assignment_busy(assignment: PolicyAssignment) -> bool:
+    """Google is working on it. A new assignment is PENDING too, but idle until its apply is requested."""
+    if assignment.state == AssignmentState.PENDING:
+        return assignment.apply_requested_at is not None
+    return assignment.state in BUSY_STATES
+
+
 def any_busy(rows: list[PolicyAssignment]) -> bool:
-    return any(a.state in BUSY_STATES for a in rows)
+    return any(assignment_busy(a) for a in rows)

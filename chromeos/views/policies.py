@@ -140,7 +140,7 @@ class PolicyAssignmentView(_ReadOnlyAssignmentView):
             "unsupported_reason": services.org_unit_unsupported_reason(assignment.org_unit),
             "outdated": services.assignment_is_outdated(assignment),
             "counts": selectors.assignment_device_counts(assignment),
-            "busy": assignment.state in selectors.BUSY_STATES,
+            "busy": selectors.assignment_busy(assignment),
             "modes": UnassignMode.choices,
             "has_parent": bool(assignment.org_unit.parent_org_unit_id),
         }
@@ -154,7 +154,7 @@ class PolicyStateView(_ReadOnlyAssignmentView):
         assignment = self.assignment(pk)
         context = {
             "assignment": assignment,
-            "busy": assignment.state in selectors.BUSY_STATES,
+            "busy": selectors.assignment_busy(assignment),
             "outdated": services.assignment_is_outdated(assignment),
         }
         return render(request, "chromeos/policies_state.html", context)
