@@ -14,9 +14,19 @@ from tests.e2e.stack import SCREENSHOTS, SYNC_PAGE_SIZE, Stack
 SUCCEEDED = {"fr": "Réussie", "en": "Succeeded"}
 
 
-def shot(page: Page, name: str) -> None:
-    """Save the page as ``test-artifacts/screenshots/<name>.png`` (the visible 1280x800 viewport)."""
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+def shot(page: Page, name: str, *, start: str | None = None) -> None:
+    """Save the page as ``test-artifacts/screenshots/<name>.png``: the 1280x800 viewport, or with ``start`` the
+    1280x800 of the page beginning just above that element (a table below a tall form)."""
+    path = str(SCREENSHOTS / f"{name}.png")
+    if start is None:
+        page.screenshot(path=path)
+        return
+    box = page.locator(start).first.bounding_box()
+    assert box is not None, f"{start} is not on the page"
+    top = max(0.0, box["y"] + page.evaluate("() => window.scrollY") - 24)
+    viewport = page.viewport_size or {"width": 1280, "height": 800}
+    clip = {"x": 0, "y": top, "width": viewport["width"], "height": viewport["height"]}
+    page.screenshot(path=path, full_page=True, clip=clip)
 
 
 def log_in(page: Page, stack: Stack) -> None:
@@ -148,10 +158,13 @@ def emulator_device(stack: Stack, device_id: str) -> dict[str, object]:
     return next(d for d in devices if d["deviceId"] == device_id)
 
 
-def create_blueprint(page: Page, name: str, lang: str) -> None:
+def create_blueprint(page: Page, name: str, lang: str, settings: dict[str, str] | None = None) -> None:
+    """A new Blueprint; ``settings``: typed ChromeOS settings, {field label: option label}."""
     page.goto("/configurations/nouvelle/")
     assert_page_accessible(page, lang)
     page.get_by_label(re.compile("^(Nom|Name)")).fill(name)
+    for label, option in (settings or {}).items():
+        page.get_by_label(label, exact=True).select_option(label=option)
     page.get_by_role("button", name=re.compile("^(Enregistrer|Save)$")).click()
     expect(page.locator("main table")).to_contain_text(name)
 
@@ -195,3 +208,19 @@ def remove_integration(page: Page, stack: Stack, lang: str) -> None:
     result = page.locator("#removal-panel .message.success")
     expect(result).to_contain_text(stack.google_domain, timeout=60_000)
     assert stack.emulator("/state")["authorizations"] == [], "the token was not revoked at Google"
+
+
+def assign_to_org_unit(page: Page, ou_path: str, subject: str, lang: str) -> None:
+    """Affectations ChromeOS: assign a Blueprint or an app to a supported OU, then apply it at Google."""
+    page.goto("/politiques/")
+    assert_page_accessible(page, lang)
+    page.get_by_label(re.compile("^(Unité organisationnelle|Organizational unit)")).select_option(
+        label=ou_path
+    )
+    page.get_by_label(re.compile("^(Configuration ou appli|Blueprint or app)")).select_option(label=subject)
+    page.locator("#assign-button").click()
+    expect(page.locator("#assignment-ou")).to_have_text(ou_path)
+    assert_page_accessible(page, lang)
+    page.locator("#apply-button").click()
+    applied = {"fr": "Appliquée", "en": "Applied"}[lang]
+    expect(page.locator("#assignment-state-label")).to_have_text(applied, timeout=30_000)

@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.a11y import assert_page_accessible, assert_skip_link
 from tests.e2e.journey import (
+    assign_to_org_unit,
     authorize_google,
     configure_ldap,
     create_app,
@@ -35,6 +36,7 @@ ENROLLED_LATER = 3
 BLUEPRINT = "Écoles primaires"
 APP_NAME = "Google Keep"
 APP_ID = "hmjkmjkepdijhoojdojkdfohbdgmmhki"
+ASSIGNED_OU = "/Paris/Ventes"
 
 
 def _slug(href: str) -> str:
@@ -118,6 +120,7 @@ def test_french_journey(page: Page, stack: Stack) -> None:
     # Devices: listed, searched, one disabled and re-enabled, a remote command followed to its end.
     visit_checked(page, "/devices/", "fr", screenshot="fr-peripheriques")
     expect(page.locator("hgroup")).to_contain_text(f"{GOOGLE_DEVICES} périphériques ChromeOS")
+    shot(page, "fr-peripheriques-tableau", start="#device-actions")
     target = next(d for d in stack.emulator("/devices")["devices"] if d["status"] == "ACTIVE")
     serial, device_id = target["serialNumber"], target["deviceId"]
     # New Chromebooks enrolled at Google meanwhile: only beat's hourly sync can bring them in.
@@ -150,9 +153,18 @@ def test_french_journey(page: Page, stack: Stack) -> None:
     expect(page.locator("#device-commands")).to_contain_text("Exécutée")
     expect(page.locator("#device-commands")).to_contain_text("REBOOT")
 
-    # Blueprints and apps of the tenant (they must survive the removal below).
-    create_blueprint(page, BLUEPRINT, "fr")
+    # A Blueprint and an app, assigned to an LDAP-backed OU and applied through the Chrome Policy API.
+    create_blueprint(page, BLUEPRINT, "fr", settings={"Mode invité": "Désactiver le mode invité"})
     create_app(page, APP_NAME, APP_ID, "fr")
+    assign_to_org_unit(page, ASSIGNED_OU, BLUEPRINT, "fr")
+    shot(page, "fr-affectation-appliquee")
+    assign_to_org_unit(page, ASSIGNED_OU, f"{APP_NAME} (Extension ou appli web Chrome)", "fr")
+    at_google = [p for p in stack.emulator("/policies")["policies"] if p["org_unit_path"] == ASSIGNED_OU]
+    guest = [p for p in at_google if p["schema"] == "chrome.devices.GuestMode"]
+    assert guest and guest[0]["value"].get("guestModeEnabled") is False, at_google
+    assert any(p["target_keys"].get("app_id", "").endswith(APP_ID) for p in at_google), at_google
+    visit_checked(page, "/politiques/", "fr", screenshot="fr-affectations")
+    expect(page.locator(f".ou-row[data-path='{ASSIGNED_OU}'] .assignment")).to_have_count(2)
 
     # Beat's hourly sync (every few seconds here, through CHROMEOS_SYNC_INTERVAL_SECONDS) brings the new ones.
     wait_for_scheduled_sync(page, devices=GOOGLE_DEVICES + ENROLLED_LATER, trigger="Planifiée")
@@ -168,3 +180,39 @@ def test_french_journey(page: Page, stack: Stack) -> None:
     expect(page.locator("main table")).to_contain_text(BLUEPRINT)
     page.goto("/applis/")
     expect(page.locator("main table")).to_contain_text(APP_NAME)
+
+
+def test_english_pass(page: Page, stack: Stack) -> None:
+    """Sign in → ChromeOS management → authorize → sync → devices, with the console switched to English."""
+    log_in(page, stack)
+    page.goto("/admin/google/chromeos/")
+    # Runs after the French journey, which leaves LDAP ready and no integration; alone, it prepares that itself.
+    if page.locator("#domain-info").count():
+        remove_integration(page, stack, "fr")
+        page.goto("/admin/google/chromeos/")
+    if page.locator("#authorize-button").is_disabled():
+        configure_ldap(page, stack)
+        page.goto("/admin/google/chromeos/")
+
+    switch_language(page, "en")
+    expect(page.locator("h1")).to_have_text("ChromeOS management")
+    assert_page_accessible(page, "en")
+    authorize_google(page, stack, button="Authorize Google", success="ChromeOS setup successful")
+    expect(page.locator("#domain-info h2")).to_have_text("Domain information")
+    assert_page_accessible(page, "en")
+    shot(page, "en-chromeos-management-authorized")
+
+    devices = len(stack.emulator("/devices")["devices"])
+    sync_now(page, stack, expected_devices=devices)
+    expect(page.locator("#sync-counts")).to_contain_text(f"{devices} added")
+    assert_page_accessible(page, "en")
+
+    visit_checked(page, "/devices/", "en", screenshot="en-devices-synced")
+    expect(page.locator("hgroup")).to_contain_text(f"{devices} ChromeOS devices")
+    page.get_by_label("Search").fill(page.locator(".device-table tbody tr a").first.inner_text())
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator(".device-table tbody tr")).to_have_count(1)
+    page.locator(".device-table tbody tr a").first.click()
+    expect(page.get_by_role("heading", name="Remote commands")).to_be_visible()
+    assert_page_accessible(page, "en")
+    shot(page, "en-device-detail")
