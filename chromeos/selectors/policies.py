@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from chromeos.models import AssignmentState, ChromeOSDevice, GoogleIntegration, OrgUnit, PolicyAssignment
 from chromeos.services.policies import (
+    STUCK_AFTER,
     assignment_desired,
     assignment_is_outdated,
     org_unit_unsupported_reason,
@@ -239,10 +241,13 @@ def assignment_device_counts(assignment: PolicyAssignment) -> dict[str, int]:
 
 
 def assignment_busy(assignment: PolicyAssignment) -> bool:
-    """Google is working on it. A new assignment is PENDING too, but idle until its apply is requested."""
-    if assignment.state == AssignmentState.PENDING:
-        return assignment.apply_requested_at is not None
-    return assignment.state in BUSY_STATES
+    """Google is working on it. A new assignment is PENDING too, but idle until its apply is requested; and an
+    operation whose worker was lost (nothing happened for STUCK_AFTER) lets the admin ask again."""
+    if assignment.state not in BUSY_STATES:
+        return False
+    if assignment.state == AssignmentState.PENDING and assignment.apply_requested_at is None:
+        return False
+    return not (assignment.updated_at and timezone.now() - assignment.updated_at > STUCK_AFTER)
 
 
 def any_busy(rows: list[PolicyAssignment]) -> bool:

@@ -4,6 +4,7 @@ typed ChromeOS settings of the Blueprint page."""
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import pytest
@@ -79,6 +80,10 @@ def test_operator_assigns_previews_applies_and_unassigns(
     assignment = PolicyAssignment.objects.get()
     assert response["Location"] == reverse("chromeos:policy_assignment", kwargs={"pk": assignment.pk})
     assert assignment.assigned_by == operator_user
+    # A fresh assignment is pending but idle: its page offers "Appliquer" and does not poll.
+    page = text(client.get(response["Location"]))
+    assert re.search(r'<button type="submit" id="apply-button"\s*>', page), page
+    assert "every 2s" not in page
 
     preview = client.get(reverse("chromeos:policy_preview", kwargs={"pk": assignment.pk}))
     assert "Désactiver le mode invité" in text(preview) and "1 valeur changera." in text(preview)
