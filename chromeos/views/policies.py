@@ -157,7 +157,11 @@ class PolicyStateView(_ReadOnlyAssignmentView):
             "busy": selectors.assignment_busy(assignment),
             "outdated": services.assignment_is_outdated(assignment),
         }
-        return render(request, "chromeos/policies_state.html", context)
+        response = render(request, "chromeos/policies_state.html", context)
+        if request.headers.get("HX-Request") and not context["busy"]:
+            # Google is done: reload the page once so its buttons and previews follow the new state.
+            response["HX-Refresh"] = "true"
+        return response
 
 
 class PolicyPreviewView(_ReadOnlyAssignmentView):

@@ -91,8 +91,11 @@ def test_operator_assigns_previews_applies_and_unassigns(
     with django_capture_on_commit_callbacks(execute=True):
         applied = client.post(reverse("chromeos:policy_apply", kwargs={"pk": assignment.pk}))
     assert applied.status_code == 302
-    state = client.get(reverse("chromeos:policy_state", kwargs={"pk": assignment.pk}))
+    state = client.get(
+        reverse("chromeos:policy_state", kwargs={"pk": assignment.pk}), headers={"HX-Request": "true"}
+    )
     assert "Appliquée" in text(state) and "hx-trigger" not in text(state)  # no more polling once applied
+    assert state["HX-Refresh"] == "true"  # the page reloads once to follow the new state
     assert google_policies(google_emulator, "/Marseille") == {
         "chrome.devices.GuestMode": {"guestModeEnabled": False}
     }
