@@ -202,7 +202,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "mdm.tasks.audit_purge_task",
         "schedule": crontab(hour=3, minute=17),
     },
-    "ldap-sync-dispatch": {"task": "ldap_sync.tasks.ldap_sync_dispatch_task", "schedule": crontab(minute="*/5")},
+    "ldap-sync-dispatch": {
+        "task": "ldap_sync.tasks.ldap_sync_dispatch_task",
+        "schedule": crontab(minute="*/5"),
+    },
 }
 # ChromeOS sync: beat ticks the dispatcher every CHROMEOS_SYNC_DISPATCH_SECONDS; it starts the syncs that are
 # due (each tenant every CHROMEOS_SYNC_INTERVAL_SECONDS, at its own offset in the cycle).
