@@ -127,7 +127,7 @@ def test_french_journey(page: Page, stack: Stack) -> None:
     stack.emulator("/devices", {"count": ENROLLED_LATER, "org_unit_path": "/Paris/Ventes"})
 
     page.get_by_label("Rechercher").fill(serial)
-    page.get_by_role("button", name="Filtrer").click()
+    page.get_by_role("button", name="Filtrer", exact=True).click()
     expect(page.locator("hgroup")).to_contain_text("1 périphérique ChromeOS")
     expect(page.locator(".device-table tbody tr")).to_have_count(1)
     page.get_by_role("link", name=serial, exact=True).click()
@@ -210,7 +210,7 @@ def test_english_pass(page: Page, stack: Stack) -> None:
     visit_checked(page, "/devices/", "en", screenshot="en-devices-synced")
     expect(page.locator("hgroup")).to_contain_text(f"{devices} ChromeOS devices")
     page.get_by_label("Search").fill(page.locator(".device-table tbody tr a").first.inner_text())
-    page.get_by_role("button", name="Filter").click()
+    page.get_by_role("button", name="Filter", exact=True).click()
     expect(page.locator(".device-table tbody tr")).to_have_count(1)
     page.locator(".device-table tbody tr a").first.click()
     expect(page.get_by_role("heading", name="Remote commands")).to_be_visible()
