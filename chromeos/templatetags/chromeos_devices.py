@@ -87,9 +87,10 @@ def change_label(column: str) -> str:
     if column == "removed":
         return str(_("Retiré de Google"))
     try:
-        return str(ChromeOSDevice._meta.get_field(column).verbose_name)
+        field = ChromeOSDevice._meta.get_field(column)
     except FieldDoesNotExist:
         return column
+    return str(getattr(field, "verbose_name", column))
 
 
 @register.filter
