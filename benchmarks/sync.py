@@ -13,8 +13,10 @@ worker process (so its peak RSS is its own):
 * ``no change``: a re-sync with nothing changed at Google;
 * ``1% changed``: a re-sync after 1% of the devices changed at Google.
 
-For each: wall time, devices/s, the worker's peak RSS, the WAL written (``pg_current_wal_lsn()`` before and
-after) and the devices table size (heap + TOAST + indexes) afterwards. The emulator is listed once before any
+For each: wall time, devices/s, the worker's peak RSS, the WAL written between ``pg_current_wal_lsn()`` before
+and after — counting only this database's records (read back with ``pg_waldump``: the PostgreSQL server is
+shared, other databases write WAL meanwhile; without access to the WAL directory, the cluster-wide difference is
+shown) — and the devices table size (heap + TOAST + indexes) afterwards. The emulator is listed once before any
 measurement so that its one-off JSON encoding is not charged to the first run.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -78,6 +81,49 @@ def wal_bytes(before: str, after: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_wal_lsn_diff(%s, %s)", [after, before])
         return int(cursor.fetchone()[0])
+
+
+PG_WALDUMP = "/usr/lib/postgresql/15/bin/pg_waldump"
+WAL_RECORD = re.compile(rb"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*(\d+),")
+
+
+def our_wal_bytes(before: str, after: str) -> int | None:
+    """WAL written for THIS database between two positions: the server is shared, and pg_current_wal_lsn()
+    moves with every database on it. Reads the WAL with pg_waldump (needs read access to the WAL directory):
+    records on our database's relations, plus every record (commits...) of the transactions that wrote them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+        oid = cursor.fetchone()[0]
+        cursor.execute("SHOW data_directory")
+        wal_dir = Path(cursor.fetchone()[0]) / "pg_wal"
+    if not Path(PG_WALDUMP).exists() or not os.access(wal_dir, os.R_OK):
+        return None
+    marker = f"/{oid}/".encode()
+    ours = 0
+    our_xids: set[bytes] = set()
+    other_by_xid: dict[bytes, int] = {}
+    with subprocess.Popen(
+        [PG_WALDUMP, "-p", str(wal_dir), "-s", before, "-e", after],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as dump:
+        assert dump.stdout is not None
+        for line in dump.stdout:
+            match = WAL_RECORD.search(line)
+            if match is None:
+                continue
+            size, xid = int(match.group(1)), match.group(2)
+            if marker in line:
+                ours += size
+                if xid != b"0":
+                    our_xids.add(xid)
+            elif xid != b"0":
+                other_by_xid[xid] = other_by_xid.get(xid, 0) + size
+    if dump.returncode not in (0, 1):
+        return None
+    return ours + sum(other_by_xid.get(xid, 0) for xid in our_xids)
 
 
 def table_bytes() -> int:
@@ -194,7 +240,9 @@ def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, An
     if output.returncode != 0:
         raise RuntimeError(f"{mode} failed: {output.stderr[-3000:]}")
     result = json.loads(output.stdout.strip().splitlines()[-1])
-    result["wal_mb"] = wal_bytes(before_wal, wal_lsn()) / 1e6
+    after_wal = wal_lsn()
+    ours = our_wal_bytes(before_wal, after_wal)
+    result["wal_mb"] = (ours if ours is not None else wal_bytes(before_wal, after_wal)) / 1e6
     result["table_mb"] = table_bytes() / 1e6
     result["mode"] = mode
     return result
@@ -238,7 +286,22 @@ def clear_devices() -> None:
         cursor.execute("VACUUM ANALYZE chromeos_chromeosdevice")
 
 
-def bench_size(size: int, naive: bool) -> list[dict[str, Any]]:
+def best(
+    mode: str, integration_id: int, env: dict[str, str], repeat: int, prepare: Any = None
+) -> dict[str, Any]:
+    """The fastest of ``repeat`` runs (this machine is shared: noise only ever adds time, and WAL: the cluster's
+    WAL position moves with every database on the server, so the smallest reading is the closest to ours)."""
+    runs = []
+    for _ in range(repeat):
+        if prepare is not None:
+            prepare()
+        runs.append(measure(mode, integration_id, env))
+    fastest = min(runs, key=lambda r: r["seconds"])
+    fastest["wal_mb"] = min(r["wal_mb"] for r in runs)  # cluster-wide fallback: the least polluted reading
+    return fastest
+
+
+def bench_size(size: int, naive: bool, repeat: int) -> list[dict[str, Any]]:
     from django.db import connection
 
     print(f"\n== N = {size:,}: starting the emulator", flush=True)
@@ -247,19 +310,29 @@ def bench_size(size: int, naive: bool) -> list[dict[str, Any]]:
         integration_id = setup_tenant(emulator)
         env = {**os.environ, "GOOGLE_EMULATOR_HOST": emulator.host}
         measure("floor", integration_id, env)  # warm-up: the emulator encodes each device once
-        results = [measure("floor", integration_id, env)]
+        results = [best("floor", integration_id, env, repeat)]
         if naive:
             clear_devices()
             results.append(measure("naive", integration_id, env))
-        clear_devices()
-        connection.close()
-        results.append(measure("full", integration_id, env))
-        with connection.cursor() as cursor:
-            cursor.execute("CHECKPOINT")  # full-page images after a checkpoint are part of any later write
-        results.append(measure("no change", integration_id, env))
-        emulator.control("POST", "/devices/change", {"count": size // 100, "seed": 7})
-        measure("floor", integration_id, env)  # re-encode the changed devices outside the measurement
-        results.append(measure("1% changed", integration_id, env))
+
+        def empty_table() -> None:
+            clear_devices()
+            connection.close()
+
+        def checkpoint() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "CHECKPOINT"
+                )  # full-page images after a checkpoint are part of any later write
+
+        def change_one_percent() -> None:
+            emulator.control("POST", "/devices/change", {"count": size // 100})
+            measure("floor", integration_id, env)  # the emulator re-encodes changed devices: not ours to pay
+            checkpoint()
+
+        results.append(best("full", integration_id, env, repeat, empty_table))
+        results.append(best("no change", integration_id, env, repeat, checkpoint))
+        results.append(best("1% changed", integration_id, env, repeat, change_one_percent))
         for row in results:
             row["n"] = size
             print(format_row(row, results[0]["seconds"]), flush=True)
@@ -286,6 +359,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--naive-at", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the fastest is kept")
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--integration", type=int, help=argparse.SUPPRESS)
@@ -305,7 +379,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     try:
         for size in args.sizes:
-            results += bench_size(size, naive=size == args.naive_at)
+            results += bench_size(size, naive=size == args.naive_at, repeat=args.repeat)
     finally:
         from django.db import connections
 
