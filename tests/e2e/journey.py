@@ -92,6 +92,7 @@ def configure_ldap(page: Page, stack: Stack) -> None:
     # Every OU of the directory (the demo's tree, plus its Groupes and Services OUs) read and added.
     ou_total = len(directory.ous) + 2
     expect(page.locator("#run-body")).to_contain_text(f"{ou_total} lues : {ou_total} ajoutées")
+    assert_page_accessible(page, "fr")
 
     page.goto("/admin/ldap/")
     page.get_by_label("Toutes les unités organisationnelles").check()
@@ -147,10 +148,12 @@ def device_action(page: Page, label: str, confirm: str) -> None:
     """From a device's page: an action button, its confirmation page, then the job page until it succeeded."""
     page.get_by_role("button", name=label, exact=True).click()
     expect(page.locator("h1")).to_contain_text(label)
+    assert_page_accessible(page, page_lang(page))
     page.get_by_role("button", name=confirm).click()
     expect(page.locator("[data-job-status]")).to_have_attribute(
         "data-job-status", "succeeded", timeout=30_000
     )
+    assert_page_accessible(page, page_lang(page))
 
 
 def emulator_device(stack: Stack, device_id: str) -> dict[str, object]:
