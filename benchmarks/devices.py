@@ -113,6 +113,20 @@ def insert_fleet(tenant_id: int, integration_id: int, count: int, seed: int) -> 
                     'activeTimeRanges', (SELECT jsonb_agg(jsonb_build_object('date', current_date - k,
                                                                            'activeTime', 3600000 * k))
                                          FROM generate_series(1, 7) k),
+                    'systemRamFreeReports', (SELECT jsonb_agg(jsonb_build_object(
+                                                'reportTime', d.last_sync - k * interval '10 minutes',
+                                                'systemRamFreeInfo', jsonb_build_array((4000000000 - k)::text)))
+                                             FROM generate_series(1, 5) k),
+                    'platformVersion', '16002.51.0 (Official Build) stable-channel dedede',
+                    'firmwareVersion', 'Google_Dedede.13606.' || (d.g %% 600) || '.0',
+                    'lastEnrollmentTime', d.last_sync - interval '200 days',
+                    'firstEnrollmentTime', d.last_sync - interval '230 days',
+                    'supportEndDate', d.aue, 'autoUpdateThrough', d.aue, 'autoUpdateExpiration', d.aue,
+                    'chromeOsType', 'chromeOs', 'deviceLicenseType', 'enterprise', 'bootMode', 'Verified',
+                    'osVersionCompliance', 'compliant', 'extendedSupportEligible', false,
+                    'systemRamTotal', '8589934592', 'annotatedLocation', d.location, 'annotatedAssetId', d.asset,
+                    'diskSpaceUsage', jsonb_build_object('capacityBytes', '64000000000',
+                                                         'usedBytes', (20000000000 + d.g)::text),
                     'cpuInfo', jsonb_build_array(jsonb_build_object('model', 'Intel(R) Celeron(R) N4500',
                                                                     'architecture', 'x64')),
                     'tpmVersionInfo', jsonb_build_object('family', '322e3000', 'specLevel', '116'),
@@ -200,6 +214,17 @@ def setup(devices: int, other_devices: int) -> tuple[Any, Any]:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE chromeos_chromeosdevice")
     print(f"VACUUM ANALYZE in {time.perf_counter() - started:.1f} s")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT avg(pg_column_size(payload)), avg(octet_length(payload::text)), "
+            "pg_size_pretty(pg_relation_size('chromeos_chromeosdevice')), "
+            "pg_size_pretty(pg_total_relation_size('chromeos_chromeosdevice')) FROM chromeos_chromeosdevice"
+        )
+        stored, text_size, heap, total = cursor.fetchone()
+    print(
+        f"payload: {text_size:.0f} bytes of JSON per device, {stored:.0f} stored in the row; "
+        f"table heap {heap}, with indexes and TOAST {total}"
+    )
     return tenant, user
 
 
