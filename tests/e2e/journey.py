@@ -1,4 +1,4 @@
-"""Steps of an admin's journey, shared by the French and the English passes."""
+"""Steps of an admin's journey. Labels are the French ones unless a step takes the page's language."""
 
 from __future__ import annotations
 
@@ -161,24 +161,24 @@ def emulator_device(stack: Stack, device_id: str) -> dict[str, object]:
     return next(d for d in devices if d["deviceId"] == device_id)
 
 
-def create_blueprint(page: Page, name: str, lang: str, settings: dict[str, str] | None = None) -> None:
+def create_blueprint(page: Page, name: str, settings: dict[str, str] | None = None) -> None:
     """A new Blueprint; ``settings``: typed ChromeOS settings, {field label: option label}."""
     page.goto("/configurations/nouvelle/")
-    assert_page_accessible(page, lang)
-    page.get_by_label(re.compile("^(Nom|Name)")).fill(name)
+    assert_page_accessible(page, "fr")
+    page.get_by_label("Nom").fill(name)
     for label, option in (settings or {}).items():
         page.get_by_label(label, exact=True).select_option(label=option)
-    page.get_by_role("button", name=re.compile("^(Enregistrer|Save)$")).click()
+    page.get_by_role("button", name="Enregistrer", exact=True).click()
     expect(page.locator("main table")).to_contain_text(name)
 
 
-def create_app(page: Page, name: str, identifier: str, lang: str) -> None:
+def create_app(page: Page, name: str, identifier: str) -> None:
     page.goto("/applis/nouvelle/")
-    assert_page_accessible(page, lang)
-    page.get_by_label(re.compile("^(Nom|Name)")).fill(name)
-    page.get_by_label(re.compile("^Type")).select_option("chrome")
-    page.get_by_label(re.compile("^(Identifiant|Identifier)")).fill(identifier)
-    page.get_by_role("button", name=re.compile("^(Enregistrer|Save)$")).click()
+    assert_page_accessible(page, "fr")
+    page.get_by_label("Nom").fill(name)
+    page.get_by_label("Type").select_option("chrome")
+    page.get_by_label("Identifiant").fill(identifier)
+    page.get_by_role("button", name="Enregistrer", exact=True).click()
     expect(page.locator("main table")).to_contain_text(name)
 
 
@@ -196,34 +196,30 @@ def wait_for_scheduled_sync(page: Page, *, devices: int, trigger: str, timeout: 
         page.reload()
 
 
-def remove_integration(page: Page, stack: Stack, lang: str) -> None:
+def remove_integration(page: Page, stack: Stack) -> None:
     """ "Supprimer": the dialog (checked from the keyboard, then Esc), again, OK; the removal's result."""
-    label, ok = ("Supprimer", "OK") if lang == "fr" else ("Remove", "OK")
     page.goto("/admin/google/chromeos/")
     opener = page.locator("[data-removal-open]")
-    expect(opener).to_have_text(label)
-    assert_dialog_keyboard(page, opener, lang)
+    expect(opener).to_have_text("Supprimer")
+    assert_dialog_keyboard(page, opener, "fr")
     opener.click()
     dialog = page.locator("dialog[open]")
     expect(dialog).to_be_visible()
-    shot(page, f"{lang}-suppression-confirmation")
-    dialog.get_by_role("button", name=ok, exact=True).click()
+    shot(page, "fr-suppression-confirmation")
+    dialog.get_by_role("button", name="OK", exact=True).click()
     result = page.locator("#removal-panel .message.success")
     expect(result).to_contain_text(stack.google_domain, timeout=60_000)
     assert stack.emulator("/state")["authorizations"] == [], "the token was not revoked at Google"
 
 
-def assign_to_org_unit(page: Page, ou_path: str, subject: str, lang: str) -> None:
+def assign_to_org_unit(page: Page, ou_path: str, subject: str) -> None:
     """Affectations ChromeOS: assign a Blueprint or an app to a supported OU, then apply it at Google."""
     page.goto("/politiques/")
-    assert_page_accessible(page, lang)
-    page.get_by_label(re.compile("^(Unité organisationnelle|Organizational unit)")).select_option(
-        label=ou_path
-    )
-    page.get_by_label(re.compile("^(Configuration ou appli|Blueprint or app)")).select_option(label=subject)
+    assert_page_accessible(page, "fr")
+    page.get_by_label("Unité organisationnelle").select_option(label=ou_path)
+    page.get_by_label("Configuration ou appli").select_option(label=subject)
     page.locator("#assign-button").click()
     expect(page.locator("#assignment-ou")).to_have_text(ou_path)
-    assert_page_accessible(page, lang)
+    assert_page_accessible(page, "fr")
     page.locator("#apply-button").click()
-    applied = {"fr": "Appliquée", "en": "Applied"}[lang]
-    expect(page.locator("#assignment-state-label")).to_have_text(applied, timeout=30_000)
+    expect(page.locator("#assignment-state-label")).to_have_text("Appliquée", timeout=30_000)

@@ -154,11 +154,11 @@ def test_french_journey(page: Page, stack: Stack) -> None:
     expect(page.locator("#device-commands")).to_contain_text("REBOOT")
 
     # A Blueprint and an app, assigned to an LDAP-backed OU and applied through the Chrome Policy API.
-    create_blueprint(page, BLUEPRINT, "fr", settings={"Mode invité": "Désactiver le mode invité"})
-    create_app(page, APP_NAME, APP_ID, "fr")
-    assign_to_org_unit(page, ASSIGNED_OU, BLUEPRINT, "fr")
+    create_blueprint(page, BLUEPRINT, settings={"Mode invité": "Désactiver le mode invité"})
+    create_app(page, APP_NAME, APP_ID)
+    assign_to_org_unit(page, ASSIGNED_OU, BLUEPRINT)
     shot(page, "fr-affectation-appliquee")
-    assign_to_org_unit(page, ASSIGNED_OU, f"{APP_NAME} (Extension ou appli web Chrome)", "fr")
+    assign_to_org_unit(page, ASSIGNED_OU, f"{APP_NAME} (Extension ou appli web Chrome)")
     at_google = [p for p in stack.emulator("/policies")["policies"] if p["org_unit_path"] == ASSIGNED_OU]
     guest = [p for p in at_google if p["schema"] == "chrome.devices.GuestMode"]
     assert guest and guest[0]["value"].get("guestModeEnabled") is False, at_google
@@ -171,7 +171,7 @@ def test_french_journey(page: Page, stack: Stack) -> None:
     shot(page, "fr-gestion-chromeos-synchro-planifiee")
 
     # Supprimer: the confirmation popup, usable from the keyboard, then OK.
-    remove_integration(page, stack, "fr")
+    remove_integration(page, stack)
     shot(page, "fr-gestion-chromeos-supprimee")
     page.goto("/devices/")
     expect(page.locator("hgroup")).to_contain_text(re.compile(r"\b0 périphériques? ChromeOS"))
@@ -188,7 +188,7 @@ def test_english_pass(page: Page, stack: Stack) -> None:
     page.goto("/admin/google/chromeos/")
     # Runs after the French journey, which leaves LDAP ready and no integration; alone, it prepares that itself.
     if page.locator("#domain-info").count():
-        remove_integration(page, stack, "fr")
+        remove_integration(page, stack)
         page.goto("/admin/google/chromeos/")
     if page.locator("#authorize-button").is_disabled():
         configure_ldap(page, stack)
