@@ -196,8 +196,13 @@ def device_list(flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
 
 
 # A search counts its matches up to this many: a broad search ("chromebook") would otherwise re-check every
-# matching row in the table to count them, the one count no index answers alone.
+# matching row in the table to count them, the one count no index answers alone. Searches of 1–2 characters
+# cannot use the trigram index at all: their count stops sooner.
 SEARCH_COUNT_CAP = 20_000
+SHORT_SEARCH_COUNT_CAP = 2_000
+# A filtered list matching at most this many devices is read through the filter's own index and sorted
+# (top-N), never by walking the sort column's index: see device_page.
+FILTER_FIRST_LIMIT = 25_000
 
 
 @dataclass(frozen=True)
@@ -210,26 +215,29 @@ class DevicePage:
 
 
 def device_page(flt: DeviceFilter, page_number: int, page_size: int) -> DevicePage:
-    """One page of the list and how many devices match (two queries; three for a search)."""
+    """One page of the list and how many devices match: a count, then the page (after a SET LOCAL when the
+    filter matches few devices)."""
     qs = devices_filtered(flt)
     needle = normalise_search(flt.q)
     searching = bool(needle)
+    trigram = len(needle) >= 3
     capped = False
     if searching:
+        cap = SEARCH_COUNT_CAP if trigram else SHORT_SEARCH_COUNT_CAP
         # No ORDER BY inside the capped count (the model's default ordering would sort every match first).
-        total = qs.order_by()[: SEARCH_COUNT_CAP + 1].count()
-        capped = total > SEARCH_COUNT_CAP
-        total = min(total, SEARCH_COUNT_CAP)
+        total = qs.order_by()[: cap + 1].count()
+        capped = total > cap
+        total = min(total, cap)
     else:
         total = qs.count()
     pages = max(1, -(-total // page_size))
     number = min(max(1, page_number), pages)
     start = (number - 1) * page_size
-    if searching and not capped and len(needle) >= 3:
-        # A search's matches are known to be few (≤ the cap): take them through the trigram index (3+
-        # characters) and sort them, rather than walk a sort index hoping to meet matches early — when the
-        # matches sit at the far end of that index (serials share their model's prefix), the walk reads the
-        # whole fleet.
+    if flt.is_filtered and not capped and total <= FILTER_FIRST_LIMIT and (trigram or not searching):
+        # Few matches, known from the count: take them through the filter's index (trigram, OU prefix, a
+        # column's index) and sort them, rather than walk the sort column's index hoping to meet matches
+        # early. The planner cannot tell when matches sit at the far end of that index (serials share their
+        # model's prefix, so "model = X" or "AUE passed" sorted by serial walks most of the fleet).
         ordered = devices_sorted(qs, flt).only(*LIST_FIELDS)[start : start + page_size]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_indexscan = off")
