@@ -297,10 +297,13 @@ def scenarios(device_pk: int) -> list[tuple[str, str]]:
     return rows
 
 
-def explain(sql: str) -> list[str]:
-    from django.db import connection
+def explain(sql: str, settings: list[str]) -> list[str]:
+    """EXPLAIN ANALYZE one captured query under the SET LOCALs the page ran it with."""
+    from django.db import connection, transaction
 
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in settings:
+            cursor.execute(statement)
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
         return [row[0] for row in cursor.fetchall()]
 
@@ -377,15 +380,21 @@ def run(devices: int, other_devices: int, repeat: int) -> None:
         "list page 1 (default sort: serial)",
         "sort model desc",
         "search annotated user 'user4242@'",
+        "search model 'lenovo 300e'",
         "filter OU /Lyon with children",
+        "filter model",
         "search + 3 filters + sort desc",
     ):
         print(f"EXPLAIN ANALYZE — {label}")
+        settings: list[str] = []
         for query in results[label]["captured"]:
             sql = query["sql"]
+            if sql.startswith("SET LOCAL"):
+                settings.append(sql)
             if "chromeos_chromeosdevice" not in sql or "RECURSIVE" in sql:
                 continue
-            plan = explain(sql)
+            kind_settings = settings if "COUNT(*)" not in sql else []
+            plan = explain(sql, kind_settings)
             kind = "count" if "COUNT(*)" in sql else "page"
             print(f"  [{kind}] " + sql[:160].replace("\n", " ") + ("…" if len(sql) > 160 else ""))
             for line in plan:
