@@ -107,7 +107,7 @@ def our_wal_bytes(before: str, after: str) -> int | None:
     with subprocess.Popen(
         [PG_WALDUMP, "-p", str(wal_dir), "-s", before, "-e", after],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     ) as dump:
         assert dump.stdout is not None
         for line in dump.stdout:
@@ -121,7 +121,9 @@ def our_wal_bytes(before: str, after: str) -> int | None:
                     our_xids.add(xid)
             elif xid != b"0":
                 other_by_xid[xid] = other_by_xid.get(xid, 0) + size
-    if dump.returncode not in (0, 1):
+        errors = dump.stderr.read() if dump.stderr is not None else b""
+    # A long run on a busy server: PostgreSQL may already have recycled the first WAL segments.
+    if dump.returncode != 0 or b"could not" in errors or b"invalid" in errors:
         return None
     return ours + sum(other_by_xid.get(xid, 0) for xid in our_xids)
 

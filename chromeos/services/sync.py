@@ -601,7 +601,6 @@ DATA_COLUMNS = (
 )
 STAGE_COLUMNS = ("seq", "device_id", "etag", "fresh", *DATA_COLUMNS, "payload")
 ANALYZED_COLUMNS = ("tenant_id", "device_id", "removed_at", "status", "org_unit_path", "model", "os_version")
-UNCHANGED_PADDING = (None,) * (len(STAGE_COLUMNS) - 4)
 # Columns whose changes are recorded as DeviceChange history (last_sync moves at every check-in: not history).
 CHANGE_COLUMNS = tuple(c for c in DATA_COLUMNS if c not in ("last_sync", "platform_version", "org_unit_id"))
 
@@ -707,14 +706,14 @@ class Stage:
             compression = " COMPRESSION lz4" if row and row[0] else ""
             cursor.execute(
                 f"CREATE TEMP TABLE {self.table} (seq integer NOT NULL, device_id text NOT NULL, "
-                f"etag text NOT NULL, fresh boolean NOT NULL, {data_columns}, payload jsonb{compression})"
+                f"etag text NOT NULL, fresh boolean NOT NULL DEFAULT false, {data_columns}, "
+                f"payload jsonb{compression})"
             )
 
     def analyze(self) -> None:
         """Autovacuum never analyzes TEMP tables: without statistics the merge's joins would be planned blind
-        (a nested-loop anti-join over 100,000 rows each side takes minutes)."""
+        (a nested-loop anti-join over 100,000 rows each side takes minutes; with them, hash joins)."""
         with connection.cursor() as cursor:
-            cursor.execute(f"CREATE INDEX ON {self.table} (device_id)")
             cursor.execute(f"ANALYZE {self.table}")
             # A device listed twice (Google's paging shifted under a change) is kept once, its last copy. Done
             # here on the narrow columns, so that the merge never sorts rows with their payloads.
@@ -755,14 +754,24 @@ class Stage:
                 ([d for d, _e, _p in page], tenant_id),
             )
             stored = dict(cursor.fetchall())
-            with cursor.copy(f"COPY {self.table} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
-                for device_id, etag, device in page:
-                    self.seq += 1
-                    if etag and stored.get(device_id) == etag:
-                        copy.write_row((self.seq, device_id, etag, False, *UNCHANGED_PADDING))
-                    else:
-                        listing.fresh += 1
-                        copy.write_row(device_row(self.seq, device_id, etag, device))
+            unchanged: list[tuple[int, str, str]] = []
+            fresh: list[tuple[Any, ...]] = []
+            for device_id, etag, device in page:
+                self.seq += 1
+                if etag and stored.get(device_id) == etag:
+                    unchanged.append((self.seq, device_id, etag))
+                else:
+                    fresh.append(device_row(self.seq, device_id, etag, device))
+            listing.fresh += len(fresh)
+            # Unchanged devices travel as their id only (the other columns stay NULL): most pages of a re-sync.
+            if unchanged:
+                with cursor.copy(f"COPY {self.table} (seq, device_id, etag) FROM STDIN") as copy:
+                    for row in unchanged:
+                        copy.write_row(row)
+            if fresh:
+                with cursor.copy(f"COPY {self.table} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+                    for row in fresh:
+                        copy.write_row(row)
 
 
 # -- the merge -------------------------------------------------------------------------------------------------
