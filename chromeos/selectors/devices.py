@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, timedelta
 from typing import Any
@@ -215,42 +216,54 @@ class DevicePage:
 
 
 def device_page(flt: DeviceFilter, page_number: int, page_size: int) -> DevicePage:
-    """One page of the list and how many devices match: a count, then the page (after a SET LOCAL when the
-    filter matches few devices)."""
+    """One page of the list and how many devices match: a count, then the page.
+
+    Which index answers is decided here, not left to the planner, where the planner is known to guess wrong:
+
+    * few matches (a filter, or a 3+ character search, matching at most FILTER_FIRST_LIMIT devices, known from
+      the count): read them through the filter's own index (trigram, OU prefix, a column's index) and sort
+      them. Walking the sort column's index instead, hoping to meet matches early, reads most of the fleet
+      when the matches sit at the far end of that index (serials share their model's prefix: "model = X" or
+      "lenovo" sorted by serial). ``SET LOCAL enable_indexscan = off`` leaves the planner only bitmap scans.
+    * a 3+ character search is also counted through the trigram index, for the same reason;
+    * past the middle of a long list, read from the other end (see below).
+    """
     qs = devices_filtered(flt)
     needle = normalise_search(flt.q)
     searching = bool(needle)
     trigram = len(needle) >= 3
-    capped = False
-    if searching:
-        cap = SEARCH_COUNT_CAP if trigram else SHORT_SEARCH_COUNT_CAP
-        # No ORDER BY inside the capped count (the model's default ordering would sort every match first).
-        total = qs.order_by()[: cap + 1].count()
-        capped = total > cap
-        total = min(total, cap)
-    else:
-        total = qs.count()
-    pages = max(1, -(-total // page_size))
-    number = min(max(1, page_number), pages)
-    start = (number - 1) * page_size
-    if flt.is_filtered and not capped and total <= FILTER_FIRST_LIMIT and (trigram or not searching):
-        # Few matches, known from the count: take them through the filter's index (trigram, OU prefix, a
-        # column's index) and sort them, rather than walk the sort column's index hoping to meet matches
-        # early. The planner cannot tell when matches sit at the far end of that index (serials share their
-        # model's prefix, so "model = X" or "AUE passed" sorted by serial walks most of the fleet).
-        ordered = devices_sorted(qs, flt).only(*LIST_FIELDS)[start : start + page_size]
-        with transaction.atomic(), connection.cursor() as cursor:
+    # SET LOCAL needs a transaction; an unfiltered list never changes plans and runs without one.
+    scope = transaction.atomic() if flt.is_filtered else nullcontext()
+    with scope, connection.cursor() as cursor:
+        if trigram:
             cursor.execute("SET LOCAL enable_indexscan = off")
-            rows = list(ordered)
-    elif capped or start <= total // 2:
-        rows = list(devices_sorted(qs, flt).only(*LIST_FIELDS)[start : min(start + page_size, total)])
-    else:
-        # Past the middle, read from the other end: the last page costs what the first does, not an OFFSET
-        # over the whole fleet. The reversed order is the exact mirror (same columns, id included).
-        after = max(0, total - start - page_size)
-        take = min(page_size, total - start)
-        mirror = devices_sorted(qs, flt.with_sort(flt.sort, not flt.descending)).only(*LIST_FIELDS)
-        rows = list(mirror[after : after + take])[::-1]
+        capped = False
+        if searching:
+            cap = SEARCH_COUNT_CAP if trigram else SHORT_SEARCH_COUNT_CAP
+            # No ORDER BY inside the capped count (the default ordering would sort every match first).
+            total = qs.order_by()[: cap + 1].count()
+            capped = total > cap
+            total = min(total, cap)
+        else:
+            total = qs.count()
+        pages = max(1, -(-total // page_size))
+        number = min(max(1, page_number), pages)
+        start = (number - 1) * page_size
+        ordered = devices_sorted(qs, flt).only(*LIST_FIELDS)
+        filter_first = (
+            flt.is_filtered and not capped and total <= FILTER_FIRST_LIMIT and (trigram or not searching)
+        )
+        if filter_first != trigram:
+            cursor.execute(f"SET LOCAL enable_indexscan = {'off' if filter_first else 'on'}")
+        if filter_first or capped or start <= total // 2:
+            rows = list(ordered[start : min(start + page_size, total)])
+        else:
+            # Past the middle, read from the other end: the last page costs what the first does, not an
+            # OFFSET over the whole fleet. The reversed order is the exact mirror (same columns, id included).
+            after = max(0, total - start - page_size)
+            take = min(page_size, total - start)
+            mirror = devices_sorted(qs, flt.with_sort(flt.sort, not flt.descending)).only(*LIST_FIELDS)
+            rows = list(mirror[after : after + take])[::-1]
     return DevicePage(rows=rows, total=total, capped=capped, number=number, pages=pages)
 
 
