@@ -393,8 +393,7 @@ def run(devices: int, other_devices: int, repeat: int) -> None:
                 settings.append(sql)
             if "chromeos_chromeosdevice" not in sql or "RECURSIVE" in sql:
                 continue
-            kind_settings = settings if "COUNT(*)" not in sql else []
-            plan = explain(sql, kind_settings)
+            plan = explain(sql, list(settings))  # the SET LOCALs that preceded it, in order
             kind = "count" if "COUNT(*)" in sql else "page"
             print(f"  [{kind}] " + sql[:160].replace("\n", " ") + ("…" if len(sql) > 160 else ""))
             for line in plan:
