@@ -94,6 +94,14 @@ def change_label(column: str) -> str:
 
 
 @register.filter
+def change_value(value: Any) -> str:
+    """One side of a history entry: empty as a dash, booleans in words."""
+    if value is None or value == "":
+        return "—"
+    return payload_value(value)
+
+
+@register.filter
 def payload_value(value: Any) -> str:
     """Scalars as they are; lists and objects as indented JSON (what Google sent, nothing lost)."""
     if isinstance(value, dict | list):

@@ -238,6 +238,9 @@ def test_detail_groups_every_field_google_reports(admin_client_, tenant, django_
         },
     )
     DeviceChange.unscoped.create(tenant=tenant, device=device, changes={"os_version": ["127.0", "128.0"]})
+    DeviceChange.unscoped.create(
+        tenant=tenant, device=device, changes={"removed": [True, False]}
+    )  # the sync's
     DeviceCommand.unscoped.create(tenant=tenant, device=device, command_type="REBOOT", command_id="42")
     # The "Configurations et applis" section belongs to the policies work: its own queries are counted apart.
     with tenant_context(tenant), CaptureQueriesContext(connection) as policies_section:
@@ -258,6 +261,7 @@ def test_detail_groups_every_field_google_reports(admin_client_, tenant, django_
     assert "Intel(R) Celeron(R) N4500" in html and "someFieldGoogleAddsLater" in html
     assert "127.0" in html and "REBOOT" in html
     assert "Version de l&#x27;OS" in html  # the history names the field, not the column
+    assert "Retiré de Google</td><td>oui</td><td>non</td>" in html.replace("\n", "")
 
 
 def test_read_only_users_see_no_action_control(client_for, readonly_user, admin_user, fleet):
