@@ -16,7 +16,7 @@ worker process (so its peak RSS is its own):
 For each: wall time, devices/s, the worker's peak RSS, the WAL written between ``pg_current_wal_lsn()`` before
 and after — counting only this database's records (read back with ``pg_waldump``: the PostgreSQL server is
 shared, other databases write WAL meanwhile; without access to the WAL directory, the cluster-wide difference is
-shown) — and the devices table size (heap + TOAST + indexes) afterwards. The emulator is listed once before any
+shown) — and the devices table size (heap + TOAST + indexes) afterwards, with its growth during the run. The emulator is listed once before any
 measurement so that its one-off JSON encoding is not charged to the first run.
 """
 
@@ -231,6 +231,7 @@ def peak_rss_mb() -> float:
 
 
 def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, Any]:
+    before_table = table_bytes()
     before_wal = wal_lsn()
     output = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--integration", str(integration_id)],
@@ -246,6 +247,7 @@ def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, An
     ours = our_wal_bytes(before_wal, after_wal)
     result["wal_mb"] = (ours if ours is not None else wal_bytes(before_wal, after_wal)) / 1e6
     result["table_mb"] = table_bytes() / 1e6
+    result["growth_mb"] = result["table_mb"] - before_table / 1e6
     result["mode"] = mode
     return result
 
@@ -347,7 +349,7 @@ def bench_size(size: int, naive: bool, repeat: int) -> list[dict[str, Any]]:
 
 HEADER = (
     f"{'N':>8} | {'run':<11} | {'wall s':>7} | {'dev/s':>7} | {'× floor':>7} | {'peak RSS MB':>11} | "
-    f"{'WAL MB':>8} | {'table MB':>8}"
+    f"{'WAL MB':>8} | {'table MB':>8} | {'Δ table':>7}"
 )
 
 
@@ -355,7 +357,7 @@ def format_row(row: dict[str, Any], floor: float) -> str:
     rate = row["devices"] / row["seconds"] if row["seconds"] else 0
     return (
         f"{row['n']:>8,} | {row['mode']:<11} | {row['seconds']:>7.2f} | {rate:>7,.0f} | "
-        f"{row['seconds'] / floor:>7.2f} | {row['rss_mb']:>11.0f} | {row['wal_mb']:>8.1f} | {row['table_mb']:>8.1f}"
+        f"{row['seconds'] / floor:>7.2f} | {row['rss_mb']:>11.0f} | {row['wal_mb']:>8.1f} | {row['table_mb']:>8.1f} | {row['growth_mb']:>+7.1f}"
     )
 
 
