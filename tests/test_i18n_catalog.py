@@ -21,5 +21,7 @@ def test_french_plurals_are_spelled_out():
     """Untranslated plurals fall back to English's rule (0 → plural); French says « 0 périphérique »."""
     for po_path in [LOCALE, *Path(LOCALE.parent).glob("*/locale")]:
         po = polib.pofile(str(po_path / "fr" / "LC_MESSAGES" / "django.po"))
-        missing = [e.msgid for e in po if e.msgid_plural and not e.obsolete and not all(e.msgstr_plural.values())]
+        missing = [
+            e.msgid for e in po if e.msgid_plural and not e.obsolete and not all(e.msgstr_plural.values())
+        ]
         assert not missing, f"Fill msgstr[0]/msgstr[1] in {po_path}/fr for: {missing}"
