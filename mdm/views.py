@@ -81,19 +81,28 @@ class _TenantObjectEditView(TenantRoleRequiredMixin, View):
             return None
         return get_object_or_404(self.model.objects.all(), pk=pk)  # type: ignore[attr-defined]
 
+    def build_forms(self, obj: Any, data: Any = None, files: Any = None) -> dict[str, Any]:
+        """The page's forms by context name; ``form`` is the object's own. Subclasses add theirs."""
+        return {"form": self.form_class(data, files, instance=obj, tenant=self.tenant)}  # type: ignore[call-arg]
+
+    def before_save(self, forms: dict[str, Any]) -> None:
+        """Fold the extra forms' cleaned data into ``forms["form"].instance``."""
+
     def get(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
         obj = self.get_object(pk)
-        form = self.form_class(instance=obj, tenant=self.tenant)  # type: ignore[call-arg]
-        return render(request, self.template_name, {"form": form, "object": obj})
+        return render(request, self.template_name, {**self.build_forms(obj), "object": obj})
 
     def post(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
         obj = self.get_object(pk)
-        form = self.form_class(request.POST, request.FILES, instance=obj, tenant=self.tenant)  # type: ignore[call-arg]
-        if not form.is_valid():
-            return render(request, self.template_name, {"form": form, "object": obj}, status=400)
+        forms = self.build_forms(obj, request.POST, request.FILES)
+        # Validate every form (no short-circuit), so the admin sees all errors at once.
+        results = [form.is_valid() for form in forms.values() if form is not None]
+        if not all(results):
+            return render(request, self.template_name, {**forms, "object": obj}, status=400)
+        self.before_save(forms)
         user = request.user
         assert isinstance(user, User)
-        self.save(form.instance, user)
+        self.save(forms["form"].instance, user)
         messages.success(request, self.saved_message)
         return HttpResponseRedirect(reverse(self.list_url))
 
@@ -116,6 +125,15 @@ class BlueprintEditView(_TenantObjectEditView):
     def save(self, instance: Blueprint, actor: User) -> None:
         services.blueprint_save(blueprint=instance, actor=actor)
 
+    def build_forms(self, obj: Any, data: Any = None, files: Any = None) -> dict[str, Any]:
+        typed = self.settings_form(obj, data)
+        form = BlueprintForm(data, instance=obj, tenant=self.tenant, typed_settings=typed is not None)
+        return {"form": form, "settings_form": typed}
+
+    def before_save(self, forms: dict[str, Any]) -> None:
+        if forms["settings_form"] is not None:
+            forms["form"].instance.settings = forms["settings_form"].to_settings()
+
     def settings_form(self, obj: Blueprint | None, data: Any = None) -> Form | None:
         """The typed settings form of the Blueprint's platform, if an integration registered one."""
         platform = (data or {}).get("platform") or (obj.platform if obj else Platform.CHROMEOS)
@@ -123,29 +141,6 @@ class BlueprintEditView(_TenantObjectEditView):
         if form_class is None:
             return None
         return form_class(data, settings=obj.settings if obj else {}, blueprint=obj, prefix="settings")  # type: ignore[call-arg]
-
-    def get(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
-        obj = self.get_object(pk)
-        typed = self.settings_form(obj)  # type: ignore[arg-type]
-        form = BlueprintForm(instance=obj, tenant=self.tenant, typed_settings=typed is not None)
-        return render(request, self.template_name, {"form": form, "object": obj, "settings_form": typed})
-
-    def post(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
-        obj = self.get_object(pk)
-        typed = self.settings_form(obj, request.POST)  # type: ignore[arg-type]
-        form = BlueprintForm(request.POST, instance=obj, tenant=self.tenant, typed_settings=typed is not None)
-        valid = form.is_valid()
-        valid = (typed is None or typed.is_valid()) and valid
-        if not valid:
-            context = {"form": form, "object": obj, "settings_form": typed}
-            return render(request, self.template_name, context, status=400)
-        if typed is not None:
-            form.instance.settings = typed.to_settings()  # type: ignore[attr-defined]
-        user = request.user
-        assert isinstance(user, User)
-        self.save(form.instance, user)
-        messages.success(request, self.saved_message)
-        return HttpResponseRedirect(reverse(self.list_url))
 
 
 class AppListView(_TenantObjectListView):
