@@ -20,7 +20,6 @@ from ldap_sync import selectors, services
 from ldap_sync.diagnostics import ConnectionReport
 from ldap_sync.forms import LdapDirectoryForm, OrgUnitSelectionForm
 from ldap_sync.models import LdapDirectory, LdapOrgUnit, LdapSyncRun, SyncTrigger
-from mdm.models import User
 from mdm.permissions import ADMIN_ROLES, OPERATE_ROLES, TenantRoleRequiredMixin
 
 
@@ -55,11 +54,6 @@ class _LdapView(TenantRoleRequiredMixin, View):
     def directory(self) -> LdapDirectory | None:
         return LdapDirectory.objects.first()
 
-    def actor(self) -> User:
-        user = self.request.user
-        assert isinstance(user, User)
-        return user
-
 
 class DirectoryView(_LdapView):
     """The LDAP page. POST saves the configuration (admins)."""
@@ -77,7 +71,7 @@ class DirectoryView(_LdapView):
         if not form.is_valid():
             return self.render_page(form, directory, status=400)
         services.directory_save(
-            directory=form.instance, actor=self.actor(), changed_fields=form.changed_fields()
+            directory=form.instance, actor=self.actor, changed_fields=form.changed_fields()
         )
         messages.success(request, _("Configuration LDAP enregistrée."))
         return HttpResponseRedirect(reverse("ldap_sync:directory"))
@@ -137,7 +131,7 @@ class SyncView(_LdapView):
         if directory is None or not directory.is_configured:
             messages.error(request, _("Configurez d'abord le serveur LDAP."))
             return HttpResponseRedirect(reverse("ldap_sync:directory"))
-        run = services.sync_request(directory=directory, trigger=SyncTrigger.MANUAL, actor=self.actor())
+        run = services.sync_request(directory=directory, trigger=SyncTrigger.MANUAL, actor=self.actor)
         messages.success(request, _("Synchronisation demandée."))
         return HttpResponseRedirect(reverse("ldap_sync:run", kwargs={"pk": run.pk}))
 
@@ -161,7 +155,7 @@ class OrgUnitSelectionView(_LdapView):
             return HttpResponseRedirect(reverse("ldap_sync:directory"))
         services.org_units_select(
             directory=directory,
-            actor=self.actor(),
+            actor=self.actor,
             mode=form.cleaned_data["mode"],
             selected_ids=form.cleaned_data["selected"],
         )

@@ -59,6 +59,13 @@ class TenantRoleRequiredMixin(AccessMixin):
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
     @property
+    def actor(self) -> User:
+        """The signed-in tenant user (``dispatch`` has checked who it is)."""
+        user = self.request.user
+        assert isinstance(user, User)
+        return user
+
+    @property
     def tenant(self) -> Tenant:
         user = self.request.user
         assert isinstance(user, User) and user.tenant is not None

@@ -100,9 +100,7 @@ class _TenantObjectEditView(TenantRoleRequiredMixin, View):
         if not all(results):
             return render(request, self.template_name, {**forms, "object": obj}, status=400)
         self.before_save(forms)
-        user = request.user
-        assert isinstance(user, User)
-        self.save(forms["form"].instance, user)
+        self.save(forms["form"].instance, self.actor)
         messages.success(request, self.saved_message)
         return HttpResponseRedirect(reverse(self.list_url))
 

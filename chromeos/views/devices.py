@@ -32,7 +32,6 @@ from chromeos.forms.devices import ActionConfirmForm, ActionPrepareForm, Columns
 from chromeos.models import ChromeOSDevice, DeviceAction, DeviceActionJob, DeviceCommand, JobStatus
 from chromeos.selectors import devices as selectors
 from chromeos.services import devices as services
-from mdm.models import User
 from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin, can_operate
 from mdm.services import audit_record
 
@@ -170,11 +169,9 @@ class DeviceExportView(TenantRoleRequiredMixin, View):
     def get(self, request: HttpRequest) -> StreamingHttpResponse:
         flt = filter_from_query(_filter_query(request.GET))
         columns = _chosen_columns(request)
-        user = request.user
-        assert isinstance(user, User)
         audit_record(
             tenant=self.tenant,
-            actor=user,
+            actor=self.actor,
             action="device.export",
             target=_("Export CSV des périphériques"),
             details={"filter": _filter_query(request.GET).urlencode()[:300], "columns": columns},
@@ -357,12 +354,6 @@ class DeviceCommandsView(_ReadOnlyObjectView):
         )
 
 
-def _actor(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
-
 class ActionPrepareView(TenantRoleRequiredMixin, View):
     """POST from the list: draft an action on the checked rows or on every device of the filter."""
 
@@ -385,7 +376,7 @@ class ActionPrepareView(TenantRoleRequiredMixin, View):
             selection = "filter:" + query.urlencode()
         try:
             job = services.device_action_prepare(
-                actor=_actor(request),
+                actor=self.actor,
                 action=data["action"],
                 device_pks=data.get("ids") or [],
                 flt=flt,
@@ -422,7 +413,7 @@ class DeviceActionView(TenantRoleRequiredMixin, View):
             }
         try:
             job = services.device_action_prepare(
-                actor=_actor(request),
+                actor=self.actor,
                 action=action,
                 device_pks=[device.pk],
                 selection=f"device:{device.pk}",
@@ -482,7 +473,7 @@ class ActionConfirmView(TenantRoleRequiredMixin, View):
         if not form.is_valid():
             return self._render(request, job, form, status=400)
         try:
-            services.device_action_confirm(job=job, actor=_actor(request), params=form.params())
+            services.device_action_confirm(job=job, actor=self.actor, params=form.params())
         except services.ActionError as exc:
             form.add_error(None, str(exc))
             return self._render(request, job, form, status=400)
@@ -500,7 +491,7 @@ class ActionCancelView(TenantRoleRequiredMixin, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         job = get_object_or_404(DeviceActionJob.objects.all(), pk=pk)
         try:
-            services.device_action_cancel(job=job, actor=_actor(request))
+            services.device_action_cancel(job=job, actor=self.actor)
         except services.ActionError as exc:
             messages.error(request, str(exc))
             return HttpResponseRedirect(reverse("chromeos:device_job", kwargs={"pk": job.pk}))
@@ -523,7 +514,7 @@ class JobDetailView(_ReadOnlyObjectView):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         job = self.lookup(pk)
         if job.status == JobStatus.DRAFT:
-            if can_operate(_actor(request)):
+            if can_operate(self.actor):
                 return HttpResponseRedirect(reverse("chromeos:device_action_confirm", kwargs={"pk": job.pk}))
             raise Http404
         status_filter = request.GET.get("result", "")

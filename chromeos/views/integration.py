@@ -34,7 +34,6 @@ from django.views import View
 
 from chromeos.selectors.integration import manage_page_context
 from chromeos.services import integration as services
-from mdm.models import User
 from mdm.permissions import ADMIN_ROLES, TenantRoleRequiredMixin
 
 
@@ -47,19 +46,12 @@ def oauth_redirect_uri(request: HttpRequest) -> str:
     return request.build_absolute_uri(callback)
 
 
-class _IntegrationView(TenantRoleRequiredMixin, View):
-    def actor(self) -> User:
-        user = self.request.user
-        assert isinstance(user, User)
-        return user
-
-
-class ManageView(_IntegrationView):
+class ManageView(TenantRoleRequiredMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, "chromeos/manage.html", manage_page_context(self.tenant, self.actor()))
+        return render(request, "chromeos/manage.html", manage_page_context(self.tenant, self.actor))
 
 
-class AuthorizeView(_IntegrationView):
+class AuthorizeView(TenantRoleRequiredMixin, View):
     allowed_roles = ADMIN_ROLES
     http_method_names = ["post"]
 
@@ -67,7 +59,7 @@ class AuthorizeView(_IntegrationView):
         try:
             url = services.integration_authorize_start(
                 tenant=self.tenant,
-                user=self.actor(),
+                user=self.actor,
                 session=request.session,
                 redirect_uri=oauth_redirect_uri(request),
             )
@@ -77,7 +69,7 @@ class AuthorizeView(_IntegrationView):
         return HttpResponseRedirect(url)
 
 
-class OAuthCallbackView(_IntegrationView):
+class OAuthCallbackView(TenantRoleRequiredMixin, View):
     """Google redirects the admin's browser here; a GET by nature, protected by the single-use state."""
 
     allowed_roles = ADMIN_ROLES
@@ -85,7 +77,7 @@ class OAuthCallbackView(_IntegrationView):
     def get(self, request: HttpRequest) -> HttpResponse:
         try:
             services.integration_authorize_complete(
-                tenant=self.tenant, user=self.actor(), session=request.session, params=request.GET.dict()
+                tenant=self.tenant, user=self.actor, session=request.session, params=request.GET.dict()
             )
         except services.AuthorizationError as error:
             messages.error(request, error.message)

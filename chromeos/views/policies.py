@@ -18,7 +18,7 @@ from chromeos.models import GoogleIntegration, IntegrationStatus, OrgUnit, Polic
 from chromeos.policy_schemas import APP_POLICIES, SETTINGS_BY_KEY, app_target_id, blueprint_writes
 from chromeos.selectors import policies as selectors
 from chromeos.services import policies as services
-from mdm.models import App, Blueprint, Platform, User
+from mdm.models import App, Blueprint, Platform
 from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin
 
 REPORT_PAGE_SIZE = 50
@@ -26,12 +26,6 @@ REPORT_PAGE_SIZE = 50
 
 class _PolicyView(TenantRoleRequiredMixin, View):
     write_roles = OPERATE_ROLES
-
-    @property
-    def actor(self) -> User:
-        user = self.request.user
-        assert isinstance(user, User)
-        return user
 
     def assignment(self, pk: int) -> PolicyAssignment:
         try:

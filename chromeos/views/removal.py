@@ -19,12 +19,6 @@ from mdm.permissions import ADMIN_ROLES, TenantRoleRequiredMixin
 MANAGE_URL = "chromeos:manage"
 
 
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
-
 class RemovalView(TenantRoleRequiredMixin, View):
     """GET: the confirmation page (the dialog's content, for browsers without JavaScript). POST: remove."""
 
@@ -38,7 +32,7 @@ class RemovalView(TenantRoleRequiredMixin, View):
         return render(request, "chromeos/removal_confirm.html", {"removal": panel})
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        return _request_removal(request, retry_of=None)
+        return _request_removal(request, self.actor, retry_of=None)
 
 
 class RemovalRetryView(TenantRoleRequiredMixin, View):
@@ -55,14 +49,14 @@ class RemovalRetryView(TenantRoleRequiredMixin, View):
         if failed.status != RemovalStatus.FAILED and not removal_run_is_stale(failed):
             messages.error(request, _("Seule une suppression en échec peut être relancée."))
             return HttpResponseRedirect(reverse(MANAGE_URL))
-        return _request_removal(request, retry_of=failed)
+        return _request_removal(request, self.actor, retry_of=failed)
 
 
 class RemovalProgressView(TenantRoleRequiredMixin, View):
     """The removal panel alone, polled by htmx while a removal runs."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        panel = removal_panel(self.tenant, with_preview=_user(request).is_tenant_admin)
+        panel = removal_panel(self.tenant, with_preview=self.actor.is_tenant_admin)
         response = render(request, "chromeos/_removal_panel.html", {"removal": panel})
         if request.headers.get("HX-Request") and not panel.removing:
             # Finished: the whole Gestion ChromeOS page changes (back to "Autoriser Google"), not just the panel.
@@ -70,8 +64,7 @@ class RemovalProgressView(TenantRoleRequiredMixin, View):
         return response
 
 
-def _request_removal(request: HttpRequest, *, retry_of: RemovalRun | None) -> HttpResponse:
-    user = _user(request)
+def _request_removal(request: HttpRequest, user: User, *, retry_of: RemovalRun | None) -> HttpResponse:
     assert user.tenant is not None
     try:
         run = removal_request(tenant=user.tenant, actor=user, retry_of=retry_of)
