@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -29,6 +29,9 @@ os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm.settings")
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mdm_bench_devices"
 os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
+
+from bench_db import migrated_database  # noqa: E402
+
 # The test client talks to the app over "testserver".
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost")
 
@@ -47,26 +50,6 @@ MODELS = [
 ]
 CITIES = ["Paris", "Lyon", "Marseille", "Bordeaux", "Lille", "Nantes", "Toulouse", "Strasbourg"]
 DEPARTMENTS = ["Ventes et Marketing", "Équipe Réseau", "Comptabilité", "Élèves", "Enseignants", "Logistique"]
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin_url = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    admin_url = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.path.lstrip("/")}" WITH (FORCE)')
 
 
 def org_unit_paths() -> list[str]:
@@ -413,23 +396,9 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
-    url = os.environ["DATABASE_URL"]
-    drop_database(url)  # a fresh fleet each run: figures do not depend on a previous run's leftovers
-    ensure_database(url)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    try:
+    # A fresh fleet each run: figures do not depend on a previous run's leftovers.
+    with migrated_database(keep=args.keep_db, fresh=True):
         run(args.devices, args.other_devices, args.repeat)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep_db:
-            drop_database(url)
 
 
 if __name__ == "__main__":

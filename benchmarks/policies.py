@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,23 +34,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm.settings")
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mdm_bench_policies"
 os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
 
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.path.lstrip("/")}" WITH (FORCE)')
+from bench_db import migrated_database  # noqa: E402
 
 
 def main() -> None:
@@ -60,22 +43,8 @@ def main() -> None:
     parser.add_argument("--org-units", type=int, default=2000)
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
-    url = os.environ["DATABASE_URL"]
-    ensure_database(url)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    try:
+    with migrated_database(keep=args.keep_db):
         run(args.devices, args.org_units)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep_db:
-            drop_database(url)
 
 
 def measure(label: str, runs: int, call: Callable[[int], Any]) -> None:
