@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from ldap_sync.client import (
@@ -39,6 +37,7 @@ from ldap_sync.models import (
     SyncStatus,
     SyncTrigger,
 )
+from mdm.locks import AdvisoryLock
 from mdm.models import Tenant, User
 from mdm.services import audit_record
 from mdm.tenancy import tenant_context
@@ -270,22 +269,13 @@ class SyncOutcome:
     changes: SyncChanges
 
 
-@contextmanager
-def sync_lock(tenant: Tenant) -> Iterator[bool]:
-    """A non-blocking, session-level PostgreSQL advisory lock: one LDAP sync per tenant at a time.
+def sync_lock(tenant: Tenant) -> AdvisoryLock:
+    """One LDAP sync per tenant at a time (``with sync_lock(t) as acquired:``), non-blocking.
 
-    Session-level (not transaction-level) because the lock must be held while the directory is read, which
-    happens outside any transaction; a worker that dies releases it with its database session.
+    Held for the whole run on its own connection (``mdm.locks``): the directory is read outside any
+    transaction, and a worker that dies releases the lock with its session.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [SYNC_LOCK_NAMESPACE, tenant.pk])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [SYNC_LOCK_NAMESPACE, tenant.pk])
+    return AdvisoryLock(SYNC_LOCK_NAMESPACE, tenant.pk, application_name="mdm-ldap-sync-lock")
 
 
 def ldap_sync_run(*, run: LdapSyncRun) -> SyncOutcome:

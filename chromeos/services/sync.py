@@ -2,12 +2,10 @@
 
 A run (``devices_sync``), in order:
 
-1. **Lock.** A session-level PostgreSQL advisory lock per tenant (``SyncLock``), taken with
-   ``pg_try_advisory_lock`` on a dedicated connection that lives exactly as long as the run. Dedicated because
-   Django's connection is reused across tasks and may be closed and reopened under us (``CONN_MAX_AGE``,
-   ``close_old_connections``); a lock on it could outlive the run or vanish mid-run. If the process dies,
-   PostgreSQL drops the connection and the lock with it, so "RUNNING but nobody holds the lock" always means
-   "dead": that is how stale runs are recognised (``sync_run_is_alive``), without guessing from clocks.
+1. **Lock.** A per-tenant advisory lock (``SyncLock``, an ``mdm.locks.AdvisoryLock``) on a dedicated
+   connection that lives exactly as long as the run. If the process dies, the lock dies with its connection,
+   so "RUNNING but nobody holds the lock" always means "dead": that is how stale runs are recognised
+   (``sync_run_is_alive``), without guessing from clocks.
    The loser of the lock race does nothing and says so in its run's log.
 2. **OUs.** ``orgunits.list`` (every OU, the root included), matched by path to the tenant's LDAP OUs.
 3. **Devices.** ``countChromeOsDevices``, then every page of ``chromeosdevices.list`` (projection FULL, the
@@ -50,7 +48,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -70,6 +67,7 @@ from chromeos.models import (
 )
 from chromeos.services.integration import integration_mark_reauth_required
 from ldap_sync.models import LdapOrgUnit
+from mdm.locks import AdvisoryLock, advisory_lock_held
 from mdm.services import audit_record
 
 if TYPE_CHECKING:
@@ -171,69 +169,17 @@ def _progress_seconds() -> float:
 
 
 # -- the per-tenant lock ---------------------------------------------------------------------------------------
-class SyncLock:
-    """The per-tenant advisory lock, held on its own connection for the whole run (see the module docstring)."""
+class SyncLock(AdvisoryLock):
+    """The per-tenant sync lock, held on its own connection for the whole run (see ``mdm.locks``)."""
 
     def __init__(self, tenant_id: int) -> None:
+        super().__init__(LOCK_NAMESPACE, tenant_id, application_name="mdm-sync-lock")
         self.tenant_id = tenant_id
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def acquire(self, wait_seconds: float = 0.0) -> bool:
-        """Try the lock, retrying for up to ``wait_seconds`` (never blocking inside PostgreSQL)."""
-        params = connection.get_connection_params()
-        for key in ("cursor_factory", "context", "prepare_threshold"):
-            params.pop(key, None)
-        self._conn = psycopg.connect(**params, autocommit=True, application_name="mdm-sync-lock")
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            row = self._conn.execute(
-                "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, self.tenant_id)
-            ).fetchone()
-            if row and row[0]:
-                return True
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.2)
-        self.release()
-        return False
-
-    def held(self) -> bool:
-        """Still ours? (PostgreSQL restarted or the connection dropped: the lock is gone.)"""
-        if self._conn is None:
-            return False
-        try:
-            self._conn.execute("SELECT 1")
-        except psycopg.Error:
-            return False
-        return True
-
-    def release(self) -> None:
-        if self._conn is None:
-            return
-        try:
-            # Closing ends the session, which releases the lock; unlocking first is explicit and harmless.
-            self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, self.tenant_id))
-        except psycopg.Error:
-            pass
-        finally:
-            self._conn.close()
-            self._conn = None
 
 
 def sync_lock_held(tenant_id: int) -> bool:
-    """Does any session hold this tenant's sync lock right now? (Read from pg_locks, on Django's connection.)"""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT EXISTS (
-                SELECT 1 FROM pg_locks
-                WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s AND objsubid = 2
-                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-            """,
-            [LOCK_NAMESPACE, tenant_id],
-        )
-        row = cursor.fetchone()
-    return bool(row and row[0])
+    """Does any session hold this tenant's sync lock right now?"""
+    return advisory_lock_held(LOCK_NAMESPACE, tenant_id)
 
 
 def sync_run_is_alive(run: SyncRun) -> bool:
