@@ -33,7 +33,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,6 +40,9 @@ os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm.settings")
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mdm_bench_sync"
 os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
+
+from bench_db import migrated_database  # noqa: E402
+
 SCOPES = [
     "https://www.googleapis.com/auth/admin.directory.device.chromeos",
     "https://www.googleapis.com/auth/admin.directory.orgunit.readonly",
@@ -49,24 +51,6 @@ SCOPES = [
 
 
 # -- database ----------------------------------------------------------------------------------------------------
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.path.lstrip("/")}" WITH (FORCE)')
-
-
 def wal_lsn() -> str:
     from django.db import connection
 
@@ -374,24 +358,10 @@ def main() -> None:
         child(args.child, args.integration)
         return
 
-    url = os.environ["DATABASE_URL"]
-    ensure_database(url)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     results: list[dict[str, Any]] = []
-    try:
+    with migrated_database(keep=args.keep_db):
         for size in args.sizes:
             results += bench_size(size, naive=size == args.naive_at, repeat=args.repeat)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep_db:
-            drop_database(url)
     print("\n" + HEADER)
     print("-" * len(HEADER))
     for size in args.sizes:

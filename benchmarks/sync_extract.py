@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     args = parser.parse_args()
 
-    from benchmarks.sync import ensure_database
+    from bench_db import ensure_database
 
     ensure_database(os.environ["DATABASE_URL"])
     import django
