@@ -18,6 +18,14 @@ import psycopg
 from django.db import connection
 
 
+def dedicated_connection(**kwargs: Any) -> psycopg.Connection[Any]:
+    """A new psycopg connection to Django's database, outside Django's connection handling."""
+    params = connection.get_connection_params()
+    for django_only in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(django_only, None)
+    return psycopg.connect(**params, **kwargs)
+
+
 class AdvisoryLock:
     def __init__(self, namespace: int, key: int, *, application_name: str = "mdm-lock") -> None:
         self.namespace = namespace
@@ -27,10 +35,7 @@ class AdvisoryLock:
 
     def acquire(self, wait_seconds: float = 0.0) -> bool:
         """Try the lock, retrying for up to ``wait_seconds`` (never blocking inside PostgreSQL)."""
-        params = connection.get_connection_params()
-        for option in ("cursor_factory", "context", "prepare_threshold"):
-            params.pop(option, None)
-        self._conn = psycopg.connect(**params, autocommit=True, application_name=self.application_name)
+        self._conn = dedicated_connection(autocommit=True, application_name=self.application_name)
         deadline = time.monotonic() + wait_seconds
         while True:
             row = self._conn.execute(

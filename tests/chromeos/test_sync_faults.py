@@ -25,6 +25,7 @@ from chromeos.models import (
 )
 from chromeos.services.sync import devices_sync, sync_confirm_removals, sync_dispatch, sync_request
 from google_emulator.testing import EmulatorHandle
+from mdm.locks import dedicated_connection
 from mdm.models import User
 from mdm.tenancy import tenant_context
 
@@ -323,18 +324,12 @@ def test_a_removal_that_wins_the_race_leaves_nothing_written(
 def test_postgresql_dropping_the_connection_mid_run_then_the_retry_completes(
     google_integration: GoogleIntegration, google_emulator: EmulatorHandle, small_pages: Any
 ) -> None:
-    import psycopg
-
-    params = connection.get_connection_params()
-    for key in ("cursor_factory", "context", "prepare_threshold"):
-        params.pop(key, None)
-
     def kill_my_backend(run: SyncRun) -> None:
         if run.pages == 3:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
                 pid = cursor.fetchone()[0]
-            with psycopg.connect(**params, autocommit=True) as admin:
+            with dedicated_connection(autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
     run = new_run(google_integration)

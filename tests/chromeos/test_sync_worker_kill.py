@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from celery import Celery
 from django.conf import settings
@@ -33,17 +32,11 @@ from django.db import connection
 
 from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncRun, SyncStatus
 from google_emulator.testing import EmulatorHandle
+from mdm.locks import dedicated_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 LIST = "directory.chromeosdevices.list"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sync-worker")]
-
-
-def _params() -> dict[str, Any]:
-    params = connection.get_connection_params()
-    for key in ("cursor_factory", "context", "prepare_threshold"):
-        params.pop(key, None)
-    return params
 
 
 def _database_url() -> str:
@@ -149,7 +142,7 @@ def worker(google_emulator: EmulatorHandle, tmp_path: Path) -> Iterator[Worker]:
 
 
 def _waiting_on_lock(query_part: str) -> bool:
-    with psycopg.connect(**_params(), autocommit=True) as conn:
+    with dedicated_connection(autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND query LIKE %s",
@@ -191,7 +184,7 @@ def test_sigkill_at_any_point_loses_nothing_and_the_next_run_completes(
 
     def kill_at(table_lock_sql: str, waiting_query: str) -> Callable[[SyncRun], None]:
         def kill(run: SyncRun) -> None:
-            with psycopg.connect(**_params()) as blocker:
+            with dedicated_connection() as blocker:
                 blocker.execute(table_lock_sql, [integration_pk] if "%s" in table_lock_sql else [])
                 _wait(lambda: _waiting_on_lock(waiting_query), 30, f"the merge to wait on {waiting_query}")
                 worker.kill_child()

@@ -10,6 +10,7 @@ import pytest
 from ldap_sync import demo_directory, services
 from ldap_sync.models import LdapOrgUnit, LdapSyncRun, LdapUser, SyncStatus, SyncTrigger
 from ldap_sync.selectors import ldap_org_units_by_path, ldap_prerequisites
+from mdm.locks import dedicated_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -286,12 +287,8 @@ def test_ou_selection_adds_chosen_subtrees_only(tenant, make_directory, run_sync
 
 
 def test_one_sync_per_tenant_at_a_time(tenant, make_directory, run_sync, django_db_blocker):
-    import psycopg
-    from django.db import connection
-
     directory = make_directory(tenant)
-    params = connection.get_connection_params()
-    other = psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True)
+    other = dedicated_connection(autocommit=True)
     try:
         other.execute("SELECT pg_advisory_lock(%s, %s)", [services.SYNC_LOCK_NAMESPACE, tenant.pk])
         run = run_sync(directory).run
