@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -490,9 +491,10 @@ def list_device_pages(
     size = page_size or _page_size()
     token: str | None = None
     first = True
-    directory = client.directory()
+    # One resource for every page: building it walks the discovery document (~1 ms per call).
+    chromeosdevices = client.directory().chromeosdevices()
     while True:
-        request = directory.chromeosdevices().list(
+        request = chromeosdevices.list(
             customerId=_customer(integration), projection="FULL", maxResults=size, pageToken=token
         )
         try:
@@ -551,11 +553,23 @@ ANALYZED_COLUMNS = ("tenant_id", "device_id", "removed_at", "status", "org_unit_
 CHANGE_COLUMNS = tuple(c for c in DATA_COLUMNS if c not in ("last_sync", "platform_version", "org_unit_id"))
 
 
+def _clean(value: str) -> str:
+    """A string PostgreSQL accepts: without NUL (text cannot hold it), and valid UTF-8 (a lone UTF-16 surrogate,
+    which JSON's \\ud800 escapes can produce, becomes "?")."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode()
+    return value
+
+
 def _text(value: Any, limit: int | None) -> str:
     if not isinstance(value, str):
         return ""
-    if "\x00" in value:  # PostgreSQL text cannot hold NUL
-        value = value.replace("\x00", "")
+    value = _clean(value)
     return value[:limit] if limit else value
 
 
@@ -596,19 +610,30 @@ def _recent_user(device: dict[str, Any]) -> str:
 
 
 def _payload_json(device: dict[str, Any]) -> str:
-    text = json.dumps(device, ensure_ascii=False, separators=(",", ":"))
+    """The device as jsonb text. orjson: 15x faster than json.dumps, which took a fifth of a full sync's
+    listing; it writes NaN and Infinity (which jsonb refuses) as null."""
+    try:
+        text = orjson.dumps(device).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits (jsonb keeps it), a lone surrogate
+        return _safe_json(device)
     if "\\u0000" in text:  # jsonb refuses \u0000: drop NULs from every string, keep the rest
-        text = json.dumps(_strip_nul(device), ensure_ascii=False, separators=(",", ":"))
+        return _safe_json(device)
     return text
 
 
-def _strip_nul(value: Any) -> Any:
+def _safe_json(device: dict[str, Any]) -> str:
+    return json.dumps(_json_safe(device), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _json_safe(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _clean(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
-        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+        return {_clean(str(k)): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_strip_nul(v) for v in value]
+        return [_json_safe(v) for v in value]
     return value
 
 

@@ -6,6 +6,7 @@ completed and added up, and never lose a device on the strength of an incomplete
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -235,6 +236,41 @@ def test_entries_without_a_device_id_are_skipped_and_duplicates_kept_once(
         cursor.execute(f"SELECT device_id, etag, status FROM {stage.table}")  # noqa: S608
         assert cursor.fetchall() == [("ok-1", "e2", "DISABLED")]
     stage.drop()
+
+
+@pytest.mark.django_db
+def test_payload_values_jsonb_refuses_are_made_safe_and_the_rest_kept(
+    google_integration: GoogleIntegration,
+) -> None:
+    # Python's json parser accepts what Google's JSON should never hold but a broken proxy could: NaN and
+    # Infinity, a lone UTF-16 surrogate, integers past 64 bits. jsonb refuses the first two: the device is kept.
+    from chromeos.services.sync import Listing, Stage
+
+    run = new_run(google_integration)
+    stage = Stage(run)
+    stage.create()
+    device = {
+        "deviceId": "odd-1",
+        "etag": "e1",
+        "serialNumber": "SN\ud800X",
+        "battery": float("nan"),
+        "uptime": float("inf"),
+        "counter": 2**70,
+        "notes": "nul\u0000ici",
+        "model": "Modèle é",
+    }
+    listing = Listing()
+    stage.write_page([device], google_integration.tenant_id, listing)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT serial_number, payload::text FROM {stage.table}")  # noqa: S608
+        serial, payload_text = cursor.fetchone()
+    stage.drop()
+    payload = json.loads(payload_text)
+    assert serial == "SN\ud800X".encode("utf-8", "replace").decode() == "SN?X"
+    assert (
+        payload["serialNumber"] == "SN?X" and payload["notes"] == "nulici" and payload["model"] == "Modèle é"
+    )
+    assert payload["battery"] is None and payload["uptime"] is None and payload["counter"] == 2**70
 
 
 # -- the deletion guard ----------------------------------------------------------------------------------------
