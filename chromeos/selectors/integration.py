@@ -144,6 +144,15 @@ def customer_rows(integration: GoogleIntegration) -> list[tuple[Any, str]]:
     return [(label, value) for label, value in rows if value]
 
 
+def sync_counts(integration: GoogleIntegration) -> dict[str, int]:
+    """The integration's devices (not removed) and OUs: the counts above the sync panel."""
+    devices = ChromeOSDevice.unscoped.filter(
+        tenant_id=integration.tenant_id, integration=integration, removed_at__isnull=True
+    )
+    units = OrgUnit.unscoped.filter(tenant_id=integration.tenant_id, integration=integration)
+    return {"device_count": devices.count(), "org_unit_count": units.count()}
+
+
 def manage_page_context(tenant: Tenant, user: User) -> dict[str, Any]:
     """Everything "Gestion ChromeOS" shows, for ``tenant`` as seen by ``user``."""
     ldap = ldap_prerequisites(tenant)
@@ -162,13 +171,8 @@ def manage_page_context(tenant: Tenant, user: User) -> dict[str, Any]:
         "reauth_required": False,
     }
     if integration is not None:
-        devices = ChromeOSDevice.unscoped.filter(
-            tenant=tenant, integration=integration, removed_at__isnull=True
-        )
-        units = OrgUnit.unscoped.filter(tenant=tenant, integration=integration)
         context.update(
-            device_count=devices.count(),
-            org_unit_count=units.count(),
+            **sync_counts(integration),
             scope_rows=scope_rows(integration.scopes),
             customer_rows=customer_rows(integration),
             reauth_required=integration.status == IntegrationStatus.REAUTH_REQUIRED,

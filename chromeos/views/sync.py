@@ -14,22 +14,38 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.views import View
 
 from chromeos.models import SyncTrigger
-from chromeos.selectors.sync import sync_panel, tenant_integration
+from chromeos.selectors.integration import sync_counts
+from chromeos.selectors.sync import SyncPanel, sync_panel, tenant_integration
 from chromeos.services.sync import SyncNotAllowed, sync_confirm_removals, sync_request
 from mdm.models import User
 from mdm.permissions import ADMIN_ROLES, OPERATE_ROLES, TenantRoleRequiredMixin
 
 PANEL_TEMPLATE = "chromeos/_sync_panel.html"
+SUMMARY_TEMPLATE = "chromeos/_sync_summary.html"
+
+
+def _panel(request: HttpRequest, panel: SyncPanel, *, error: bool = False) -> HttpResponse:
+    """The sync panel; once no sync runs, with the counts above it, swapped out of band: the last poll of a
+    sync that just ended refreshes the device and OU counts and the last/next sync times without a reload."""
+    response = render(request, PANEL_TEMPLATE, {"sync": panel, "sync_error": error})
+    if panel.active is None and request.headers.get("HX-Request"):
+        context = {"integration": panel.integration, "oob": True, **sync_counts(panel.integration)}
+        response.content += render_to_string(SUMMARY_TEMPLATE, context, request=request).encode()
+    return response
 
 
 def _answer(request: HttpRequest, notice: str, *, error: bool = False) -> HttpResponse:
     if request.headers.get("HX-Request"):
-        return render(request, PANEL_TEMPLATE, {"sync": sync_panel(notice=notice), "sync_error": error})
+        panel = sync_panel(notice=notice)
+        if panel is None:
+            raise Http404
+        return _panel(request, panel, error=error)
     (messages.error if error else messages.success)(request, notice)
     return HttpResponseRedirect(reverse("chromeos:manage"))
 
@@ -65,7 +81,7 @@ class SyncProgressView(TenantRoleRequiredMixin, View):
         panel = sync_panel()
         if panel is None:
             raise Http404
-        return render(request, PANEL_TEMPLATE, {"sync": panel})
+        return _panel(request, panel)
 
 
 class SyncConfirmRemovalsView(TenantRoleRequiredMixin, View):

@@ -27,6 +27,9 @@ def test_sync_now_runs_and_the_page_shows_progress_then_result(
     assert run.status == SyncStatus.SUCCEEDED and run.trigger == SyncTrigger.MANUAL
     assert 'id="sync-result"' in html and f"n° {run.pk}" in html
     assert "50 ajoutés" in html
+    # The counts above the panel were rendered before the sync: they come back out of band, now true.
+    assert '<div class="grid" id="sync-summary-grid" hx-swap-oob="true">' in html
+    assert '<strong id="device-count">50</strong>' in html
     assert AuditEvent.unscoped.filter(action="chromeos.sync.request").count() == 1
     progress = admin_client_.get(reverse("chromeos:sync_progress"))
     assert progress.status_code == 200 and 'id="sync-history"' in progress.content.decode()
@@ -44,6 +47,7 @@ def test_a_second_click_shows_the_queued_run(
     assert "demandée" in first.content.decode()
     body = second.content.decode()
     assert "déjà en cours" in body and 'hx-trigger="every 1s"' in body and f"n° {run.pk}" in body
+    assert "hx-swap-oob" not in body  # while a sync runs, each poll re-renders the panel only
 
 
 @pytest.mark.django_db

@@ -110,6 +110,7 @@ def test_french_journey(page: Page, stack: Stack) -> None:
     seen = sync_now(page, stack, expected_devices=GOOGLE_DEVICES)
     assert len(seen) >= 2 and seen == sorted(seen), f"the progress did not move: {seen}"
     expect(page.locator("#sync-counts")).to_contain_text(f"{GOOGLE_DEVICES} ajoutés")
+    expect(page.locator("#device-count")).to_have_text(str(GOOGLE_DEVICES))  # refreshed without a reload
     assert_page_accessible(page, "fr")
     shot(page, "fr-gestion-chromeos-synchro")
     page.reload()
