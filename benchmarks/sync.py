@@ -214,9 +214,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def busy_cpu_seconds() -> float:
+    """Core-seconds this machine has spent busy since boot (every process: worker, emulator, PostgreSQL)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, Any]:
     before_table = table_bytes()
     before_wal = wal_lsn()
+    before_cpu = busy_cpu_seconds()
     output = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--integration", str(integration_id)],
         env=env,
@@ -227,6 +235,7 @@ def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, An
     if output.returncode != 0:
         raise RuntimeError(f"{mode} failed: {output.stderr[-3000:]}")
     result = json.loads(output.stdout.strip().splitlines()[-1])
+    result["cpu_s"] = busy_cpu_seconds() - before_cpu
     after_wal = wal_lsn()
     ours = our_wal_bytes(before_wal, after_wal)
     result["wal_mb"] = (ours if ours is not None else wal_bytes(before_wal, after_wal)) / 1e6
@@ -333,7 +342,7 @@ def bench_size(size: int, naive: bool, repeat: int) -> list[dict[str, Any]]:
 
 HEADER = (
     f"{'N':>8} | {'run':<11} | {'wall s':>7} | {'dev/s':>7} | {'× floor':>7} | {'peak RSS MB':>11} | "
-    f"{'WAL MB':>8} | {'table MB':>8} | {'Δ table':>7}"
+    f"{'WAL MB':>8} | {'table MB':>8} | {'Δ table':>7} | {'CPU s':>6}"
 )
 
 
@@ -341,7 +350,7 @@ def format_row(row: dict[str, Any], floor: float) -> str:
     rate = row["devices"] / row["seconds"] if row["seconds"] else 0
     return (
         f"{row['n']:>8,} | {row['mode']:<11} | {row['seconds']:>7.2f} | {rate:>7,.0f} | "
-        f"{row['seconds'] / floor:>7.2f} | {row['rss_mb']:>11.0f} | {row['wal_mb']:>8.1f} | {row['table_mb']:>8.1f} | {row['growth_mb']:>+7.1f}"
+        f"{row['seconds'] / floor:>7.2f} | {row['rss_mb']:>11.0f} | {row['wal_mb']:>8.1f} | {row['table_mb']:>8.1f} | {row['growth_mb']:>+7.1f} | {row['cpu_s']:>6.1f}"
     )
 
 
