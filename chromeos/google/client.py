@@ -35,11 +35,13 @@ from urllib.parse import urlencode
 
 import google_auth_httplib2
 import httplib2
+import orjson
 from django.conf import settings
 from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
+from googleapiclient.model import JsonModel
 
 from chromeos.google.errors import (
     AuthRevoked,
@@ -103,6 +105,22 @@ def google_endpoints() -> GoogleEndpoints:
         directory_root="https://admin.googleapis.com/",
         policy_root="https://chromepolicy.googleapis.com/",
     )
+
+
+class OrjsonModel(JsonModel):
+    """Google's JSON decoded by orjson: 3x faster than json, and decoding the device pages is most of a sync's
+    client time (and it holds the GIL that the sync's database thread waits for). Where orjson is stricter
+    (a lone surrogate, a NaN), or not JSON at all, JsonModel decides as before. Google sends int64 values as
+    strings; a bare integer past 64 bits, which orjson would read as a float, never comes from it."""
+
+    def deserialize(self, content: Any) -> Any:
+        try:
+            body = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            return super().deserialize(content)
+        if self._data_wrapper and isinstance(body, dict) and "data" in body:
+            body = body["data"]
+        return body
 
 
 def new_http() -> httplib2.Http:
@@ -216,6 +234,7 @@ class GoogleClient:
                 http=self._authorized_http(),
                 static_discovery=True,
                 cache_discovery=False,
+                model=OrjsonModel(False),
                 client_options={"api_endpoint": self.endpoints.directory_root},
             )
         return self._directory
@@ -228,6 +247,7 @@ class GoogleClient:
                 http=self._authorized_http(),
                 static_discovery=True,
                 cache_discovery=False,
+                model=OrjsonModel(False),
                 client_options={"api_endpoint": self.endpoints.policy_root},
             )
         return self._policy

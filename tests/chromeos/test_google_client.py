@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from chromeos.google.client import GoogleClient, google_endpoints, parse_retry_after
+from chromeos.google.client import GoogleClient, OrjsonModel, google_endpoints, parse_retry_after
 from chromeos.google.errors import (
     AuthRevoked,
     GoogleBadRequest,
@@ -227,3 +227,20 @@ def test_revoked_grant_during_removal_keeps_the_removal_status(google_integratio
         get_customer(GoogleClient(reload(google_integration)))
     assert reload(google_integration).status == IntegrationStatus.REMOVING
     assert not AuditEvent.unscoped.filter(action="integration.reauth_required").exists()
+
+
+def test_the_orjson_model_decodes_as_the_json_model_does() -> None:
+    from googleapiclient.model import JsonModel
+
+    ours, theirs = OrjsonModel(False), JsonModel(False)
+    bodies = [
+        b'{"chromeosdevices": [{"deviceId": "d1", "model": "Mod\xc3\xa8le"}], "nextPageToken": "t2"}',
+        b'{"notes": "\\ud800 seul"}',  # a lone surrogate: orjson refuses it, json keeps it
+        b'{"value": NaN}',  # not JSON, but Python's json reads it
+        b"<html>proxy error</html>",  # not JSON at all: both hand back the text
+        b"",
+    ]
+    for body in bodies:
+        decoded, expected = ours.deserialize(body), theirs.deserialize(body)
+        assert repr(decoded) == repr(expected), body  # repr: NaN != NaN
+    assert ours.deserialize(bodies[0])["chromeosdevices"][0]["model"] == "Modèle"
