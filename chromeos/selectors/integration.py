@@ -19,7 +19,8 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from chromeos.google.client import SCOPE_PREFIX
-from chromeos.models import ChromeOSDevice, GoogleIntegration, IntegrationStatus, OrgUnit
+from chromeos.models import GoogleIntegration, IntegrationStatus
+from chromeos.selectors.sync import sync_counts
 from chromeos.services.integration import authorization_blocker
 from ldap_sync.selectors import LdapPrerequisites, ldap_prerequisites
 from mdm.models import Tenant, User
@@ -142,15 +143,6 @@ def customer_rows(integration: GoogleIntegration) -> list[tuple[Any, str]]:
         ),
     ]
     return [(label, value) for label, value in rows if value]
-
-
-def sync_counts(integration: GoogleIntegration) -> dict[str, int]:
-    """The integration's devices (not removed) and OUs: the counts above the sync panel."""
-    devices = ChromeOSDevice.unscoped.filter(
-        tenant_id=integration.tenant_id, integration=integration, removed_at__isnull=True
-    )
-    units = OrgUnit.unscoped.filter(tenant_id=integration.tenant_id, integration=integration)
-    return {"device_count": devices.count(), "org_unit_count": units.count()}
 
 
 def manage_page_context(tenant: Tenant, user: User) -> dict[str, Any]:

@@ -117,6 +117,16 @@ class TenantSyncStatus:
     active_run: SyncRun | None
 
 
+def sync_counts(integration: GoogleIntegration) -> dict[str, int]:
+    """The integration's devices (not removed) and OUs: the counts above the sync panel and in
+    ``chromeos_status``."""
+    devices = ChromeOSDevice.unscoped.filter(
+        tenant_id=integration.tenant_id, integration=integration, removed_at__isnull=True
+    )
+    units = OrgUnit.unscoped.filter(tenant_id=integration.tenant_id, integration=integration)
+    return {"device_count": devices.count(), "org_unit_count": units.count()}
+
+
 def sync_status_rows(tenant_slug: str | None = None) -> list[TenantSyncStatus]:
     """Every tenant's integration state, schedule and counts (support's view: across tenants)."""
     integrations = GoogleIntegration.unscoped.select_related("tenant").order_by("tenant__slug")
@@ -125,7 +135,7 @@ def sync_status_rows(tenant_slug: str | None = None) -> list[TenantSyncStatus]:
     rows = []
     for integration in integrations:
         runs = SyncRun.unscoped.filter(integration=integration)
-        devices = ChromeOSDevice.unscoped.filter(integration=integration)
+        counts = sync_counts(integration)
         active = next((r for r in runs.filter(status__in=ACTIVE_STATUSES) if sync_run_is_alive(r)), None)
         rows.append(
             TenantSyncStatus(
@@ -135,9 +145,11 @@ def sync_status_rows(tenant_slug: str | None = None) -> list[TenantSyncStatus]:
                 first_sync_at=integration.first_sync_at,
                 last_sync_at=integration.last_sync_at,
                 next_sync_at=integration.next_sync_at,
-                devices=devices.filter(removed_at__isnull=True).count(),
-                removed_devices=devices.filter(removed_at__isnull=False).count(),
-                org_units=OrgUnit.unscoped.filter(integration=integration).count(),
+                devices=counts["device_count"],
+                removed_devices=ChromeOSDevice.unscoped.filter(
+                    tenant_id=integration.tenant_id, integration=integration, removed_at__isnull=False
+                ).count(),
+                org_units=counts["org_unit_count"],
                 last_run=runs.exclude(status__in=ACTIVE_STATUSES).first(),
                 active_run=active,
             )

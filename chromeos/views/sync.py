@@ -20,8 +20,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 
 from chromeos.models import SyncTrigger
-from chromeos.selectors.integration import sync_counts
-from chromeos.selectors.sync import SyncPanel, sync_panel, tenant_integration
+from chromeos.selectors.sync import SyncPanel, sync_counts, sync_panel, tenant_integration
 from chromeos.services.sync import SyncNotAllowed, sync_confirm_removals, sync_request
 from mdm.models import User
 from mdm.permissions import ADMIN_ROLES, OPERATE_ROLES, TenantRoleRequiredMixin
