@@ -74,7 +74,7 @@ def main() -> None:
     django.setup()
     from django.db import connection
 
-    from chromeos.services.sync import DATA_COLUMNS, STAGE_COLUMNS, device_row
+    from chromeos.services.sync import DATA_COLUMNS, STAGE_COLUMNS, _payload_json, device_row
     from google_emulator.generator import generate_domain
 
     devices: list[dict[str, Any]] = [
@@ -104,10 +104,7 @@ def main() -> None:
             f"CREATE TEMP TABLE bench_stage_sql_final {table_sql}"
         )
         started = time.perf_counter()
-        raw = [
-            (i, d["deviceId"], d["etag"], json.dumps(d, ensure_ascii=False, separators=(",", ":")))
-            for i, d in enumerate(devices)
-        ]
+        raw = [(i, d["deviceId"], d["etag"], _payload_json(d)) for i, d in enumerate(devices)]
         python_done = time.perf_counter()
         with cursor.copy("COPY bench_stage_sql_raw FROM STDIN") as copy:
             for row in raw:
