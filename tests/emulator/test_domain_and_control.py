@@ -69,10 +69,12 @@ def test_control_reshapes_org_units_and_devices(emulator):
     emulator.control("POST", "/devices/move", {"device_ids": added[:1], "org_unit_path": "/Paris"})
     assert emulator.state.devices[added[0]].data["orgUnitPath"] == "/Paris"
     before = len(emulator.state.devices)
-    emulator.control("POST", "/devices/delete", {"count": 4})
+    deleted = emulator.control("POST", "/devices/delete", {"count": 4})["device_ids"]
     assert len(emulator.state.devices) == before - 4
-    emulator.control("POST", "/devices/update", {"device_id": added[1], "changes": {"status": "DISABLED"}})
-    assert emulator.state.devices[added[1]].data["status"] == "DISABLED"
+    # The delete picks devices at random: update one that it left (it may have taken some of ``added``).
+    survivor = next(d for d in emulator.state.devices if d not in deleted)
+    emulator.control("POST", "/devices/update", {"device_id": survivor, "changes": {"status": "DISABLED"}})
+    assert emulator.state.devices[survivor].data["status"] == "DISABLED"
 
 
 def test_reset_forgets_grants_and_faults(emulator):
