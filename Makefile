@@ -22,7 +22,7 @@ typecheck:
 	.venv/bin/mypy .
 
 messages:
-	DJANGO_DEBUG=1 .venv/bin/python manage.py makemessages -l fr -l en --ignore=.venv --ignore=node_modules --ignore=google_emulator
+	DJANGO_DEBUG=1 .venv/bin/python manage.py makemessages -l fr -l en --no-location --ignore=.venv --ignore=node_modules --ignore=google_emulator
 	DJANGO_DEBUG=1 .venv/bin/python manage.py compilemessages --ignore=.venv --ignore=node_modules
 
 migrate:
