@@ -19,12 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm.settings")
 
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, ViewportSize, sync_playwright  # noqa: E402
 
 from tests.e2e.journey import authorize_google, configure_ldap, log_in, sync_now  # noqa: E402
 from tests.e2e.stack import CHROMIUM, CHROMIUM_ARGS, GOOGLE_DEVICES, Stack, running_stack  # noqa: E402
 
-SIZES = {"1440": {"width": 1440, "height": 900}, "390": {"width": 390, "height": 844}}
+SIZES: dict[str, ViewportSize] = {
+    "1440": {"width": 1440, "height": 900},
+    "390": {"width": 390, "height": 844},
+}
 SUPPORT_USER, SUPPORT_PASSWORD = "support", "support-Pass-2026"
 
 

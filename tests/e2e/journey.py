@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FloatRect, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.a11y import assert_dialog_keyboard, assert_page_accessible
@@ -25,7 +25,7 @@ def shot(page: Page, name: str, *, start: str | None = None) -> None:
     assert box is not None, f"{start} is not on the page"
     top = max(0.0, box["y"] + page.evaluate("() => window.scrollY") - 24)
     viewport = page.viewport_size or {"width": 1280, "height": 800}
-    clip = {"x": 0, "y": top, "width": viewport["width"], "height": viewport["height"]}
+    clip: FloatRect = {"x": 0, "y": top, "width": viewport["width"], "height": viewport["height"]}
     page.screenshot(path=path, full_page=True, clip=clip)
 
 
