@@ -30,6 +30,7 @@ from chromeos.models import (
     DeviceCommand,
     OrgUnit,
 )
+from mdm.display import strip_invisible
 from mdm.tenancy import current_tenant
 
 # Column key → (model field to sort on, label). Order is the table's default column order.
@@ -80,8 +81,12 @@ _MAC_WITH_SEPARATORS = re.compile(r"^[0-9a-f]{2}([:\-.][0-9a-f]{2}){2,5}$", re.I
 
 
 def normalise_search(text: str) -> str:
-    """Lower-case, trimmed; a MAC typed with separators (aa:bb:cc...) matches Google's 12 bare hex digits."""
-    needle = text.strip().lower()
+    """Lower-case, trimmed; a MAC typed with separators (aa:bb:cc...) matches Google's 12 bare hex digits.
+
+    Invisible formatting characters (and their markers, pasted from a page) are dropped, as they are from the
+    ``search_text`` column.
+    """
+    needle = strip_invisible(text).strip().lower()
     if _MAC_WITH_SEPARATORS.match(needle):
         needle = re.sub(r"[:\-.]", "", needle)
     return needle

@@ -1,0 +1,112 @@
+"""Display safety: bidi controls and zero-width characters from Google or LDAP are shown as visible markers
+on every page (console, htmx partials, django-admin), ignored by the device search, and never change what a
+form posts back or what is stored."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from chromeos.models import ChromeOSDevice
+from chromeos.selectors import devices as selectors
+from mdm.display import INVISIBLE, neutralise, neutralise_html, strip_invisible
+from mdm.tenancy import tenant_context
+from tests.factories import AuditEventFactory, ChromeOSDeviceFactory
+from tests.ldap.factories import LdapOrgUnitFactory
+
+pytestmark = pytest.mark.django_db
+
+RLO = "\u202e"
+ZWSP = "\u200b"
+# Renders as "docexe.pdf"-looking text: the classic file-name spoof.
+SPOOF = f"doc{RLO}fdp.exe"
+SHOWN = "doc⟨U+202E⟩fdp.exe"
+
+
+def test_every_listed_character_gets_a_readable_marker():
+    for cp in INVISIBLE:
+        assert neutralise(f"a{chr(cp)}b") == f"a⟨U+{cp:04X}⟩b"
+        assert strip_invisible(f"a{chr(cp)}b") == "ab"
+    assert neutralise("Élève — 5CD1000001") == "Élève — 5CD1000001"
+
+
+def test_html_keeps_what_a_form_posts_back_and_marks_the_rest():
+    page = (
+        f'<title>{SPOOF}</title><p title="{SPOOF}">{SPOOF}</p>'
+        f'<input name="q" value="{SPOOF}"><textarea name="n">{SPOOF}</textarea>'
+        f'<option value="{SPOOF}">{SPOOF}</option>'
+    )
+    assert neutralise_html(page) == (
+        f'<title>{SHOWN}</title><p title="{SHOWN}">{SHOWN}</p>'
+        f'<input name="q" value="{SPOOF}"><textarea name="n">{SPOOF}</textarea>'
+        f'<option value="{SPOOF}">{SHOWN}</option>'
+    )
+
+
+@pytest.fixture
+def spoofed(tenant):
+    return ChromeOSDeviceFactory(
+        tenant=tenant,
+        serial_number=SPOOF,
+        annotated_user=f"zoe{ZWSP}.martin@acme.test",
+        model="Lenovo 300e",
+        org_unit_path=f"/Paris/{RLO}CDI",
+    )
+
+
+def test_device_list_and_page_show_markers_not_raw_characters(admin_client_, spoofed):
+    body = admin_client_.get(reverse("chromeos:device_list")).content.decode()
+    assert SHOWN in body
+    assert "zoe⟨U+200B⟩.martin@acme.test" in body
+    assert RLO not in body and ZWSP not in body
+
+    detail = admin_client_.get(reverse("chromeos:device_detail", args=[spoofed.pk])).content.decode()
+    title = detail.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert SHOWN in title
+    assert RLO not in detail and ZWSP not in detail
+
+
+def test_stored_data_is_not_rewritten(admin_client_, spoofed):
+    admin_client_.get(reverse("chromeos:device_detail", args=[spoofed.pk]))
+    assert ChromeOSDevice.unscoped.get(pk=spoofed.pk).serial_number == SPOOF
+
+
+def test_search_box_value_is_posted_back_unchanged(admin_client_, spoofed):
+    body = admin_client_.get(reverse("chromeos:device_list"), {"q": SPOOF}).content.decode()
+    # The search field keeps the typed value exactly; the row shows the marker.
+    assert f'value="{SPOOF}"' in body
+    assert SHOWN in body
+
+
+@pytest.mark.parametrize(
+    "needle",
+    ["docfdp.exe", SPOOF, SHOWN, f"doc{ZWSP}fdp", "DOCFDP", "zoe.martin@acme", f"zoe{ZWSP}.martin"],
+)
+def test_device_search_ignores_invisible_characters(tenant, spoofed, needle):
+    with tenant_context(tenant):
+        found = list(selectors.devices_filtered(selectors.DeviceFilter(q=needle)))
+    assert found == [spoofed]
+
+
+def test_ldap_org_unit_names_are_shown_with_markers(admin_client_, tenant):
+    LdapOrgUnitFactory(tenant=tenant, name=f"{RLO}Direction", path=f"/{RLO}Direction", added=True)
+    body = admin_client_.get(reverse("ldap_sync:directory")).content.decode()
+    assert "⟨U+202E⟩Direction" in body
+    assert RLO not in body
+
+
+def test_audit_log_shows_markers(admin_client_, tenant):
+    AuditEventFactory(tenant=tenant, action="device.disable", target=SPOOF, actor_label=f"camille{ZWSP}")
+    body = admin_client_.get(reverse("mdm:audit")).content.decode()
+    assert SHOWN in body and "camille⟨U+200B⟩" in body
+    assert RLO not in body and ZWSP not in body
+
+
+def test_django_admin_shows_markers(support_user, client_for, tenant):
+    AuditEventFactory(tenant=tenant, action="device.disable", target=SPOOF)
+    LdapOrgUnitFactory(tenant=tenant, name=f"{RLO}Direction", path=f"/{RLO}Direction")
+    c = client_for(support_user)
+    for url in ("/support/mdm/auditevent/", "/support/ldap_sync/ldaporgunit/"):
+        body = c.get(url).content.decode()
+        assert "⟨U+202E⟩" in body, url
+        assert RLO not in body, url
