@@ -10,8 +10,8 @@ exponential backoff and jitter: 1, 2, 4, 8, 16 s (capped at ``GOOGLE_RETRY_MAX_S
 random jitter, or the server's ``Retry-After`` when it sends one; at most ``GOOGLE_RETRY_ATTEMPTS`` attempts.
 Refreshed access tokens (and a rotated refresh token, should Google rotate it) are persisted on the
 integration, encrypted. A refused grant (``AuthRevoked``: ``invalid_grant`` on refresh, or 401 after a refresh)
-also marks an ACTIVE integration "réautorisation requise" right here, so every caller (sync, device actions,
-policies) pauses the same way; callers still receive the ``AuthRevoked`` and stop.
+is only raised, carrying the fingerprint of the refresh token that failed: the client never decides what a
+refused grant means for the integration; the calling service does (``integration_mark_reauth_required``).
 
 A ``GoogleClient`` may also wrap an unsaved integration (the authorization callback reads the customer with
 the tokens it has just received before anything is stored): then nothing is persisted or marked.
@@ -19,6 +19,7 @@ the tokens it has just received before anything is stored): then nothing is pers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -49,6 +50,7 @@ from chromeos.google.errors import (
     GoogleError,
     GoogleNotFound,
     GooglePermissionDenied,
+    GoogleUnsupported,
     QuotaExhausted,
     TransientGoogleError,
 )
@@ -73,7 +75,13 @@ SCOPES = [
 ]
 
 HTTP_TIMEOUT_SECONDS = 60
-RATE_LIMIT_REASONS = {"userRateLimitExceeded", "rateLimitExceeded"}
+# Answers worth asking again (after a backoff): Google's own list of retryable errors.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# 403s that are rate or concurrency limits: quotaExceeded is the limit of concurrent requests per Workspace
+# account (Google's "Limits and quotas" page), retried with backoff like the per-user rate limit.
+RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded", "quotaExceeded"})
+# The project's daily quota: nothing will change before tomorrow.
+DAILY_QUOTA_REASONS = frozenset({"dailyLimitExceeded"})
 
 
 @dataclass(frozen=True)
@@ -160,10 +168,12 @@ def translate_http_error(exc: HttpError) -> GoogleError:
     status = int(exc.resp.status)
     message, reason = _google_error_details(exc)
     retry_after = parse_retry_after(exc.resp.get("retry-after"))
-    if status == 429 or status >= 500 or (status == 403 and reason in RATE_LIMIT_REASONS):
+    if status in TRANSIENT_STATUSES or (status == 403 and reason in RATE_LIMIT_REASONS):
         return TransientGoogleError(message, status=status, reason=reason, retry_after=retry_after)
-    if status == 403 and reason == "quotaExceeded":
+    if status == 403 and reason in DAILY_QUOTA_REASONS:
         return QuotaExhausted(message, status=status, reason=reason)
+    if status >= 500:
+        return GoogleUnsupported(message, status=status, reason=reason)
     if status == 401:
         return AuthRevoked(message, status=status, reason=reason)
     if status == 403:
@@ -275,7 +285,7 @@ class GoogleClient:
                     continue
                 self.persist_tokens()
                 if isinstance(error, AuthRevoked):
-                    self._mark_reauth_required(error)
+                    error.token_fingerprint = token_fingerprint(self._credentials.refresh_token or "")
                 raise error from raw
             self.persist_tokens()
             return response
@@ -300,14 +310,6 @@ class GoogleClient:
         # update(), not save(): a concurrent save of other fields must not be overwritten. update() still runs
         # the field's get_prep_value, so the tokens are stored encrypted.
         type(integration).unscoped.filter(pk=integration.pk).update(**changes)
-
-    def _mark_reauth_required(self, error: AuthRevoked) -> None:
-        if self.integration.pk is None:
-            return
-        # Imported here: the services import this module.
-        from chromeos.services.integration import integration_mark_reauth_required
-
-        integration_mark_reauth_required(integration=self.integration, reason=error.message)
 
 
 class RevocationOutcome(StrEnum):
@@ -348,6 +350,11 @@ def revoke_token(token: str, *, sleep: Callable[[float], None] = time.sleep) -> 
             continue
         raise error
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def token_fingerprint(token: str) -> str:
+    """What identifies a refresh token without revealing it (compared, logged or raised instead of it)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32] if token else ""
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:

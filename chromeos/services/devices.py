@@ -45,8 +45,10 @@ from chromeos.google.client import GoogleClient
 from chromeos.google.errors import (
     AuthRevoked,
     GoogleBadRequest,
+    GoogleError,
     GoogleNotFound,
     GooglePermissionDenied,
+    GoogleUnsupported,
     QuotaExhausted,
 )
 from chromeos.models import (
@@ -64,6 +66,8 @@ from chromeos.models import (
     OrgUnit,
 )
 from chromeos.selectors.devices import DeviceFilter, devices_filtered, devices_sorted
+from chromeos.services.integration import integration_google_refused
+from chromeos.services.removal import integration_accepts_writes
 from mdm.models import Tenant, User
 from mdm.services import audit_record
 from mdm.tenancy import current_tenant
@@ -170,6 +174,7 @@ def device_action_prepare(
     qs = qs.filter(removed_at__isnull=True)
     _drafts_purge(tenant)
     with transaction.atomic():
+        _check_integration_open(tenant)
         job = DeviceActionJob.objects.create(
             tenant=tenant,
             action=action,
@@ -198,6 +203,20 @@ def device_action_prepare(
     return job
 
 
+def _check_integration_open(tenant: Tenant) -> None:
+    """Refuse a draft or a confirmation once a removal started. Called inside the writing transaction: the
+    share lock it takes makes a concurrent ``removal_request`` wait for this job's commit (the removal then
+    deletes it) or this check see the removal."""
+    integration = GoogleIntegration.unscoped.filter(tenant=tenant).only("id").first()
+    if integration is None or not integration_accepts_writes(integration.pk):
+        raise ActionError(
+            _(
+                "L'intégration Google est en cours de suppression (ou n'existe plus) : "
+                "aucune action sur les périphériques n'est possible."
+            )
+        )
+
+
 def _drafts_purge(tenant: Tenant) -> None:
     """Drafts the admin walked away from: deleted after a day (their items with them)."""
     DeviceActionJob.unscoped.filter(
@@ -217,6 +236,7 @@ def device_action_confirm(*, job: DeviceActionJob, actor: User, params: dict[str
         job = DeviceActionJob.objects.select_for_update().get(pk=job.pk)
         if job.status != JobStatus.DRAFT:
             raise ActionError(_("Cette action a déjà été confirmée ou annulée."))
+        _check_integration_open(job.tenant)
         if draft_expired(job):
             raise ActionError(_("Cette confirmation a expiré : préparez l'action à nouveau."))
         _check_params(job.action, params)
@@ -288,7 +308,9 @@ def device_action_job_run(job_pk: int, *, clock: Callable[[], float] = time.mono
     Raises ``TransientGoogleError`` when Google stays unavailable: the task retries later.
     """
     started = clock()
-    job = DeviceActionJob.unscoped.select_related("tenant").get(pk=job_pk)
+    job = DeviceActionJob.unscoped.select_related("tenant").filter(pk=job_pk).first()
+    if job is None:  # deleted with its integration while the task waited (a retry): nothing left to do
+        return True
     if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
         return True
     if job.status == JobStatus.QUEUED:
@@ -327,13 +349,11 @@ def device_action_job_run(job_pk: int, *, clock: Callable[[], float] = time.mono
                 _save_items(locked, items)
         except AuthRevoked as exc:
             # Outside the chunk's (rolled back) transaction, so that the integration's new status sticks.
-            from chromeos.services.integration import integration_mark_reauth_required
-
-            integration_mark_reauth_required(integration=integration, reason=exc.message)
+            integration_google_refused(integration=integration, error=exc)
             _abort(job, _("Google a révoqué l'autorisation : réautorisation requise."))
             return True
-        except (QuotaExhausted, GooglePermissionDenied) as exc:
-            _abort(job, _("Google a refusé : %(reason)s") % {"reason": exc.message})
+        except (QuotaExhausted, GooglePermissionDenied, GoogleUnsupported) as exc:
+            _abort(job, _("Google a refusé : %(reason)s") % {"reason": _error_text(exc)})
             return True
         if clock() - started > RUN_SLICE_SECONDS:
             return False
@@ -341,14 +361,15 @@ def device_action_job_run(job_pk: int, *, clock: Callable[[], float] = time.mono
 
 def device_action_job_abort(job_pk: int, reason: str) -> None:
     """Fail what is left of a job (the task gave up on transient errors, or Google refused the whole job)."""
-    job = DeviceActionJob.unscoped.select_related("tenant").get(pk=job_pk)
-    _abort(job, reason)
+    job = DeviceActionJob.unscoped.select_related("tenant").filter(pk=job_pk).first()
+    if job is not None:
+        _abort(job, reason)
 
 
 def _abort(job: DeviceActionJob, reason: str) -> None:
     with transaction.atomic():
-        locked = DeviceActionJob.unscoped.select_for_update().get(pk=job.pk)
-        if locked.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        locked = DeviceActionJob.unscoped.select_for_update().filter(pk=job.pk).first()
+        if locked is None or locked.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
             return
         DeviceActionItem.unscoped.filter(job=locked, status=ItemStatus.PENDING).update(
             status=ItemStatus.FAILED, message=reason[:1000], finished_at=timezone.now()
@@ -357,7 +378,7 @@ def _abort(job: DeviceActionJob, reason: str) -> None:
         _finish(locked)
 
 
-def _finish(job: DeviceActionJob) -> None:
+def _recount(job: DeviceActionJob) -> None:
     counts = dict(
         DeviceActionItem.unscoped.filter(job=job)
         .values("status")
@@ -372,6 +393,10 @@ def _finish(job: DeviceActionJob) -> None:
         job.status = JobStatus.FAILED
     else:
         job.status = JobStatus.PARTIAL
+
+
+def _finish(job: DeviceActionJob) -> None:
+    _recount(job)
     job.finished_at = timezone.now()
     job.save(update_fields=["succeeded", "failed", "status", "finished_at", "error"])
     audit_record(
@@ -441,6 +466,13 @@ def _update_devices(
             [*columns.values(), json.dumps(payload), job.tenant_id, [d.pk for d in devices]],
         )
     _record_changes(job, changes)
+
+
+def _error_text(exc: GoogleError) -> str:
+    """Google's message, with its HTTP status when that is what explains it (a 501 has no useful message)."""
+    if exc.status and str(exc.status) not in exc.message:
+        return f"{exc.message} [HTTP {exc.status}]"
+    return exc.message
 
 
 def _google_reason(error: dict[str, Any] | None) -> str:
@@ -655,6 +687,7 @@ def device_command_poll(client: GoogleClient, command: DeviceCommand, *, now: da
         command.result_detail = exc.message[:1000]
         command.finished_at = now
         command.save(update_fields=[*fields, "result_detail", "finished_at"])
+        _command_item_outcome(command, False, _("Google ne connaît plus cette commande : résultat inconnu."))
         return True
     state = response.get("state") or command.state
     if state in CommandState.values:
@@ -677,12 +710,60 @@ def device_command_poll(client: GoogleClient, command: DeviceCommand, *, now: da
         fields.append("finished_at")
         final = True
     command.save(update_fields=fields)
+    if final:
+        _command_item_outcome(command, *command_outcome(command))
     return final
+
+
+def command_outcome(command: DeviceCommand) -> tuple[bool, str]:
+    """What a finished command means for its device, in the admin's words: (succeeded, message).
+
+    Only the device's own report of a success counts as one: a command Google accepted but that failed on the
+    device, expired before it was fetched, was cancelled, or whose tracking gave up, is a failure.
+    """
+    detail = command.result_detail.strip()
+    if command.state == CommandState.EXECUTED_BY_CLIENT and command.result != "FAILURE":
+        return True, _("Exécutée par le périphérique.")
+    if command.state == CommandState.EXECUTED_BY_CLIENT:
+        message = _("Le périphérique a signalé un échec de la commande.")
+    elif command.state == CommandState.EXPIRED:
+        message = _("La commande a expiré : le périphérique ne l'a pas récupérée à temps (hors ligne ?).")
+    elif command.state == CommandState.CANCELLED:
+        message = _("La commande a été annulée avant d'être exécutée.")
+    elif command.state == CommandState.FAILED_TO_ISSUE:
+        message = _("Google a refusé d'envoyer la commande.")
+    else:
+        message = _("Résultat inconnu : le suivi de la commande s'est arrêté avant un état final.")
+    if detail:
+        message = _("%(message)s Détail : %(detail)s") % {"message": message, "detail": detail}
+    return False, message
+
+
+def _command_item_outcome(command: DeviceCommand, succeeded: bool, message: str) -> None:
+    """Carry a command's final outcome to its job's item, and the job's counts and status with it."""
+    if command.job_id is None:
+        return
+    with transaction.atomic():
+        job = DeviceActionJob.unscoped.select_for_update().filter(pk=command.job_id).first()
+        if job is None:
+            return
+        DeviceActionItem.unscoped.filter(job=job, google_device_id=command.device.device_id).exclude(
+            status=ItemStatus.PENDING
+        ).update(
+            status=ItemStatus.SUCCEEDED if succeeded else ItemStatus.FAILED,
+            message=message[:1000],
+            finished_at=timezone.now(),
+        )
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED):
+            _recount(job)
+            job.save(update_fields=["succeeded", "failed", "status"])
 
 
 def device_commands_poll(job_pk: int) -> bool:
     """Poll every unfinished command of a job. Returns True when none is left to follow."""
-    job = DeviceActionJob.unscoped.select_related("tenant").get(pk=job_pk)
+    job = DeviceActionJob.unscoped.select_related("tenant").filter(pk=job_pk).first()
+    if job is None:
+        return True
     integration = GoogleIntegration.unscoped.filter(tenant=job.tenant).first()
     if integration is None or integration.status != IntegrationStatus.ACTIVE:
         return True  # nothing can be asked; the sync's own handling tells the admin why
@@ -694,9 +775,7 @@ def device_commands_poll(job_pk: int) -> bool:
             if not device_command_poll(client, command):
                 remaining += 1
         except AuthRevoked as exc:
-            from chromeos.services.integration import integration_mark_reauth_required
-
-            integration_mark_reauth_required(integration=integration, reason=exc.message)
+            integration_google_refused(integration=integration, error=exc)
             return True
         except (QuotaExhausted, GooglePermissionDenied, GoogleBadRequest) as exc:
             logger.warning("command poll refused tenant=%s job=%s: %s", job.tenant_id, job.pk, exc)

@@ -37,6 +37,7 @@ from django.utils.translation import gettext_lazy as _
 
 from chromeos.google import oauth
 from chromeos.google.client import SCOPES, GoogleClient
+from chromeos.google.client import token_fingerprint as client_token_fingerprint
 from chromeos.google.errors import (
     AuthRevoked,
     GoogleError,
@@ -366,24 +367,51 @@ def _store(candidate: GoogleIntegration, *, user: User, now: Any) -> GoogleInteg
 
 
 # -- status ---------------------------------------------------------------------------------------------------
-def integration_mark_reauth_required(*, integration: GoogleIntegration, reason: str) -> bool:
+def integration_mark_reauth_required(
+    *, integration: GoogleIntegration, reason: str, token_fingerprint: str = ""
+) -> bool:
     """Google refused the grant: an ACTIVE integration becomes "réautorisation requise" (hourly sync paused).
 
-    Only from ACTIVE: a removal in progress keeps its status. Returns whether the status changed.
+    Only from ACTIVE: a removal in progress keeps its status. With ``token_fingerprint`` (the refresh token that
+    failed, see ``AuthRevoked``), only if that token is still the stored one: a run that started before a
+    re-authorization holds the old grant, and its refusal says nothing about the new one. Returns whether the
+    status changed.
     """
-    changed = GoogleIntegration.unscoped.filter(pk=integration.pk, status=IntegrationStatus.ACTIVE).update(
-        status=IntegrationStatus.REAUTH_REQUIRED, status_detail=reason[:1000], updated_at=timezone.now()
-    )
-    if not changed:
-        return False
-    integration.status = IntegrationStatus.REAUTH_REQUIRED
-    integration.status_detail = reason[:1000]
-    logger.warning("google grant refused tenant=%s: re-authorization required", integration.tenant_id)
-    audit_record(
-        tenant=integration.tenant,
-        actor=None,
-        action="integration.reauth_required",
-        target=integration.domain,
-        details={"reason": reason[:300]},
-    )
+    with transaction.atomic():
+        stored = (
+            GoogleIntegration.unscoped.select_for_update()
+            .filter(pk=integration.pk, status=IntegrationStatus.ACTIVE)
+            .first()
+        )
+        if stored is None:
+            return False
+        if token_fingerprint and client_token_fingerprint(stored.refresh_token) != token_fingerprint:
+            logger.info(
+                "google grant refused tenant=%s for a replaced refresh token: integration left active",
+                integration.tenant_id,
+            )
+            return False
+        GoogleIntegration.unscoped.filter(pk=stored.pk).update(
+            status=IntegrationStatus.REAUTH_REQUIRED, status_detail=reason[:1000], updated_at=timezone.now()
+        )
+        integration.status = IntegrationStatus.REAUTH_REQUIRED
+        integration.status_detail = reason[:1000]
+        logger.warning("google grant refused tenant=%s: re-authorization required", integration.tenant_id)
+        audit_record(
+            tenant=integration.tenant,
+            actor=None,
+            action="integration.reauth_required",
+            target=integration.domain,
+            details={"reason": reason[:300]},
+        )
     return True
+
+
+def integration_google_refused(*, integration: GoogleIntegration, error: GoogleError) -> bool:
+    """What a service does with any Google error it stops on: a refused grant marks the integration (see
+    :func:`integration_mark_reauth_required`); other errors change nothing here. Returns whether it marked."""
+    if not isinstance(error, AuthRevoked) or integration.pk is None:
+        return False
+    return integration_mark_reauth_required(
+        integration=integration, reason=error.message, token_fingerprint=error.token_fingerprint
+    )

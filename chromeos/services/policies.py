@@ -21,9 +21,9 @@ Google's errors, as the client raises them (see ``chromeos/google/errors.py``), 
 |----------------------------|--------------------------------------|----------------------------------------------|
 | ``TransientGoogleError``   | back to pending, the error noted     | retried by Celery (1, 5, 15 min), then failed |
 | ``QuotaExhausted``         | failed, Google's message             | not retried: the admin applies again later   |
-| ``AuthRevoked``            | failed (the client already marked    | not retried                                  |
-|                            | the integration "réautorisation      |                                              |
-|                            | requise")                            |                                              |
+| ``AuthRevoked``            | failed; the integration is marked    | not retried                                  |
+|                            | "réautorisation requise" if the      |                                              |
+|                            | failing token is still the stored one|                                              |
 | ``GooglePermissionDenied`` | failed, Google's message             | not retried                                  |
 | ``GoogleNotFound``         | failed (the OU is gone at Google)    | not retried                                  |
 | ``GoogleBadRequest``       | failed, Google's reason              | not retried                                  |
@@ -59,6 +59,7 @@ from chromeos.policy_schemas import (
     blueprint_writes,
     schema_namespace,
 )
+from chromeos.services.integration import integration_google_refused
 from mdm.models import App, Blueprint, Platform, User
 from mdm.services import audit_record
 
@@ -444,6 +445,7 @@ def policy_assignment_apply(assignment_id: int, *, final_attempt: bool = True) -
     except TransientGoogleError as exc:
         return _transient(assignment, exc, final_attempt, AssignmentState.PENDING, "policy.apply_failed")
     except GoogleError as exc:
+        integration_google_refused(integration=assignment.integration, error=exc)
         return _finish_failed(assignment, _google_message(exc), action="policy.apply_failed")
     assignment.state = AssignmentState.APPLIED
     assignment.applied_at = timezone.now()
@@ -618,6 +620,7 @@ def policy_assignment_unassign(assignment_id: int, *, final_attempt: bool = True
     except TransientGoogleError as exc:
         return _transient(assignment, exc, final_attempt, AssignmentState.REMOVING, "policy.unassign_failed")
     except GoogleError as exc:
+        integration_google_refused(integration=assignment.integration, error=exc)
         return _finish_failed(assignment, _google_message(exc), action="policy.unassign_failed")
     label, details = str(assignment), _audit_details(assignment, mode=assignment.removal_mode)
     PolicyAssignment.unscoped.filter(pk=assignment.pk).delete()
@@ -670,6 +673,8 @@ def policy_revert_detached(job: dict[str, Any]) -> bool:
             raise PolicyError(_("L'intégration Google n'est pas active."))
         _send_revert(GoogleClient(integration), job["target"], job["keys"], plan, lambda _schemas: None)
     except (GoogleError, PolicyError) as exc:
+        if isinstance(exc, GoogleError):
+            integration_google_refused(integration=integration, error=exc)
         message = exc.message if isinstance(exc, PolicyError) else _google_message(exc)
         audit_record(
             tenant=integration.tenant,
@@ -789,6 +794,8 @@ def policy_preview_apply(assignment: PolicyAssignment) -> Preview:
             client, org_unit_target(org_unit), desired, keys, attempts=PREVIEW_ATTEMPTS
         )
     except (GoogleError, PolicyError) as exc:
+        if isinstance(exc, GoogleError):
+            integration_google_refused(integration=assignment.integration, error=exc)
         return Preview(rows=[], error=_preview_error(exc))
     paths = _org_unit_paths(org_unit)
     here = str(_("définie sur cette unité"))
@@ -829,6 +836,8 @@ def policy_preview_unassign(assignment: PolicyAssignment) -> Preview:
             else {}
         )
     except (GoogleError, PolicyError) as exc:
+        if isinstance(exc, GoogleError):
+            integration_google_refused(integration=assignment.integration, error=exc)
         return Preview(rows=[], error=_preview_error(exc))
     paths = _org_unit_paths(org_unit)
     parent = _parent(org_unit)

@@ -66,7 +66,7 @@ from chromeos.models import (
     SyncStatus,
     SyncTrigger,
 )
-from chromeos.services.integration import integration_mark_reauth_required
+from chromeos.services.integration import integration_google_refused
 from ldap_sync.models import LdapOrgUnit
 from mdm.locks import AdvisoryLock, advisory_lock_held
 from mdm.services import audit_record
@@ -391,12 +391,9 @@ class Listing:
 class _DeferredClient(GoogleClient):
     """The client of the fetch thread, which must not touch the database (its writes would go through another
     connection, outside the run's): refreshed tokens are saved by the run's thread (``save_tokens``) and a
-    refused grant is handled there too (``devices_sync``)."""
+    refused grant is handled there (``devices_sync``)."""
 
     def persist_tokens(self) -> None:
-        return
-
-    def _mark_reauth_required(self, error: AuthRevoked) -> None:
         return
 
     def save_tokens(self) -> None:
@@ -1150,8 +1147,7 @@ def _schedule_after(integration: GoogleIntegration, run: SyncRun, finished: date
 
 
 def _mark_reauth_required(run: SyncRun, error: AuthRevoked) -> None:
-    """Google refused the grant: pause the hourly sync, ask for re-authorization; nothing is deleted.
-
-    (The client already did it for calls made from the run's thread; the service call is idempotent.)"""
+    """Google refused the grant: pause the hourly sync, ask for re-authorization (if the grant that failed is
+    still the stored one); nothing is deleted."""
     _fail(run, "auth_revoked", reason=error.reason or "invalid_grant")
-    integration_mark_reauth_required(integration=run.integration, reason=error.message)
+    integration_google_refused(integration=run.integration, error=error)

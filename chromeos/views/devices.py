@@ -533,15 +533,20 @@ class JobDetailView(_ReadOnlyObjectView):
             if job.finished_at
             else selectors.job_items(job).exclude(status="pending").count()
         )
-        running = job.status in (JobStatus.QUEUED, JobStatus.RUNNING) or any(
-            c.finished_at is None for c in commands.values()
+        # Google accepted the commands but the devices have not reported yet: not a success so far.
+        awaiting_devices = (
+            services.is_command(job.action)
+            and job.finished_at is not None
+            and DeviceCommand.objects.filter(job=job, finished_at__isnull=True).exists()
         )
+        running = job.status in (JobStatus.QUEUED, JobStatus.RUNNING) or awaiting_devices
         context = {
             "job": job,
             "page": page,
             "rows": [(item, commands.get(item.device_id)) for item in page],
             "done": done,
             "running": running,
+            "awaiting_devices": awaiting_devices,
             "result": status_filter,
             "query": urlencode({"result": status_filter}) if status_filter else "",
             "is_command": services.is_command(job.action),

@@ -6,21 +6,30 @@ from __future__ import annotations
 import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from chromeos.google.client import GoogleClient, OrjsonModel, google_endpoints, parse_retry_after
+from chromeos.google.client import (
+    GoogleClient,
+    OrjsonModel,
+    google_endpoints,
+    parse_retry_after,
+    token_fingerprint,
+)
 from chromeos.google.errors import (
     AuthRevoked,
     GoogleBadRequest,
     GoogleNotFound,
     GooglePermissionDenied,
+    GoogleUnsupported,
     QuotaExhausted,
     TransientGoogleError,
 )
 from chromeos.models import GoogleIntegration, IntegrationStatus
+from chromeos.services.integration import integration_google_refused
 from mdm.models import AuditEvent
 
 CUSTOMERS_GET = "directory.customers.get"
@@ -116,12 +125,20 @@ def test_rotated_refresh_token_is_persisted_encrypted(google_integration, google
         (400, "invalid", GoogleBadRequest),
         (403, "forbidden", GooglePermissionDenied),
         (403, "insufficientPermissions", GooglePermissionDenied),
-        (403, "quotaExceeded", QuotaExhausted),
+        (403, "dailyLimitExceeded", QuotaExhausted),
         (404, "notFound", GoogleNotFound),
+        # Google's concurrency limit per Workspace account: retried with backoff, not a daily quota.
+        (403, "quotaExceeded", TransientGoogleError),
         (403, "userRateLimitExceeded", TransientGoogleError),
+        (403, "rateLimitExceeded", TransientGoogleError),
         (429, "rateLimitExceeded", TransientGoogleError),
         (500, "backendError", TransientGoogleError),
+        (502, "backendError", TransientGoogleError),
         (503, "backendError", TransientGoogleError),
+        (504, "backendError", TransientGoogleError),
+        # Permanent server answers: asking again changes nothing.
+        (501, "notImplemented", GoogleUnsupported),
+        (505, "httpVersionNotSupported", GoogleUnsupported),
     ],
 )
 def test_each_google_answer_becomes_its_typed_error(
@@ -196,13 +213,18 @@ def test_unreachable_google_is_transient(google_integration, settings):
 
 
 # -- revoked grant ---------------------------------------------------------------------------------------------
-def test_revoked_grant_raises_auth_revoked_and_marks_reauthorization_required(
+def test_revoked_grant_raises_auth_revoked_and_the_service_marks_reauthorization_required(
     google_integration, google_emulator
 ):
     google_emulator.control("POST", "/oauth/revoke", {})
     with pytest.raises(AuthRevoked) as caught:
         get_customer(GoogleClient(google_integration, sleep=lambda s: None))
     assert caught.value.reason == "invalid_grant"
+    assert caught.value.token_fingerprint == token_fingerprint(google_integration.refresh_token)
+    assert google_integration.refresh_token not in str(caught.value.__dict__)
+    # The client only raises; the service decides.
+    assert reload(google_integration).status == IntegrationStatus.ACTIVE
+    assert integration_google_refused(integration=google_integration, error=caught.value)
     stored = reload(google_integration)
     assert stored.status == IntegrationStatus.REAUTH_REQUIRED
     assert "invalid_grant" in stored.status_detail
@@ -213,20 +235,49 @@ def test_revoked_grant_raises_auth_revoked_and_marks_reauthorization_required(
     assert [r["method"] for r in google_emulator.requests()].count("oauth2.token") == 1
 
 
+def test_the_google_client_imports_no_service():
+    import chromeos.google.client as client_module
+
+    source = Path(client_module.__file__).read_text()
+    assert "from chromeos.services" not in source and "import chromeos.services" not in source
+
+
 def test_persistent_401_after_refresh_is_auth_revoked(google_integration, google_emulator):
     google_emulator.add_fault(method=CUSTOMERS_GET, status=401, count=None)
-    with pytest.raises(AuthRevoked):
+    with pytest.raises(AuthRevoked) as caught:
         get_customer(GoogleClient(google_integration))
+    assert integration_google_refused(integration=google_integration, error=caught.value)
     assert reload(google_integration).status == IntegrationStatus.REAUTH_REQUIRED
 
 
 def test_revoked_grant_during_removal_keeps_the_removal_status(google_integration, google_emulator):
     GoogleIntegration.unscoped.filter(pk=google_integration.pk).update(status=IntegrationStatus.REMOVING)
     google_emulator.control("POST", "/oauth/revoke", {})
-    with pytest.raises(AuthRevoked):
+    with pytest.raises(AuthRevoked) as caught:
         get_customer(GoogleClient(reload(google_integration)))
+    assert not integration_google_refused(integration=google_integration, error=caught.value)
     assert reload(google_integration).status == IntegrationStatus.REMOVING
     assert not AuditEvent.unscoped.filter(action="integration.reauth_required").exists()
+
+
+def test_a_run_holding_the_old_grant_does_not_undo_a_fresh_reauthorization(
+    google_integration, google_emulator
+):
+    """A sync started before the admin re-authorized fails on the old grant: the new one stays active."""
+    running_client = GoogleClient(google_integration, sleep=lambda s: None)
+    google_emulator.control("POST", "/oauth/revoke", {})  # the old grant dies...
+    fresh = google_emulator.grant()  # ...and the admin consents again: a new refresh token is stored
+    GoogleIntegration.unscoped.filter(pk=google_integration.pk).update(
+        refresh_token=fresh["refresh_token"], access_token=fresh["access_token"]
+    )
+    google_emulator.control("POST", "/oauth/expire-access-tokens")
+    with pytest.raises(AuthRevoked) as caught:
+        get_customer(running_client)
+    assert not integration_google_refused(integration=google_integration, error=caught.value)
+    assert reload(google_integration).status == IntegrationStatus.ACTIVE
+    assert not AuditEvent.unscoped.filter(action="integration.reauth_required").exists()
+    # The stored grant works.
+    assert get_customer(GoogleClient(reload(google_integration)))["id"]
 
 
 def test_the_orjson_model_decodes_as_the_json_model_does() -> None:
