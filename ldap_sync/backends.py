@@ -76,7 +76,12 @@ def auth_settings(directory: LdapDirectory) -> LDAPSettings:
         query = LDAPGroupQuery(dn) if query is None else query | LDAPGroupQuery(dn)
     # Without any role group configured nobody may sign in through LDAP: an impossible requirement.
     settings.REQUIRE_GROUP = query or LDAPGroupQuery("cn=no-role-group-configured")
-    settings.USER_ATTR_MAP = {"email": directory.email_attribute}
+    # Given name and surname: people are shown by name, not by ``<tenant>:<uid>``.
+    settings.USER_ATTR_MAP = {
+        "email": directory.email_attribute,
+        "first_name": "givenName",
+        "last_name": "sn",
+    }
     settings.ALWAYS_UPDATE_USER = True
     settings.PERMIT_EMPTY_PASSWORD = False
     settings.CACHE_TIMEOUT = 0

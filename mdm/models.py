@@ -61,6 +61,15 @@ class User(AbstractUser):
     def has_role(self, *roles: str) -> bool:
         return self.tenant_id is not None and self.role in roles
 
+    @property
+    def display_name(self) -> str:
+        """What people read: the full name, else the login without the ``<tenant>:`` prefix of LDAP accounts."""
+        full = self.get_full_name().strip()
+        if full:
+            return full
+        name = self.get_username()
+        return name.split(":", 1)[1] if ":" in name else name
+
 
 class AuditEvent(TenantOwnedModel):
     """Who did what, when, to what. Written through ``mdm.services.audit_record``; never holds secrets."""

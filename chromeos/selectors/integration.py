@@ -24,6 +24,7 @@ from chromeos.selectors.sync import sync_counts
 from chromeos.services.integration import authorization_blocker
 from ldap_sync.selectors import LdapPrerequisites, ldap_prerequisites
 from mdm.models import Tenant, User
+from mdm.names import country_name, language_name
 from mdm.permissions import can_administer
 
 # Sections other areas contribute to the page: "module.function" taking (tenant, integration, user).
@@ -128,7 +129,7 @@ def customer_rows(integration: GoogleIntegration) -> list[tuple[Any, str]]:
         (_("ID client Google"), integration.customer_id),
         (_("Organisation"), address.get("organizationName", "")),
         (_("E-mail de secours"), info.get("alternateEmail", "")),
-        (_("Langue"), info.get("language", "")),
+        (_("Langue"), language_name(info.get("language", ""))),
         (
             _("Adresse"),
             ", ".join(
@@ -136,7 +137,7 @@ def customer_rows(integration: GoogleIntegration) -> list[tuple[Any, str]]:
                 for part in (
                     address.get("addressLine1", ""),
                     " ".join(p for p in (address.get("postalCode", ""), address.get("locality", "")) if p),
-                    address.get("countryCode", ""),
+                    country_name(address.get("countryCode", "")),
                 )
                 if part
             ),

@@ -115,3 +115,9 @@ def test_login_over_ldaps_with_the_tenants_ca(tenant, make_directory, slapd, dem
     make_directory(tenant, uri=slapd.ldaps_uri, ca_certificate=slapd.ca_cert_pem)
     user = authenticate(None, username="camille.durand", password=demo_dir.user_password, tenant="acme")
     assert user is not None and user.role == Role.ADMIN
+
+
+def test_directory_users_get_their_name_from_the_directory(ldap_tenant, demo_dir):
+    user = authenticate(None, username="camille.durand", password=demo_dir.user_password, tenant="acme")
+    assert (user.first_name, user.last_name) == ("Camille", "Durand")
+    assert user.display_name == "Camille Durand"
