@@ -16,6 +16,7 @@ from ldap_sync.client import (
     LdapInvalidDn,
     LdapTlsError,
     LdapUnreachable,
+    normalize_dn,
 )
 
 
@@ -42,6 +43,9 @@ class CheckStep:
 @dataclass
 class ConnectionReport:
     steps: list[CheckStep] = field(default_factory=list)
+    # How many OUs and users these settings would import (None: not counted, a step failed).
+    ou_count: int | None = None
+    user_count: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -88,19 +92,26 @@ def check_connection(
             _skip(report, [STEP_OU_FILTER, STEP_USER_FILTER])
             return report
         report.steps.append(CheckStep(STEP_BASE_DN, StepStatus.OK))
+        counts: dict[str, int] = {}
         for label, filterstr, empty_message in (
             (STEP_OU_FILTER, ou_filter, _("Aucune unité organisationnelle ne correspond à ce filtre.")),
             (STEP_USER_FILTER, user_filter, _("Aucun utilisateur ne correspond à ce filtre.")),
         ):
             try:
                 sample = client.check_filter(base_dn, filterstr)
+                if sample is not None:
+                    counts[label] = _count_entries(
+                        client, base_dn, filterstr, skip_base=label == STEP_OU_FILTER
+                    )
             except LdapError as error:
                 _record_failure(report, [], label, error)
                 continue
             if sample is None:
+                counts[label] = 0
                 report.steps.append(CheckStep(label, StepStatus.WARNING, empty_message))
             else:
                 report.steps.append(CheckStep(label, StepStatus.OK))
+        report.ou_count, report.user_count = counts.get(STEP_OU_FILTER), counts.get(STEP_USER_FILTER)
     except LdapError as error:  # the connection dropped between steps
         report.steps.append(
             CheckStep(STEP_CONNECT, StepStatus.FAILED, error.message, error.detail, error.code)
@@ -108,6 +119,16 @@ def check_connection(
     finally:
         client.close()
     return report
+
+
+def _count_entries(client: LdapClient, base_dn: str, filterstr: str, *, skip_base: bool) -> int:
+    """Entries a sync with these settings would read (the base entry itself is the root, not an OU)."""
+    base = normalize_dn(base_dn).casefold()
+    return sum(
+        1
+        for entry in client.search(base_dn, filterstr, ["1.1"])
+        if not (skip_base and normalize_dn(entry.dn).casefold() == base)
+    )
 
 
 def _record_failure(report: ConnectionReport, steps: list[str], failed: str, error: LdapError) -> None:

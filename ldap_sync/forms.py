@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -13,6 +14,7 @@ from mdm.forms import TenantModelForm
 
 # Attribute names go into filters unescaped (only values can be escaped): allow nothing but a name.
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
+GUARD_FIELDS = ("removal_guard_percent", "removal_guard_minimum", "missing_grace_days")
 DN_FIELDS = ("bind_dn", "base_dn", "admin_group_dn", "operator_group_dn", "readonly_group_dn")
 
 
@@ -41,6 +43,9 @@ class LdapDirectoryForm(TenantModelForm):
             "name_attribute",
             "network_timeout",
             "operation_timeout",
+            "removal_guard_percent",
+            "removal_guard_minimum",
+            "missing_grace_days",
             "admin_group_dn",
             "operator_group_dn",
             "readonly_group_dn",
@@ -54,6 +59,10 @@ class LdapDirectoryForm(TenantModelForm):
         self.initial.pop("bind_password", None)
         self.fields["network_timeout"].min_value = 1  # type: ignore[attr-defined]
         self.fields["operation_timeout"].min_value = 1  # type: ignore[attr-defined]
+        self.fields["removal_guard_percent"].validators.append(MaxValueValidator(100))
+        self.guard_before = {name: getattr(self.instance, name) for name in GUARD_FIELDS}
+        for name in GUARD_FIELDS:  # left out (older scripts, ldap_configure): the current value stays
+            self.fields[name].required = False
 
     def clean_uri(self) -> str:
         uri = self.cleaned_data["uri"].strip()
@@ -83,6 +92,9 @@ class LdapDirectoryForm(TenantModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        for name in GUARD_FIELDS:
+            if data.get(name) is None and name not in self.errors:
+                data[name] = getattr(self.instance, name)
         for name in DN_FIELDS:
             value = (data.get(name) or "").strip()
             data[name] = value
@@ -113,7 +125,12 @@ class LdapDirectoryForm(TenantModelForm):
         return data
 
     def changed_fields(self) -> list[str]:
-        changed = [name for name in self.changed_data if name != "bind_password"]
+        changed = [
+            name
+            for name in self.changed_data
+            if name != "bind_password"
+            and not (name in GUARD_FIELDS and self.cleaned_data.get(name) == self.guard_before[name])
+        ]
         if getattr(self, "password_changed", False):
             changed.append("bind_password")
         return changed

@@ -62,6 +62,30 @@ class LdapDirectory(TenantOwnedModel):
         choices=OuSelection.choices,
         default=OuSelection.ALL,
     )
+    # A setting mistake (base DN, filter, ACL) must not wipe the import: a run that would remove more than this
+    # share of the OUs or of the users, and at least the minimum, stops "à confirmer" and removes nothing.
+    removal_guard_percent = models.PositiveSmallIntegerField(
+        _("seuil de suppression (%)"),
+        default=10,
+        help_text=_(
+            "Une synchronisation qui supprimerait plus que cette part des OU ou des utilisateurs s'arrête et "
+            "attend la confirmation d'un administrateur."
+        ),
+    )
+    removal_guard_minimum = models.PositiveIntegerField(
+        _("seuil de suppression (entrées)"),
+        default=5,
+        help_text=_("En dessous de ce nombre de suppressions, aucune confirmation n'est demandée."),
+    )
+    # OUs and users that leave the listing keep their row (and what hangs on it) this long before being purged.
+    missing_grace_days = models.PositiveSmallIntegerField(
+        _("délai de conservation des entrées disparues (jours)"),
+        default=30,
+        help_text=_(
+            "Une OU ou un utilisateur absent de l'annuaire est conservé (masqué) pendant ce délai : s'il "
+            "réapparaît, il retrouve son choix, ses liens Google et ses affectations."
+        ),
+    )
     # Set by the first successful manual sync: from then on beat keeps the directory synced hourly.
     hourly_sync_enabled = models.BooleanField(_("synchronisation horaire"), default=False)
     created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
@@ -112,6 +136,8 @@ class LdapOrgUnit(TenantOwnedModel):
     # The admin's explicit choice (the root of an added subtree) and its effect (this OU is added).
     selected = models.BooleanField(_("choisie"), default=False)
     added = models.BooleanField(_("ajoutée"), default=True, db_index=True)
+    # Gone from the directory's listing since then: hidden, not added, purged after the grace period.
+    missing_since = models.DateTimeField(_("absente de l'annuaire depuis"), null=True, blank=True)
     created_at = models.DateTimeField(_("importée le"), auto_now_add=True)
     updated_at = models.DateTimeField(_("modifiée le"), default=timezone.now)
 
@@ -144,6 +170,8 @@ class LdapUser(TenantOwnedModel):
         related_name="users",
         verbose_name=_("OU"),
     )
+    # Gone from the directory's listing since then: hidden, purged after the grace period.
+    missing_since = models.DateTimeField(_("absent de l'annuaire depuis"), null=True, blank=True)
     created_at = models.DateTimeField(_("importé le"), auto_now_add=True)
     updated_at = models.DateTimeField(_("modifié le"), default=timezone.now)
 
@@ -176,11 +204,18 @@ class SyncStatus(models.TextChoices):
     RUNNING = "running", _("En cours")
     SUCCEEDED = "succeeded", _("Réussie")
     PARTIAL = "partial", _("Réussie sans suppressions (liste incomplète)")
+    GUARDED = "guarded", _("À confirmer (trop de suppressions)")
     FAILED = "failed", _("Échouée")
     SKIPPED = "skipped", _("Ignorée (une autre synchronisation était en cours)")
 
 
-FINISHED_STATUSES = (SyncStatus.SUCCEEDED, SyncStatus.PARTIAL, SyncStatus.FAILED, SyncStatus.SKIPPED)
+FINISHED_STATUSES = (
+    SyncStatus.SUCCEEDED,
+    SyncStatus.PARTIAL,
+    SyncStatus.GUARDED,
+    SyncStatus.FAILED,
+    SyncStatus.SKIPPED,
+)
 
 
 class LdapSyncRun(TenantOwnedModel):
@@ -205,6 +240,13 @@ class LdapSyncRun(TenantOwnedModel):
     error_code = models.CharField(_("code d'erreur"), max_length=64, blank=True)
     error_message = models.TextField(_("erreur"), blank=True)
     log = models.JSONField(_("journal"), default=list, blank=True)
+    # Entries of the listing that could not be imported: [{"dn", "reason"}] (``ldap_sync --json``'s ``skipped``).
+    skipped = models.JSONField(_("entrées ignorées (détail)"), default=list, blank=True)
+    # A guarded run: exactly what it would have removed, {"org_units": [{"entry_uuid", "dn", "path"}],
+    # "users": [{"entry_uuid", "dn", "email"}]}, for the admin to confirm.
+    pending_removals = models.JSONField(_("suppressions en attente"), default=dict, blank=True)
+    # A run an admin queued by confirming a guarded run: the entryUUIDs it may remove past the threshold.
+    confirmed_removals = models.JSONField(_("suppressions confirmées"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from ldap_sync.diagnostics import ConnectionReport
 from ldap_sync.models import LdapDirectory, LdapOrgUnit, LdapSyncRun, LdapUser, SyncStatus
 from mdm.models import Tenant
 
@@ -49,15 +50,15 @@ def ldap_prerequisites(tenant: Tenant) -> LdapPrerequisites:
         configured=directory.is_configured,
         ous_synced=last_success is not None and ou_count > 0,
         ou_count=ou_count,
-        user_count=LdapUser.unscoped.filter(tenant=tenant).count(),
+        user_count=LdapUser.unscoped.filter(tenant=tenant, missing_since__isnull=True).count(),
         last_sync=last_success.finished_at if last_success else None,
         last_sync_status=last_finished.status if last_finished else None,
     )
 
 
 def ldap_org_units(tenant: Tenant, *, added_only: bool = True) -> QuerySet[LdapOrgUnit]:
-    """The tenant's LDAP OUs ordered by path (parents first)."""
-    units = LdapOrgUnit.unscoped.filter(tenant=tenant)
+    """The tenant's LDAP OUs ordered by path (parents first); OUs gone from the directory are not listed."""
+    units = LdapOrgUnit.unscoped.filter(tenant=tenant, missing_since__isnull=True)
     return units.filter(added=True) if added_only else units
 
 
@@ -72,3 +73,24 @@ def ldap_directory(tenant: Tenant) -> LdapDirectory | None:
 
 def ldap_sync_runs(tenant: Tenant, limit: int = 20) -> QuerySet[LdapSyncRun]:
     return LdapSyncRun.unscoped.filter(tenant=tenant).order_by("-created_at", "-id")[:limit]
+
+
+@dataclass(frozen=True)
+class ImportComparison:
+    """ "Tester la connexion": what the tested settings would import against what is imported now."""
+
+    ou_count: int
+    user_count: int
+    current_ou_count: int
+    current_user_count: int
+
+
+def import_comparison(tenant: Tenant, report: ConnectionReport) -> ImportComparison | None:
+    if report.ou_count is None or report.user_count is None:
+        return None
+    return ImportComparison(
+        ou_count=report.ou_count,
+        user_count=report.user_count,
+        current_ou_count=LdapOrgUnit.unscoped.filter(tenant=tenant, missing_since__isnull=True).count(),
+        current_user_count=LdapUser.unscoped.filter(tenant=tenant, missing_since__isnull=True).count(),
+    )

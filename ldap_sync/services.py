@@ -8,6 +8,7 @@ applied only when the server reported the end of a complete listing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections import defaultdict
@@ -107,7 +108,7 @@ def _recompute_added(directory: LdapDirectory) -> int:
     """An OU is added when the admin takes all OUs, or when it or one of its ancestors was chosen."""
     units = list(
         LdapOrgUnit.unscoped.filter(tenant=directory.tenant).only(
-            "id", "parent_id", "selected", "added", "path"
+            "id", "parent_id", "selected", "added", "path", "missing_since"
         )
     )
     by_id = {unit.pk: unit for unit in units}
@@ -117,7 +118,9 @@ def _recompute_added(directory: LdapDirectory) -> int:
     def is_added(unit: LdapOrgUnit) -> bool:
         if unit.pk not in effective:
             parent = by_id.get(unit.parent_id) if unit.parent_id else None
-            effective[unit.pk] = take_all or unit.selected or (parent is not None and is_added(parent))
+            effective[unit.pk] = unit.missing_since is None and (
+                take_all or unit.selected or (parent is not None and is_added(parent))
+            )
         return effective[unit.pk]
 
     # Parents before children (paths sort that way), so the recursion above stays shallow.
@@ -131,7 +134,13 @@ def _recompute_added(directory: LdapDirectory) -> int:
 
 
 # -- sync requests ------------------------------------------------------------------------------------------------
-def sync_request(*, directory: LdapDirectory, trigger: str, actor: User | None = None) -> LdapSyncRun:
+def sync_request(
+    *,
+    directory: LdapDirectory,
+    trigger: str,
+    actor: User | None = None,
+    confirmed_removals: list[str] | None = None,
+) -> LdapSyncRun:
     """Write the run row, then queue the task once the row is committed. An unfinished run is reused."""
     from ldap_sync.tasks import ldap_sync_task
 
@@ -154,6 +163,7 @@ def sync_request(*, directory: LdapDirectory, trigger: str, actor: User | None =
             directory=directory,
             trigger=trigger,
             requested_by=actor.get_username() if actor else "",
+            confirmed_removals=confirmed_removals,
         )
         if actor is not None:
             audit_record(
@@ -166,6 +176,41 @@ def sync_request(*, directory: LdapDirectory, trigger: str, actor: User | None =
         tenant_id, run_id = directory.tenant_id, run.pk
         transaction.on_commit(lambda: ldap_sync_task.delay(tenant_id, run_id))
     return run
+
+
+class ConfirmationRefused(Exception):
+    """The guarded run is no longer the one to confirm (a newer run finished, or it was not guarded)."""
+
+    message = _("Ces suppressions ne sont plus en attente : vérifiez la dernière synchronisation.")
+
+
+def sync_confirm_removals(*, directory: LdapDirectory, run: LdapSyncRun, actor: User) -> LdapSyncRun:
+    """An admin confirms what a guarded run would remove: a new sync runs, allowed to remove exactly those
+    entries (and, past the threshold, nothing else). It applies them from a fresh listing, never the old one."""
+    latest = (
+        LdapSyncRun.unscoped.filter(tenant=directory.tenant, finished_at__isnull=False)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    if latest is None or latest.pk != run.pk or run.status != SyncStatus.GUARDED:
+        raise ConfirmationRefused(ConfirmationRefused.message)
+    pending = run.pending_removals or {}
+    keys = [item["entry_uuid"] for kind in ("org_units", "users") for item in pending.get(kind, [])]
+    with transaction.atomic():
+        audit_record(
+            tenant=directory.tenant,
+            actor=actor,
+            action="ldap.sync.confirm_removals",
+            target=directory.base_dn,
+            details={
+                "guarded_run_id": run.pk,
+                "org_units": len(pending.get("org_units", [])),
+                "users": len(pending.get("users", [])),
+            },
+        )
+        return sync_request(
+            directory=directory, trigger=SyncTrigger.MANUAL, actor=actor, confirmed_removals=keys
+        )
 
 
 def sync_dispatch_due(*, now: datetime | None = None, interval_minutes: int = 60) -> list[LdapSyncRun]:
@@ -217,11 +262,14 @@ class RunLog:
             )
 
 
-class MissingEntryUuid(LdapError):
-    code = "missing_entry_uuid"
-    default_message = _(
-        "Le serveur ne fournit pas l'attribut entryUUID : impossible de suivre les renommages sans lui."
-    )
+SKIP_MESSAGES = {
+    "missing_id": _("Entrée ignorée, identifiant « %(attribute)s » absent ou illisible : %(dn)s"),
+    "missing_attribute": _("Utilisateur ignoré, attribut « %(attribute)s » absent : %(dn)s"),
+    "too_long": _("Utilisateur ignoré, « %(attribute)s » dépasse %(limit)s caractères : %(dn)s"),
+    "undecodable": _("Entrée ignorée, valeur illisible (ni UTF-8 ni texte) : %(dn)s"),
+    "invalid_entry": _("Entrée ignorée, impossible à importer : %(dn)s"),
+    "duplicate_email": _("Utilisateur ignoré, adresse e-mail en double : %(dn)s"),
+}
 
 
 @dataclass
@@ -250,7 +298,23 @@ class Listing:
     users: dict[uuid.UUID, ListedUser] = field(default_factory=dict)
     # Entries seen but not importable (missing attributes, duplicates): their rows are kept as they were.
     skipped: set[uuid.UUID] = field(default_factory=set)
+    # The same entries by normalized DN (an entry without a readable id is matched to its row by DN), and what
+    # ``ldap_sync --json`` reports: [{"dn", "reason"}].
+    skipped_dns: set[str] = field(default_factory=set)
+    skipped_entries: list[dict[str, str]] = field(default_factory=list)
     complete: bool = True
+
+    def skip(
+        self, dn: str, reason: str, log: RunLog | None, *, key: uuid.UUID | None = None, **params: Any
+    ) -> None:
+        """Skip one entry of the listing: its row (if any) stays as it was, and the log names it."""
+        if key is not None:
+            self.skipped.add(key)
+        with contextlib.suppress(Exception):
+            self.skipped_dns.add(normalize_dn(dn))
+        self.skipped_entries.append({"dn": dn, "reason": reason})
+        if log is not None:
+            log.warning(SKIP_MESSAGES[reason], dn=dn, **params)
 
 
 @dataclass
@@ -305,8 +369,9 @@ def ldap_sync_run(*, run: LdapSyncRun) -> SyncOutcome:
             )
             listing = directory_read(directory=directory, log=log)
             run.ous_seen, run.users_seen = len(listing.org_units), len(listing.users)
-            run.entries_skipped = len(listing.skipped)
-            changes = _apply_listing(directory, listing, log)
+            changes, guarded = _apply_listing(run, listing, log)
+            run.entries_skipped = len(listing.skipped_entries)
+            run.skipped = listing.skipped_entries[:MAX_LOG_LINES]
         except LdapError as error:
             logger.warning(
                 "ldap sync failed tenant=%s code=%s detail=%s", run.tenant.slug, error.code, error.detail
@@ -326,6 +391,9 @@ def ldap_sync_run(*, run: LdapSyncRun) -> SyncOutcome:
             _finish(run, log, SyncStatus.FAILED)
             return SyncOutcome(run, changes)
         _count(run, changes)
+        if guarded:
+            _finish(run, log, SyncStatus.GUARDED)
+            return SyncOutcome(run, changes)
         status = SyncStatus.SUCCEEDED if listing.complete else SyncStatus.PARTIAL
         _finish(run, log, status)
         if run.trigger in (SyncTrigger.MANUAL, SyncTrigger.CLI) and not directory.hourly_sync_enabled:
@@ -368,21 +436,20 @@ def _finish(run: LdapSyncRun, log: RunLog, status: str) -> None:
 
 # -- reading the directory ----------------------------------------------------------------------------------------
 def directory_read(*, directory: LdapDirectory, log: RunLog) -> Listing:
-    """List every OU and user under the base DN into memory. Raises ``LdapError``; writes nothing."""
+    """List every OU and user under the base DN into memory. Raises ``LdapError``; writes nothing.
+
+    One bad entry (no id, an undecodable or oversized value...) is skipped and named, never fatal.
+    """
     listing = Listing()
     base_rdns = dn_rdns(directory.base_dn)
     with LdapClient(directory.connection_settings()) as client:
         search = client.search(directory.base_dn, directory.ou_filter, ["ou", ENTRY_UUID])
         for entry in search:
-            relative = _relative_rdns(entry.dn, base_rdns)
-            if not relative:  # the base entry itself is the root, "/"
-                continue
-            listing.org_units[_entry_uuid(entry)] = ListedOrgUnit(
-                entry_uuid=_entry_uuid(entry),
-                dn=entry.dn,
-                name=relative[0][1],
-                path="/" + "/".join(value for _attr, value in reversed(relative)),
-            )
+            try:
+                _read_org_unit(entry, base_rdns, listing, log)
+            except Exception as exc:  # one entry the server sent must never abort the listing
+                logger.warning("ldap entry skipped dn=%r error=%r", entry.dn, exc)
+                listing.skip(entry.dn, "invalid_entry", log, key=_entry_uuid_or_none(entry))
         listing.complete &= _listing_complete(
             search,
             log,
@@ -398,13 +465,42 @@ def directory_read(*, directory: LdapDirectory, log: RunLog) -> Listing:
         ]
         search = client.search(directory.base_dn, directory.user_filter, attributes)
         for entry in search:
-            _read_user(directory, entry, listing, log)
+            try:
+                _read_user(directory, entry, listing, log)
+            except Exception as exc:
+                logger.warning("ldap entry skipped dn=%r error=%r", entry.dn, exc)
+                listing.skip(entry.dn, "invalid_entry", log, key=_entry_uuid_or_none(entry))
         listing.complete &= _listing_complete(
             search, log, _("La liste des utilisateurs est incomplète : aucune suppression ne sera faite.")
         )
     _drop_duplicate_emails(listing, log)
     log.info(_("%(count)s utilisateurs lus."), count=len(listing.users))
     return listing
+
+
+def ou_path_segment(name: str) -> str:
+    r"""A name as one segment of a console path: ``/`` and ``\`` escaped, so an OU named ``3e/4e`` (path
+    ``/3e\/4e``) never shares the path of the OU ``3e > 4e`` (``/3e/4e``), nor links to Google's ``/3e/4e``."""
+    return name.replace("\\", "\\\\").replace("/", "\\/")
+
+
+def _read_org_unit(entry: LdapEntry, base_rdns: list[tuple[str, str]], listing: Listing, log: RunLog) -> None:
+    relative = _relative_rdns(entry.dn, base_rdns)
+    if not relative:  # the base entry itself is the root, "/"
+        return
+    key = _entry_uuid_or_none(entry)
+    if key is None:
+        listing.skip(entry.dn, "missing_id", log, attribute=ENTRY_UUID)
+        return
+    if _unstorable(entry.dn):
+        listing.skip(entry.dn, "undecodable", log, key=key)
+        return
+    listing.org_units[key] = ListedOrgUnit(
+        entry_uuid=key,
+        dn=entry.dn,
+        name=relative[0][1][:255],
+        path="/" + "/".join(ou_path_segment(value) for _attr, value in reversed(relative)),
+    )
 
 
 def _listing_complete(search: Any, log: RunLog, incomplete_message: str) -> bool:
@@ -423,30 +519,46 @@ def _relative_rdns(dn: str, base_rdns: list[tuple[str, str]]) -> list[tuple[str,
     return rdns[: len(rdns) - len(base_rdns)]
 
 
-def _entry_uuid(entry: LdapEntry) -> uuid.UUID:
+def _entry_uuid_or_none(entry: LdapEntry) -> uuid.UUID | None:
     value = entry.first(ENTRY_UUID)
-    if not value:
-        raise MissingEntryUuid(detail=entry.dn)
-    return uuid.UUID(value)
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def _unstorable(*values: str) -> bool:
+    """Bytes that were not UTF-8 (decoded as U+FFFD) or a NUL, which PostgreSQL text cannot hold."""
+    return any("\ufffd" in value or "\x00" in value for value in values)
 
 
 def _read_user(directory: LdapDirectory, entry: LdapEntry, listing: Listing, log: RunLog) -> None:
-    entry_uuid = _entry_uuid(entry)
+    entry_uuid = _entry_uuid_or_none(entry)
+    if entry_uuid is None:
+        listing.skip(entry.dn, "missing_id", log, attribute=ENTRY_UUID)
+        return
     email = (entry.first(directory.email_attribute) or "").strip().lower()
     if not email:
-        listing.skipped.add(entry_uuid)
-        log.warning(
-            _("Utilisateur ignoré, attribut « %(attribute)s » absent : %(dn)s"),
-            attribute=directory.email_attribute,
-            dn=entry.dn,
-        )
+        listing.skip(entry.dn, "missing_attribute", log, key=entry_uuid, attribute=directory.email_attribute)
         return
+    uid = entry.first(directory.uid_attribute) or ""
     name = entry.first(directory.name_attribute) or dn_rdns(entry.dn)[0][1]
+    if _unstorable(entry.dn, uid, email, name):
+        listing.skip(entry.dn, "undecodable", log, key=entry_uuid)
+        return
+    # Truncating an identifier or an address would sign in or mail someone else: such entries are skipped.
+    for attribute, value, limit in (
+        (directory.uid_attribute, uid, 255),
+        (directory.email_attribute, email, 320),
+    ):
+        if len(value) > limit:
+            listing.skip(entry.dn, "too_long", log, key=entry_uuid, attribute=attribute, limit=limit)
+            return
     listing.users[entry_uuid] = ListedUser(
         entry_uuid=entry_uuid,
         dn=entry.dn,
-        uid=entry.first(directory.uid_attribute) or "",
-        email=email[:320],
+        uid=uid,
+        email=email,
         name=name[:255],
     )
 
@@ -467,16 +579,25 @@ def _drop_duplicate_emails(listing: Listing, log: RunLog) -> None:
         )
         for user in users:
             del listing.users[user.entry_uuid]
-            listing.skipped.add(user.entry_uuid)
+            listing.skip(user.dn, "duplicate_email", None, key=user.entry_uuid)
 
 
 # -- applying a listing -------------------------------------------------------------------------------------------
-def _apply_listing(directory: LdapDirectory, listing: Listing, log: RunLog) -> SyncChanges:
+def _apply_listing(run: LdapSyncRun, listing: Listing, log: RunLog) -> tuple[SyncChanges, bool]:
+    """Apply a listing in one transaction. Returns the changes and whether the removal guard stopped the run
+    (then nothing at all was written: a listing that loses that much is suspect as a whole)."""
+    directory = run.directory
     changes = SyncChanges()
     now = timezone.now()
     with transaction.atomic():
+        if listing.complete:
+            pending = _removal_guard(run, listing, log)
+            if pending is not None:
+                run.pending_removals = pending
+                return changes, True
         org_unit_ids = _apply_org_units(directory, listing, changes, now)
         _apply_users(directory, listing, org_unit_ids, changes, now, log)
+        _purge_expired(directory, now, log)
         _recompute_added(directory)
     if not listing.complete:
         log.warning(_("Liste incomplète : les entrées absentes ont été conservées."))
@@ -492,22 +613,87 @@ def _apply_listing(directory: LdapDirectory, listing: Listing, log: RunLog) -> S
         users_changed=len(changes.users_changed),
         users_removed=len(changes.users_removed),
     )
-    return changes
+    return changes, False
+
+
+def _is_unlisted(key: uuid.UUID, dn: str, listed: Any, listing: Listing) -> bool:
+    """A row whose entry the listing neither returned nor skipped (by id, or by DN for an entry without id)."""
+    if key in listed or key in listing.skipped:
+        return False
+    try:
+        return normalize_dn(dn) not in listing.skipped_dns
+    except Exception:
+        return True
+
+
+def _removal_guard(run: LdapSyncRun, listing: Listing, log: RunLog) -> dict[str, Any] | None:
+    """What this listing would remove, when that is more than the directory's threshold; else None.
+
+    Removals an admin confirmed (``run.confirmed_removals``) do not count against the threshold.
+    """
+    directory = run.directory
+    confirmed = {str(key) for key in run.confirmed_removals or []}
+    present_units = LdapOrgUnit.unscoped.filter(tenant=directory.tenant, missing_since__isnull=True)
+    units = [
+        {"entry_uuid": str(key), "dn": dn, "path": path}
+        for key, dn, path in present_units.values_list("entry_uuid", "dn", "path")
+        if _is_unlisted(key, dn, listing.org_units, listing)
+    ]
+    present_users = LdapUser.unscoped.filter(tenant=directory.tenant, missing_since__isnull=True)
+    users = [
+        {"entry_uuid": str(key), "dn": dn, "email": email}
+        for key, dn, email in present_users.values_list("entry_uuid", "dn", "email")
+        if _is_unlisted(key, dn, listing.users, listing)
+    ]
+
+    def too_many(gone: list[dict[str, str]], present: int) -> bool:
+        unconfirmed = sum(1 for item in gone if item["entry_uuid"] not in confirmed)
+        return (
+            unconfirmed >= directory.removal_guard_minimum
+            and unconfirmed * 100 > present * directory.removal_guard_percent
+        )
+
+    if not (too_many(units, present_units.count()) or too_many(users, present_users.count())):
+        if confirmed:
+            log.info(_("Suppressions confirmées par un administrateur."))
+        return None
+    log.warning(
+        _(
+            "Cette synchronisation supprimerait %(ous)s OU sur %(ous_present)s et %(users)s utilisateurs sur "
+            "%(users_present)s (seuil : %(percent)s %%) : elle est arrêtée et rien n'a été modifié. Vérifiez "
+            "le DN de base, les filtres et les droits du compte de liaison, puis synchronisez à nouveau, ou "
+            "confirmez ces suppressions."
+        ),
+        ous=len(units),
+        ous_present=present_units.count(),
+        users=len(users),
+        users_present=present_users.count(),
+        percent=directory.removal_guard_percent,
+    )
+    units.sort(key=lambda item: item["path"])
+    users.sort(key=lambda item: item["email"])
+    return {"org_units": units, "users": users}
 
 
 def _apply_org_units(
     directory: LdapDirectory, listing: Listing, changes: SyncChanges, now: datetime
 ) -> dict[str, int]:
-    """Upsert OUs by entryUUID, link parents, sweep the missing. Returns normalized DN -> row id."""
+    """Upsert OUs by entryUUID, link parents, mark the missing. Returns normalized DN -> row id.
+
+    An OU that leaves the listing keeps its row (``missing_since``) for the grace period: if it comes back,
+    the admin's choice, the Google OUs linked to it and their assignments are still there.
+    """
     existing = {unit.entry_uuid: unit for unit in LdapOrgUnit.unscoped.filter(tenant=directory.tenant)}
     if listing.complete:
         gone = [
             unit
             for key, unit in existing.items()
-            if key not in listing.org_units and key not in listing.skipped
+            if unit.missing_since is None and _is_unlisted(key, unit.dn, listing.org_units, listing)
         ]
         changes.ous_removed = sorted(unit.path for unit in gone)
-        LdapOrgUnit.unscoped.filter(pk__in=[unit.pk for unit in gone]).delete()
+        LdapOrgUnit.unscoped.filter(pk__in=[unit.pk for unit in gone]).update(
+            missing_since=now, added=False, parent=None, updated_at=now
+        )
 
     new_units = []
     for key, listed in listing.org_units.items():
@@ -533,15 +719,17 @@ def _apply_org_units(
     ids_by_dn = {normalize_dn(listing.org_units[key].dn): unit.pk for key, unit in units.items()}
     # OUs kept without being listed (skipped, or listing incomplete) still hold sub-units and users.
     for key, unit in existing.items():
-        kept = key not in listing.org_units and (key in listing.skipped or not listing.complete)
-        if kept:
+        kept = key not in listing.org_units and unit.missing_since is None
+        if kept and (not listing.complete or not _is_unlisted(key, unit.dn, listing.org_units, listing)):
             ids_by_dn.setdefault(normalize_dn(unit.dn), unit.pk)
     base_depth = len(dn_rdns(directory.base_dn))
     to_update = []
     for key, unit in units.items():
         listed = listing.org_units[key]
         parent_id = _nearest_ancestor_id(listed.dn, ids_by_dn, base_depth)
-        if (unit.dn, unit.name, unit.path, unit.parent_id) != (
+        if unit.missing_since is not None:  # back within the grace period: same row, same links
+            changes.ous_added.append(listed.path)
+        elif (unit.dn, unit.name, unit.path, unit.parent_id) != (
             listed.dn,
             listed.name,
             listed.path,
@@ -549,16 +737,19 @@ def _apply_org_units(
         ):
             if key in existing:
                 changes.ous_changed.append((unit.path, listed.path))
-            unit.dn, unit.name, unit.path, unit.parent_id, unit.updated_at = (
-                listed.dn,
-                listed.name,
-                listed.path,
-                parent_id,
-                now,
-            )
-            to_update.append(unit)
+        else:
+            continue
+        unit.dn, unit.name, unit.path, unit.parent_id, unit.updated_at = (
+            listed.dn,
+            listed.name,
+            listed.path,
+            parent_id,
+            now,
+        )
+        unit.missing_since = None
+        to_update.append(unit)
     LdapOrgUnit.unscoped.bulk_update(
-        to_update, ["dn", "name", "path", "parent", "updated_at"], batch_size=BULK_BATCH
+        to_update, ["dn", "name", "path", "parent", "updated_at", "missing_since"], batch_size=BULK_BATCH
     )
     return ids_by_dn
 
@@ -588,25 +779,42 @@ def _apply_users(
     kept = {
         user.email: key
         for key, user in existing.items()
-        if key not in listing.users and (key in listing.skipped or not listing.complete)
+        if user.missing_since is None
+        and key not in listing.users
+        and (not listing.complete or not _is_unlisted(key, user.dn, listing.users, listing))
     }
     for key, listed in list(listing.users.items()):
-        if listed.email in kept:
+        if listed.email in kept and kept[listed.email] != key:
             log.warning(
                 _("Adresse e-mail en double, utilisateur ignoré : %(email)s (%(dn)s)"),
                 email=listed.email,
                 dn=listed.dn,
             )
             del listing.users[key]
-            listing.skipped.add(key)
+            listing.skip(listed.dn, "duplicate_email", None, key=key)
 
     base_depth = len(dn_rdns(directory.base_dn))
+    gone_ids = []
     if listing.complete:
         gone = [
-            user for key, user in existing.items() if key not in listing.users and key not in listing.skipped
+            user
+            for key, user in existing.items()
+            if user.missing_since is None and _is_unlisted(key, user.dn, listing.users, listing)
         ]
         changes.users_removed = sorted(user.email for user in gone)
-        LdapUser.unscoped.filter(pk__in=[user.pk for user in gone]).delete()
+        gone_ids = [user.pk for user in gone]
+        LdapUser.unscoped.filter(pk__in=gone_ids).update(missing_since=now, updated_at=now)
+    # A row kept for its grace period gives up its address to the entry that now holds it (an account deleted
+    # and re-created in the directory gets a new entryUUID but keeps its address).
+    claimed = {listed.email: key for key, listed in listing.users.items()}
+    superseded = [
+        user.pk
+        for key, user in existing.items()
+        if key not in listing.users
+        and (user.missing_since is not None or user.pk in gone_ids)
+        and claimed.get(user.email, key) != key
+    ]
+    LdapUser.unscoped.filter(pk__in=superseded).delete()
     new_users, to_update = [], []
     for key, listed in listing.users.items():
         org_unit_id = _nearest_ancestor_id(listed.dn, org_unit_ids, base_depth)
@@ -627,13 +835,44 @@ def _apply_users(
                 )
             )
             changes.users_added.append(listed.email)
-        elif (user.dn, user.uid, user.email, user.name, user.org_unit_id) != values:
+        elif (
+            user.missing_since is not None
+            or (
+                user.dn,
+                user.uid,
+                user.email,
+                user.name,
+                user.org_unit_id,
+            )
+            != values
+        ):
+            if user.missing_since is not None:
+                changes.users_added.append(listed.email)
+            else:
+                changes.users_changed.append(listed.email)
             user.dn, user.uid, user.email, user.name, user.org_unit_id = values
+            user.missing_since = None
             user.updated_at = now
             to_update.append(user)
-            changes.users_changed.append(listed.email)
     # The email constraint is deferred: two users swapping addresses is valid once the transaction ends.
     LdapUser.unscoped.bulk_update(
-        to_update, ["dn", "uid", "email", "name", "org_unit", "updated_at"], batch_size=BULK_BATCH
+        to_update,
+        ["dn", "uid", "email", "name", "org_unit", "updated_at", "missing_since"],
+        batch_size=BULK_BATCH,
     )
     LdapUser.unscoped.bulk_create(new_users, batch_size=BULK_BATCH)
+
+
+def _purge_expired(directory: LdapDirectory, now: datetime, log: RunLog) -> None:
+    """Rows missing from the directory for longer than the grace period are deleted for good."""
+    limit = now - timedelta(days=directory.missing_grace_days)
+    users, _detail = LdapUser.unscoped.filter(tenant=directory.tenant, missing_since__lt=limit).delete()
+    units, _detail = LdapOrgUnit.unscoped.filter(tenant=directory.tenant, missing_since__lt=limit).delete()
+    if users or units:
+        log.info(
+            _(
+                "Délai de conservation écoulé : %(ous)s OU et %(users)s utilisateurs supprimés définitivement."
+            ),
+            ous=units,
+            users=users,
+        )

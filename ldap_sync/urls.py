@@ -11,4 +11,7 @@ urlpatterns = [
     path("unites/", views.OrgUnitSelectionView.as_view(), name="org_units"),
     path("synchronisations/", views.RunListView.as_view(), name="runs"),
     path("synchronisations/<int:pk>/", views.RunDetailView.as_view(), name="run"),
+    path(
+        "synchronisations/<int:pk>/confirmer/", views.ConfirmRemovalsView.as_view(), name="confirm_removals"
+    ),
 ]

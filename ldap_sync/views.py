@@ -99,6 +99,7 @@ class DirectoryView(_LdapView):
             ),
             "report": translate_report(report) if report else None,
             "report_ok": report.ok if report else None,
+            "report_counts": selectors.import_comparison(self.tenant, report) if report else None,
             "password_set": bool(directory and directory.bind_password),
         }
         return render(self.request, "ldap_sync/directory.html", context, status=status)
@@ -178,9 +179,36 @@ class RunDetailView(_LdapView):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         run = self.get_run(pk)
-        context = {"run": run, "log": [translate_log_line(line) for line in run.log]}
+        pending = run.pending_removals or {}
+        context = {
+            "run": run,
+            "log": [translate_log_line(line) for line in run.log],
+            "pending_org_units": pending.get("org_units", []),
+            "pending_users": pending.get("users", []),
+            "skipped": run.skipped,
+        }
         return render(request, "ldap_sync/run_detail.html", context)
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         self.get_run(pk)  # another tenant's run is "not found", whatever the method
         return HttpResponseNotAllowed(["GET"])
+
+
+class ConfirmRemovalsView(_LdapView):
+    """ "Confirmer les suppressions" of a guarded run: a new sync may remove exactly what it listed."""
+
+    allowed_roles = ADMIN_ROLES
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = get_object_or_404(LdapSyncRun.objects.all(), pk=pk)
+        directory = self.directory()
+        if directory is None:
+            return HttpResponseRedirect(reverse("ldap_sync:directory"))
+        try:
+            new_run = services.sync_confirm_removals(directory=directory, run=run, actor=self.actor)
+        except services.ConfirmationRefused as refused:
+            messages.error(request, gettext(refused.message))
+            return HttpResponseRedirect(reverse("ldap_sync:run", kwargs={"pk": run.pk}))
+        messages.success(request, _("Suppressions confirmées : une synchronisation les applique."))
+        return HttpResponseRedirect(reverse("ldap_sync:run", kwargs={"pk": new_run.pk}))

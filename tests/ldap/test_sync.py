@@ -73,7 +73,9 @@ def test_renamed_moved_and_deleted_ous_are_reflected(tenant, make_directory, run
     outcome = run_sync(directory)
 
     assert outcome.run.status == SyncStatus.SUCCEEDED
-    after = {unit.path: unit for unit in LdapOrgUnit.unscoped.filter(tenant=tenant)}
+    after = {unit.path: unit for unit in LdapOrgUnit.unscoped.filter(tenant=tenant, missing_since=None)}
+    # A deleted OU is hidden, kept with its identity for the grace period.
+    assert LdapOrgUnit.unscoped.get(tenant=tenant, missing_since__isnull=False).path == "/Lyon/Archivé"
     assert set(after) == {
         "/Paris",
         "/Paris/Commercial",
