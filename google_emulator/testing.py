@@ -18,7 +18,6 @@ CONSOLE_SCOPES = [
     SCOPE_PREFIX + "admin.directory.device.chromeos",
     SCOPE_PREFIX + "admin.directory.orgunit.readonly",
     SCOPE_PREFIX + "admin.directory.customer.readonly",
-    SCOPE_PREFIX + "admin.directory.user.readonly",
     SCOPE_PREFIX + "chrome.management.policy",
 ]
 

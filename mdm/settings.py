@@ -89,6 +89,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "mdm.context_processors.console",
+                "chromeos.context_processors.integration_status",
             ],
         },
     },

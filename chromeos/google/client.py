@@ -64,13 +64,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
-# The least the console's features need: read and act on ChromeOS devices, read OUs, the customer and users
-# (annotated users), and manage Chrome policies (apps and Blueprint settings).
+# The least the console's features need: read and act on ChromeOS devices, read OUs and the customer, and
+# manage Chrome policies (apps and Blueprint settings). No users scope: the annotated user is a device field,
+# and the console reads no user (a grant made earlier with admin.directory.user.readonly keeps working).
 SCOPES = [
     SCOPE_PREFIX + "admin.directory.device.chromeos",
     SCOPE_PREFIX + "admin.directory.orgunit.readonly",
     SCOPE_PREFIX + "admin.directory.customer.readonly",
-    SCOPE_PREFIX + "admin.directory.user.readonly",
     SCOPE_PREFIX + "chrome.management.policy",
 ]
 

@@ -177,3 +177,28 @@ def manage_page_context(tenant: Tenant, user: User) -> dict[str, Any]:
             raise ValueError(f"{path} returned base keys {sorted(clash)}")
         context.update(section)
     return context
+
+
+@dataclass(frozen=True)
+class IntegrationAlert:
+    """What the shell shows on every page while the Google integration is not syncing."""
+
+    status: str
+    label: Any
+    detail: str
+
+
+def integration_alert(tenant_id: int) -> IntegrationAlert | None:
+    """The tenant's integration when it needs attention (hourly sync suspended), else None. One indexed
+    query (one integration per tenant), only its status columns."""
+    row = (
+        GoogleIntegration.unscoped.filter(tenant_id=tenant_id)
+        .exclude(status=IntegrationStatus.ACTIVE)
+        .values("status", "status_detail")
+        .first()
+    )
+    if row is None:
+        return None
+    return IntegrationAlert(
+        status=row["status"], label=IntegrationStatus(row["status"]).label, detail=row["status_detail"]
+    )

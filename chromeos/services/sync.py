@@ -45,7 +45,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -592,7 +592,11 @@ def _aue_date(device: dict[str, Any]) -> str | None:
     if millis is None:
         return None
     try:
-        return date.fromtimestamp(millis / 1000).isoformat() if 0 < millis < 253402214400000 else None
+        # Google's instant is midnight UTC of the day it means: the date in UTC, never in the server's zone
+        # (date.fromtimestamp would give the day before on a server west of Greenwich).
+        if not 0 < millis < 253402214400000:
+            return None
+        return datetime.fromtimestamp(millis / 1000, UTC).date().isoformat()
     except (OverflowError, OSError, ValueError):
         return None
 

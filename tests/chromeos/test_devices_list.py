@@ -214,12 +214,12 @@ def test_csv_export_reads_through_a_server_side_cursor(tenant, fleet):
 def test_list_page_one_query_count_is_pinned(admin_client_, tenant, django_assert_num_queries):
     for n in range(60):
         ChromeOSDeviceFactory(tenant=tenant, model=f"Model {n % 4}", os_version=f"12{n % 3}.0")
-    # session, user, tenant; facets (models, OS versions); count; page; OU choices.
-    with django_assert_num_queries(8):
+    # session, user, tenant; facets (models, OS versions); count; page; OU choices; the shell's integration alert.
+    with django_assert_num_queries(9):
         response = admin_client_.get(LIST)
     assert len(response.context["rows"]) == 50
     # A search adds SET LOCAL enable_indexscan in its own transaction (here a savepoint and its release).
-    with django_assert_num_queries(8 + 3):
+    with django_assert_num_queries(9 + 3):
         admin_client_.get(LIST, {"q": "5cd", "status": "ACTIVE", "sort": "model", "dir": "desc", "page": "2"})
 
 
@@ -245,8 +245,9 @@ def test_detail_groups_every_field_google_reports(admin_client_, tenant, django_
     # The "Configurations et applis" section belongs to the policies work: its own queries are counted apart.
     with tenant_context(tenant), CaptureQueriesContext(connection) as policies_section:
         render_to_string("chromeos/_device_policies.html", {"device": device, "org_unit": None})
-    # session, user, tenant; device; OU; changes; commands; action items (+ the policies section's).
-    with django_assert_num_queries(8 + len(policies_section)):
+    # session, user, tenant; device; OU; changes; commands; action items; the shell's integration alert
+    # (+ the policies section's).
+    with django_assert_num_queries(9 + len(policies_section)):
         response = admin_client_.get(reverse("chromeos:device_detail", kwargs={"pk": device.pk}))
     assert response.status_code == 200
     groups = {g["key"]: dict(g["fields"]) for g in response.context["groups"]}
