@@ -31,6 +31,7 @@ from django.views import View
 from chromeos.forms.devices import ActionConfirmForm, ActionPrepareForm, ColumnsForm, DeviceFilterForm
 from chromeos.models import ChromeOSDevice, DeviceAction, DeviceActionJob, DeviceCommand, JobStatus
 from chromeos.selectors import devices as selectors
+from chromeos.selectors.device_sheet import device_sheet, raw_payload
 from chromeos.services import devices as services
 from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin, can_operate
 from mdm.services import audit_record
@@ -192,91 +193,6 @@ class DeviceExportView(TenantRoleRequiredMixin, View):
         return response
 
 
-# Payload keys shown in each group of the detail page; whatever Google sends beyond these is listed too.
-DETAIL_GROUPS: list[tuple[str, list[str]]] = [
-    (
-        "hardware",
-        [
-            "model",
-            "serialNumber",
-            "manufactureDate",
-            "chromeOsType",
-            "deviceLicenseType",
-            "cpuInfo",
-            "systemRamTotal",
-            "diskSpaceUsage",
-            "diskVolumeReports",
-            "tpmVersionInfo",
-            "backlightInfo",
-            "fanInfo",
-            "bluetoothAdapterInfo",
-            "cpuStatusReports",
-            "systemRamFreeReports",
-        ],
-    ),
-    (
-        "os",
-        [
-            "osVersion",
-            "platformVersion",
-            "firmwareVersion",
-            "bootMode",
-            "osVersionCompliance",
-            "osUpdateStatus",
-            "autoUpdateExpiration",
-            "autoUpdateThrough",
-            "supportEndDate",
-            "extendedSupportEligible",
-            "extendedSupportStart",
-            "extendedSupportEnabled",
-        ],
-    ),
-    ("network", ["macAddress", "ethernetMacAddress", "ethernetMacAddress0", "lastKnownNetwork", "meid"]),
-    (
-        "activity",
-        [
-            "recentUsers",
-            "lastSync",
-            "lastEnrollmentTime",
-            "firstEnrollmentTime",
-            "activeTimeRanges",
-            "lastDeprovisionTimestamp",
-            "deprovisionReason",
-            "screenshotFiles",
-            "deviceFiles",
-        ],
-    ),
-    ("annotations", ["annotatedUser", "annotatedLocation", "annotatedAssetId", "notes", "willAutoRenew"]),
-    ("org_unit", ["orgUnitPath", "orgUnitId"]),
-]
-NOT_SHOWN_KEYS = {"kind", "etag"}
-
-
-def _group_labels() -> dict[str, str]:
-    return {
-        "hardware": _("Matériel"),
-        "os": _("Système d'exploitation"),
-        "network": _("Réseau"),
-        "activity": _("Utilisateurs et activité"),
-        "annotations": _("Annotations"),
-        "org_unit": _("Unité organisationnelle"),
-        "other": _("Autres informations de Google"),
-    }
-
-
-def _detail_groups(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    labels = _group_labels()
-    shown: set[str] = set(NOT_SHOWN_KEYS)
-    groups = []
-    for key, names in DETAIL_GROUPS:
-        fields = [(name, payload[name]) for name in names if name in payload]
-        shown.update(names)
-        groups.append({"key": key, "label": labels[key], "fields": fields})
-    other = [(name, value) for name, value in sorted(payload.items()) if name not in shown]
-    groups.append({"key": "other", "label": labels["other"], "fields": other})
-    return groups
-
-
 class _ReadOnlyObjectView(TenantRoleRequiredMixin, View):
     """A page that only reads one object: another tenant's object is 404 whatever the method, ours is 405."""
 
@@ -298,7 +214,8 @@ class DeviceDetailView(_ReadOnlyObjectView):
         supported = org_unit.supported if org_unit is not None else None
         context = {
             "device": device,
-            "groups": _detail_groups(device.payload or {}),
+            "sheet": device_sheet(device),
+            "raw_payload": raw_payload(device),
             "changes": selectors.device_changes(device),
             "commands": selectors.device_commands(device),
             "action_items": selectors.device_action_items(device),

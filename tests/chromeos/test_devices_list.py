@@ -250,14 +250,13 @@ def test_detail_groups_every_field_google_reports(admin_client_, tenant, django_
     with django_assert_num_queries(9 + len(policies_section)):
         response = admin_client_.get(reverse("chromeos:device_detail", kwargs={"pk": device.pk}))
     assert response.status_code == 200
-    groups = {g["key"]: dict(g["fields"]) for g in response.context["groups"]}
-    assert "cpuInfo" in groups["hardware"]
-    assert "osVersion" in groups["os"]
-    assert "macAddress" in groups["network"]
-    assert "recentUsers" in groups["activity"]
-    assert "annotatedUser" in groups["annotations"]
-    assert "orgUnitPath" in groups["org_unit"]
-    assert groups["other"] == {"deviceId": "x", "someFieldGoogleAddsLater": "valeur"}
+    sections = {s.key: {str(r.label): r for r in s.rows} for s in response.context["sheet"]}
+    assert "Intel(R) Celeron(R) N4500" in sections["hardware"]["Processeur"].items[0]
+    assert sections["os"]["Version de ChromeOS"].value == "128.0"
+    assert sections["network"]["Adresse MAC Wi-Fi"].value == "a1:b2:c3:d4:e5:f6"
+    assert sections["activity"]["Utilisateurs récents"].items == ["zoe@acme.test (Géré)"]
+    assert sections["identity"]["Unité organisationnelle"].value == "/"
+    assert {k: r.value for k, r in sections["other"].items()} == {"someFieldGoogleAddsLater": "valeur"}
     html = response.content.decode()
     assert "Intel(R) Celeron(R) N4500" in html and "someFieldGoogleAddsLater" in html
     assert "127.0" in html and "REBOOT" in html
