@@ -14,6 +14,12 @@ class ChromeosConfig(AppConfig):
         # The Blueprint page edits ChromeOS settings through the typed form of the policy schema catalog.
         register_blueprint_settings_form(Platform.CHROMEOS, ChromeOSSettingsForm)
 
+        # A Blueprint or an app assigned to an OU is not deleted from the console: it lists the assignments.
+        from chromeos.selectors.policies import subject_usages
+        from mdm.services import register_usage_provider
+
+        register_usage_provider(subject_usages)
+
         # Deleting a Blueprint or an app deletes its assignments (CASCADE) and puts back at Google what they wrote.
         from django.db.models.signals import pre_delete
 

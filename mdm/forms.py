@@ -1,14 +1,20 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.files.uploadedfile import UploadedFile
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from mdm.models import App, AppKind, Blueprint, Tenant
+from mdm.uploads import ALLOWED_EXTENSIONS, Package, PackageRejected, inspect_package
 
 
 class ConsoleLoginForm(AuthenticationForm):
@@ -105,10 +111,58 @@ class BlueprintForm(TenantModelForm):
         return value
 
 
+class _StoredPackage:
+    """What the file widget shows as « Actuellement » : the uploader's name, linked to the download view."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = url
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PackageFileInput(forms.ClearableFileInput):
+    """The stored package is linked through the console's download view (tenant and role checked), never
+    through a media URL, and named as it was uploaded rather than by its random storage name."""
+
+    download_url = ""
+    display_name = ""
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        if context["widget"]["is_initial"] and self.download_url:
+            context["widget"]["value"] = _StoredPackage(self.download_url, self.display_name)
+        return context
+
+
 class AppForm(TenantModelForm):
     class Meta:
         model = App
         fields = ["name", "kind", "identifier", "file"]
+        widgets = {"file": PackageFileInput(attrs={"accept": ",".join(ALLOWED_EXTENSIONS)})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = _("Paquet %(types)s, de %(limit)s au plus.") % {
+            "types": ", ".join(ALLOWED_EXTENSIONS),
+            "limit": filesizeformat(settings.APP_UPLOAD_MAX_BYTES),
+        }
+        widget = self.fields["file"].widget
+        assert isinstance(widget, PackageFileInput)
+        if self.instance.pk and self.instance.file:
+            widget.download_url = reverse("mdm:app_download", args=[self.instance.pk])
+            widget.display_name = self.instance.file_name or posixpath.basename(self.instance.file.name)
+        self.package: Package | None = None
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data.get("file")
+        if isinstance(upload, UploadedFile):
+            try:
+                self.package = inspect_package(upload)
+            except PackageRejected as exc:
+                raise forms.ValidationError(exc.message) from exc
+        return upload
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -116,12 +170,23 @@ class AppForm(TenantModelForm):
         kind, identifier = data.get("kind"), (data.get("identifier") or "").strip()
         if kind == AppKind.CHROME and identifier and not _is_chrome_id(identifier):
             self.add_error("identifier", _("Un ID d'extension Chrome compte 32 lettres de a à p."))
-        if kind == AppKind.UPLOADED and not (data.get("file") or self.instance.file):
+        # False: the "clear" box was ticked.
+        has_file = data.get("file") or (self.instance.file and data.get("file") is not False)
+        if kind == AppKind.UPLOADED and not has_file and "file" not in self.errors:
             self.add_error("file", _("Une appli de type fichier a besoin d'un fichier."))
         if kind and identifier and self._unique_clash(kind=kind, identifier=identifier):
             self.add_error("identifier", _("Cette appli existe déjà."))
         data["identifier"] = identifier
         return data
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]
+        if self.package is not None:
+            self.instance.file_name = self.package.name
+            self.instance.file_size = self.package.size
+            self.instance.file_sha256 = self.package.sha256
+        elif self.cleaned_data.get("file") is False:
+            self.instance.file_name, self.instance.file_size, self.instance.file_sha256 = "", None, ""
 
 
 def _is_chrome_id(value: str) -> bool:

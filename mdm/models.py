@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import uuid
+from pathlib import PurePath
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -131,7 +134,9 @@ class AppKind(models.TextChoices):
 
 
 def app_upload_path(instance: App, filename: str) -> str:
-    return f"apps/{instance.tenant_id}/{filename}"
+    """A random name: the uploader's name (kept in ``file_name``) never reaches the file system."""
+    extension = PurePath(filename).suffix.lower()
+    return f"apps/{instance.tenant_id}/{uuid.uuid4().hex}{extension}"
 
 
 class App(TenantOwnedModel):
@@ -145,6 +150,10 @@ class App(TenantOwnedModel):
         help_text=_("ID d'extension Chrome (32 lettres a–p), nom de paquet Android ou nom du fichier."),
     )
     file = models.FileField(_("fichier"), upload_to=app_upload_path, blank=True)
+    # The uploaded package's own name, size and digest (mdm/uploads.py checks the file before it is stored).
+    file_name = models.CharField(_("nom du fichier"), max_length=255, blank=True)
+    file_size = models.PositiveBigIntegerField(_("taille du fichier"), null=True, blank=True)
+    file_sha256 = models.CharField(_("empreinte SHA-256"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("créé le"), auto_now_add=True)
     updated_at = models.DateTimeField(_("modifié le"), auto_now=True)
 

@@ -11,9 +11,12 @@ app_urls = [
     path("configurations/", views.BlueprintListView.as_view(), name="blueprint_list"),
     path("configurations/nouvelle/", views.BlueprintEditView.as_view(), name="blueprint_create"),
     path("configurations/<int:pk>/", views.BlueprintEditView.as_view(), name="blueprint_edit"),
+    path("configurations/<int:pk>/supprimer/", views.BlueprintDeleteView.as_view(), name="blueprint_delete"),
     path("applis/", views.AppListView.as_view(), name="app_list"),
     path("applis/nouvelle/", views.AppEditView.as_view(), name="app_create"),
     path("applis/<int:pk>/", views.AppEditView.as_view(), name="app_edit"),
+    path("applis/<int:pk>/supprimer/", views.AppDeleteView.as_view(), name="app_delete"),
+    path("applis/<int:pk>/fichier/", views.AppDownloadView.as_view(), name="app_download"),
 ]
 
 urlpatterns = [

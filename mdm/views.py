@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import posixpath
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
@@ -7,7 +8,14 @@ from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.forms import Form, ModelForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -144,6 +152,88 @@ class BlueprintEditView(_TenantObjectEditView):
 class AppListView(_TenantObjectListView):
     model = App
     template_name = "mdm/app_list.html"
+
+
+class _TenantObjectDeleteView(TenantRoleRequiredMixin, View):
+    """Delete one Blueprint or app: GET asks for confirmation (and lists what still uses it), POST deletes.
+
+    Something still assigned is refused with its assignments listed: each is undone from its own page, with its
+    preview and restore-or-inherit choice, so deleting never changes devices' policies unseen.
+    """
+
+    allowed_roles = OPERATE_ROLES
+    model: type[Model]
+    list_url: str
+    edit_url: str
+    deleted_message: StrOrPromise
+
+    def get_object(self, pk: int) -> Any:
+        return get_object_or_404(self.model.objects.all(), pk=pk)  # type: ignore[attr-defined]
+
+    def render_page(self, obj: Any, usages: list[services.Usage], status: int = 200) -> HttpResponse:
+        context = {"object": obj, "usages": usages, "edit_url": reverse(self.edit_url, args=[obj.pk])}
+        return render(self.request, "mdm/confirm_delete.html", context, status=status)
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        obj = self.get_object(pk)
+        return self.render_page(obj, services.subject_usages(obj))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        obj = self.get_object(pk)
+        try:
+            self.delete(obj, self.actor)
+        except services.SubjectInUse as exc:
+            return self.render_page(obj, exc.usages, status=409)
+        messages.success(request, self.deleted_message)
+        return HttpResponseRedirect(reverse(self.list_url))
+
+    def delete(self, obj: Any, actor: User) -> None:
+        raise NotImplementedError
+
+
+class BlueprintDeleteView(_TenantObjectDeleteView):
+    model = Blueprint
+    list_url = "mdm:blueprint_list"
+    edit_url = "mdm:blueprint_edit"
+    deleted_message = _("Configuration supprimée.")
+
+    def delete(self, obj: Blueprint, actor: User) -> None:
+        services.blueprint_delete(blueprint=obj, actor=actor)
+
+
+class AppDeleteView(_TenantObjectDeleteView):
+    model = App
+    list_url = "mdm:app_list"
+    edit_url = "mdm:app_edit"
+    deleted_message = _("Appli supprimée.")
+
+    def delete(self, obj: App, actor: User) -> None:
+        services.app_delete(app=obj, actor=actor)
+
+
+class AppDownloadView(TenantRoleRequiredMixin, View):
+    """An app's package, for every role of its tenant: always an attachment, never rendered by the browser."""
+
+    def get(self, request: HttpRequest, pk: int) -> FileResponse:
+        app = get_object_or_404(App.objects.all(), pk=pk)
+        if not app.file:
+            raise Http404("This app has no package.")
+        try:
+            handle = app.file.open("rb")
+        except FileNotFoundError as exc:
+            raise Http404("The package is missing from storage.") from exc
+        name = app.file_name or posixpath.basename(app.file.name)
+        response = FileResponse(
+            handle, as_attachment=True, filename=name, content_type="application/octet-stream"
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        # Another tenant's app is not found, whatever the method: its existence is not revealed by a 405.
+        get_object_or_404(App.objects.all(), pk=pk)
+        return HttpResponseNotAllowed(["GET", "HEAD"])
 
 
 class AppEditView(_TenantObjectEditView):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import zipfile
 from typing import Any
 
 import factory
+from django.core.files.base import ContentFile
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
@@ -64,6 +68,33 @@ class AppFactory(TenantOwnedFactory):
     name = factory.Sequence(lambda n: f"Appli {n}")
     kind = AppKind.ANDROID
     identifier = factory.Sequence(lambda n: f"com.example.app{n}")
+
+
+def zip_bytes(entries: dict[str, bytes] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in (entries or {"manifest.json": b'{"manifest_version": 3, "name": "Demo"}'}).items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def crx_bytes() -> bytes:
+    """A CRX3 package: magic, version 3, a header of that length, then the ZIP archive."""
+    header = b"\x12\x00" * 8
+    return b"Cr24" + struct.pack("<II", 3, len(header)) + header + zip_bytes()
+
+
+def apk_bytes() -> bytes:
+    return zip_bytes({"AndroidManifest.xml": b"\x03\x00\x08\x00", "classes.dex": b"dex\n035\x00"})
+
+
+class PackagedAppFactory(AppFactory):
+    """An uploaded app with its package stored (under a random name, as the form stores it)."""
+
+    kind = AppKind.UPLOADED
+    identifier = factory.Sequence(lambda n: f"appli-{n}.crx")
+    file = factory.LazyFunction(lambda: ContentFile(crx_bytes(), name="appli.crx"))
+    file_name = "Appli école.crx"
 
 
 class AuditEventFactory(TenantOwnedFactory):

@@ -19,6 +19,7 @@ from tests.factories import (
     BlueprintFactory,
     ChromeOSDeviceFactory,
     DeviceActionJobFactory,
+    PackagedAppFactory,
     PolicyAssignmentFactory,
 )
 from tests.ldap.factories import LdapSyncRunFactory
@@ -27,7 +28,10 @@ KwargsMaker = Callable[[Tenant], dict[str, Any]]
 
 SWEEP: dict[str, KwargsMaker] = {
     "mdm:blueprint_edit": lambda t: {"pk": BlueprintFactory(tenant=t).pk},
+    "mdm:blueprint_delete": lambda t: {"pk": BlueprintFactory(tenant=t).pk},
     "mdm:app_edit": lambda t: {"pk": AppFactory(tenant=t).pk},
+    "mdm:app_delete": lambda t: {"pk": AppFactory(tenant=t).pk},
+    "mdm:app_download": lambda t: {"pk": PackagedAppFactory(tenant=t).pk},
     "chromeos:device_detail": lambda t: {"pk": ChromeOSDeviceFactory(tenant=t).pk},
     "chromeos:device_action": lambda t: {"pk": ChromeOSDeviceFactory(tenant=t).pk},
     "chromeos:device_commands": lambda t: {"pk": ChromeOSDeviceFactory(tenant=t).pk},

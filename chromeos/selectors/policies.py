@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -35,6 +36,7 @@ from chromeos.services.policies import (
 
 if TYPE_CHECKING:
     from mdm.models import App, Blueprint
+    from mdm.services import Usage
 
 BUSY_STATES = (AssignmentState.PENDING, AssignmentState.APPLYING, AssignmentState.REMOVING)
 
@@ -252,3 +254,29 @@ def assignment_busy(assignment: PolicyAssignment) -> bool:
 
 def any_busy(rows: list[PolicyAssignment]) -> bool:
     return any(assignment_busy(a) for a in rows)
+
+
+def subject_usages(subject: Blueprint | App) -> list[Usage]:
+    """The OU assignments of a Blueprint or an app, as ``mdm.services.subject_usages`` lists them (any state:
+    one still being removed holds Google values too)."""
+    from mdm.models import Blueprint
+    from mdm.services import Usage
+
+    lookup = {"blueprint": subject} if isinstance(subject, Blueprint) else {"app": subject}
+    rows = PolicyAssignment.unscoped.filter(tenant_id=subject.tenant_id, **lookup).select_related("org_unit")
+    return [
+        Usage(
+            label=_("ChromeOS : %(ou)s (%(state)s)")
+            % {"ou": row.org_unit.path, "state": row.get_state_display()}
+            if row.blueprint_id
+            else _("ChromeOS : %(ou)s, %(install)s, %(context)s (%(state)s)")
+            % {
+                "ou": row.org_unit.path,
+                "install": row.get_install_type_display(),
+                "context": row.get_app_context_display(),
+                "state": row.get_state_display(),
+            },
+            url=reverse("chromeos:policy_assignment", args=[row.pk]),
+        )
+        for row in rows
+    ]
