@@ -9,6 +9,7 @@ COPY pyproject.toml package.json package-lock.json ./
 RUN pip install --no-cache-dir . && npm ci --no-audit --no-fund --loglevel=error
 COPY . .
 RUN DJANGO_DEBUG=1 python manage.py compilemessages --ignore=node_modules -v 0 \
- && DJANGO_DEBUG=1 python manage.py collectstatic --no-input -v 0
+ && DJANGO_SECRET_KEY=build-only MDM_ENCRYPTION_KEYS=build-only python manage.py collectstatic --no-input -v 0
 EXPOSE 8000
-CMD ["gunicorn", "mdm.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# Production mode (scripts/prod.sh): web by default; the worker and beat containers say "worker" / "beat".
+CMD ["scripts/prod.sh", "web"]

@@ -8,6 +8,7 @@ must come from the environment or the process refuses to start.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -58,10 +59,15 @@ INSTALLED_APPS = [
     "mdm",
     "ldap_sync",
     "chromeos",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz first: probes address the instance over plain HTTP (ops/health.py).
+    "ops.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from gunicorn, hashed names cached for ever, gzip served when asked (ops.md).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outermost but security: it rewrites the final HTML of every page (mdm/display.py).
     "mdm.display.DisplaySafetyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -137,12 +143,31 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Production: collectstatic writes hashed, gzip-compressed copies that whitenoise serves with far-future caching;
+# development serves the sources as they are.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 # Vendor assets come from the npm registry at setup (package.json), never from a CDN at run time.
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
-    ("vendor/pico", BASE_DIR / "node_modules" / "@picocss" / "pico" / "css"),
-    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+STATICFILES_DIRS = [BASE_DIR / "static"]
+if DEBUG:
+    # Development serves static files from the finders; whitenoise need not find a collected STATIC_ROOT.
+    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+# Only the files the pages use (mdm/staticfiles.py): production collects, hashes and compresses each one.
+VENDOR_STATIC_FILES = {
+    "vendor/pico/pico.min.css": BASE_DIR / "node_modules" / "@picocss" / "pico" / "css" / "pico.min.css",
+    "vendor/htmx/htmx.min.js": BASE_DIR / "node_modules" / "htmx.org" / "dist" / "htmx.min.js",
+}
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "mdm.staticfiles.VendorFinder",
 ]
 
 # --- Security: safe by default, relaxed only by DEBUG for local development. -----------------------------

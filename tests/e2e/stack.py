@@ -156,7 +156,7 @@ class Stack:
         return "\n".join(parts)
 
 
-def _child_env(database_url: str, emulator_host: str, run_id: str) -> dict[str, str]:
+def _child_env(database_url: str, emulator_host: str, run_id: str, *, debug: bool = True) -> dict[str, str]:
     # Drop what pytest and the test settings put in this process's environment: the children run the real settings.
     env = {
         k: v
@@ -166,7 +166,7 @@ def _child_env(database_url: str, emulator_host: str, run_id: str) -> dict[str, 
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "mdm.settings",
-            "DJANGO_DEBUG": "1",
+            "DJANGO_DEBUG": "1" if debug else "0",
             "DATABASE_URL": database_url,
             "CELERY_BROKER_KEY_PREFIX": f"{run_id}:",
             "CACHE_KEY_PREFIX": run_id,
@@ -182,8 +182,8 @@ def _child_env(database_url: str, emulator_host: str, run_id: str) -> dict[str, 
     return env
 
 
-def _start(name: str, args: list[str], env: dict[str, str]) -> Service:
-    log_path = ARTIFACTS / f"{name}.log"
+def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path = ARTIFACTS) -> Service:
+    log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -210,6 +210,20 @@ def _server_url(database_url: str) -> str:
     return database_url.rsplit("/", 1)[0] + "/postgres"
 
 
+def create_database(database_url: str) -> None:
+    """A new empty database at ``database_url`` (an older one of that name is dropped first)."""
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(_server_url(database_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(database_url: str) -> None:
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(_server_url(database_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @contextlib.contextmanager
 def running_stack() -> Iterator[Stack]:
     """Start the whole stack; stop it all and drop its database on exit."""
@@ -223,9 +237,7 @@ def running_stack() -> Iterator[Stack]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="mdm-e2e-"))
 
-    with psycopg.connect(_server_url(database_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
-        conn.execute(f'CREATE DATABASE "{db_name}"')
+    create_database(database_url)
 
     directory = demo_directory.demo()
     slapd = SlapdServer(data_dir=workdir / "slapd")
@@ -294,6 +306,5 @@ def running_stack() -> Iterator[Stack]:
         if slapd.data_dir is not None and slapd.log_path.exists():
             shutil.copy(slapd.log_path, ARTIFACTS / "slapd.log")
         slapd.stop()
-        with psycopg.connect(_server_url(database_url), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        drop_database(database_url)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class OpsConfig(AppConfig):
+    """Running the console: health and readiness, worker liveness, metrics, structured logs, alerts."""
+
+    name = "ops"
+    verbose_name = _("Exploitation")

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.ops.prod_stack import ProdStack, running_production_stack
+
+
+@pytest.fixture(scope="session")
+def prod_stack() -> Iterator[ProdStack]:
+    """The production-mode stack, started once for the session (tests/ops/prod_stack.py)."""
+    with running_production_stack() as stack:
+        yield stack
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    stack = getattr(item, "funcargs", {}).get("prod_stack")
+    if report.failed and isinstance(stack, ProdStack):
+        report.sections.append(("production stack logs", stack.logs(80)))
