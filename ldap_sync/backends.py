@@ -14,8 +14,16 @@ operator_group_dn   ``Role.OPERATOR``
 readonly_group_dn   ``Role.READ_ONLY``
 ==================  =======================
 
-The highest role wins; no group, no login. The role is re-read at every login. Django users are named
-``<tenant slug>:<uid>``: globally unique, and unreachable by local sign-up (usernames cannot contain ``:``).
+The highest role wins; no group, no login (never a silent read-only). The role is re-read at every login.
+Membership is resolved by the group type of the directory: AD groups through LDAP_MATCHING_RULE_IN_CHAIN
+(nested groups count, as in AD itself), groupOfNames/groupOfUniqueNames with nesting, posixGroup by memberUid.
+Each role group is checked by its own DN, so a group outside the base DN (or the group base) works too.
+
+A user signs in with any of the directory's login attributes (AD: sAMAccountName or userPrincipalName) or,
+on Active Directory, as ``DOMAIN\\user``. Accounts the disabled filter selects are refused. When the directory
+refuses the bind, its reason (AD's 52e, 533, 775...) becomes the message of the login form
+(``request.ldap_login_error``). Django users are named ``<tenant slug>:<uid>``: globally unique, and
+unreachable by local sign-up (usernames cannot contain ``:``).
 """
 
 from __future__ import annotations
@@ -23,15 +31,63 @@ from __future__ import annotations
 from typing import Any
 
 import ldap
+import ldap.filter
 from django.http import HttpRequest
 from django_auth_ldap.backend import LDAPBackend, _LDAPUser
-from django_auth_ldap.config import GroupOfNamesType, LDAPGroupQuery, LDAPSearch, LDAPSettings
+from django_auth_ldap.config import (
+    ALLOWED_LDAP_MEMBERSHIP_EXCEPTIONS,
+    LDAPGroupType,
+    LDAPSearch,
+    LDAPSettings,
+    NestedGroupOfNamesType,
+    NestedGroupOfUniqueNamesType,
+    PosixGroupType,
+)
 
-from ldap_sync.client import ca_cert_file, normalize_dn
+from ldap_sync.client import AD_BIND_MESSAGES, ad_bind_reason, ca_cert_file, escape_filter_value, normalize_dn
+from ldap_sync.kinds import DirectoryKind, GroupType
 from ldap_sync.models import LdapDirectory
 from mdm.models import Role, Tenant, User
 
 ROLE_ORDER = (Role.ADMIN, Role.OPERATOR, Role.READ_ONLY)
+IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: AD's transitive membership test
+DISABLED_MESSAGE = AD_BIND_MESSAGES["533"]
+
+
+class ActiveDirectoryNestedGroupType(LDAPGroupType):
+    """AD security groups, nested ones included, resolved by the server in one search each."""
+
+    def _chain_filter(self, ldap_user: _LDAPUser) -> str:
+        return f"(member:{IN_CHAIN}:={escape_filter_value(ldap_user.dn)})"
+
+    def user_groups(self, ldap_user: _LDAPUser, group_search: LDAPSearch) -> Any:
+        search = group_search.search_with_additional_term_string(self._chain_filter(ldap_user))
+        return search.execute(ldap_user.connection)
+
+    def is_member(self, ldap_user: _LDAPUser, group_dn: str) -> bool:
+        try:
+            found = ldap_user.connection.search_s(
+                group_dn, ldap.SCOPE_BASE, self._chain_filter(ldap_user), ["1.1"]
+            )
+        except ALLOWED_LDAP_MEMBERSHIP_EXCEPTIONS:
+            return False
+        return any(dn for dn, _attrs in found)
+
+
+GROUP_TYPES: dict[str, tuple[Any, str]] = {
+    GroupType.AD_NESTED: (ActiveDirectoryNestedGroupType, "(objectClass=group)"),
+    GroupType.GROUP_OF_NAMES: (NestedGroupOfNamesType, "(objectClass=groupOfNames)"),
+    GroupType.GROUP_OF_UNIQUE_NAMES: (NestedGroupOfUniqueNamesType, "(objectClass=groupOfUniqueNames)"),
+    GroupType.POSIX_GROUP: (PosixGroupType, "(objectClass=posixGroup)"),
+}
+
+
+def login_name(directory: LdapDirectory, typed: str) -> str:
+    """``EXAMPLE\\jdoe`` -> ``jdoe`` on Active Directory (the down-level logon name AD users type)."""
+    typed = typed.strip()
+    if directory.kind == DirectoryKind.ACTIVE_DIRECTORY and "\\" in typed:
+        return typed.split("\\", 1)[1]
+    return typed
 
 
 def role_groups(directory: LdapDirectory) -> dict[str, str]:
@@ -56,32 +112,27 @@ def auth_settings(directory: LdapDirectory) -> LDAPSettings:
         if directory.ca_certificate.strip():
             options[ldap.OPT_X_TLS_CACERTFILE] = ca_cert_file(directory.ca_certificate)
         options[ldap.OPT_X_TLS_NEWCTX] = 0  # last: builds the TLS context from the options above
-    groups = role_groups(directory)
     settings = LDAPSettings(prefix="MDM_TENANT_LDAP_UNUSED_")
     settings.SERVER_URI = directory.uri
     settings.START_TLS = directory.start_tls
     settings.BIND_DN = directory.bind_dn
     settings.BIND_PASSWORD = directory.bind_password or ""
     settings.CONNECTION_OPTIONS = options
+    logins = "".join(f"({attribute}=%(user)s)" for attribute in directory.login_attribute_list)
     settings.USER_SEARCH = LDAPSearch(
         directory.base_dn,
         ldap.SCOPE_SUBTREE,
         # The filter is %-formatted by django-auth-ldap (which escapes the typed user name): double the admin's %.
-        f"(&{directory.user_filter.replace('%', '%%')}({directory.uid_attribute}=%(user)s))",
+        f"(&{directory.user_filter.replace('%', '%%')}(|{logins}))",
     )
-    settings.GROUP_TYPE = GroupOfNamesType()
-    settings.GROUP_SEARCH = LDAPSearch(directory.base_dn, ldap.SCOPE_SUBTREE, "(objectClass=groupOfNames)")
-    query: LDAPGroupQuery | None = None
-    for dn in groups.values():
-        query = LDAPGroupQuery(dn) if query is None else query | LDAPGroupQuery(dn)
-    # Without any role group configured nobody may sign in through LDAP: an impossible requirement.
-    settings.REQUIRE_GROUP = query or LDAPGroupQuery("cn=no-role-group-configured")
-    # Given name and surname: people are shown by name, not by ``<tenant>:<uid>``.
-    settings.USER_ATTR_MAP = {
-        "email": directory.email_attribute,
-        "first_name": "givenName",
-        "last_name": "sn",
-    }
+    group_type, group_filter = GROUP_TYPES.get(directory.group_type, GROUP_TYPES[GroupType.GROUP_OF_NAMES])
+    settings.GROUP_TYPE = group_type()
+    settings.GROUP_SEARCH = LDAPSearch(directory.groups_search_base, ldap.SCOPE_SUBTREE, group_filter)
+    # Role membership (none, no login) is decided in get_or_build_user, by each group type's own test.
+    settings.REQUIRE_GROUP = None
+    # Given name and surname: people are shown by name, not by ``<tenant>:<uid>``. The address (with its
+    # fallback) is set in get_or_build_user.
+    settings.USER_ATTR_MAP = {"first_name": "givenName", "last_name": "sn"}
     settings.ALWAYS_UPDATE_USER = True
     settings.PERMIT_EMPTY_PASSWORD = False
     settings.CACHE_TIMEOUT = 0
@@ -110,25 +161,82 @@ class TenantLDAPBackend(LDAPBackend):
         self.tenant = found
         self.directory = directory
         self.settings = auth_settings(directory)
-        return super().authenticate(request, username=username, password=password)
+        self.request = request
+        return super().authenticate(request, username=login_name(directory, username), password=password)
+
+    def authenticate_ldap_user(self, ldap_user: _LDAPUser, password: str) -> User | None:
+        # django-auth-ldap turns a refused bind into a bare failure: keep the server's reason for the form.
+        bind_as = ldap_user._bind_as
+
+        def bind_keeping_reason(bind_dn: str, bind_password: str, sticky: bool = False) -> None:
+            try:
+                bind_as(bind_dn, bind_password, sticky=sticky)
+            except ldap.INVALID_CREDENTIALS as exc:
+                if bind_dn != self.settings.BIND_DN:
+                    reason = ad_bind_reason(exc)
+                    if reason:
+                        self._report(AD_BIND_MESSAGES[reason])
+                raise
+
+        ldap_user._bind_as = bind_keeping_reason
+        return super().authenticate_ldap_user(ldap_user, password)
+
+    def _report(self, message: str) -> None:
+        if self.request is not None:
+            self.request.ldap_login_error = message  # type: ignore[attr-defined]
 
     def get_or_build_user(self, username: str, ldap_user: _LDAPUser) -> tuple[User, bool]:
+        if self._is_disabled(ldap_user):
+            self._report(DISABLED_MESSAGE)
+            raise ldap_user.AuthenticationFailed("account disabled in the directory")
+        role = self._role(ldap_user)
+        if role is None:
+            raise ldap_user.AuthenticationFailed("in no role group")
         uid = ldap_user.attrs.get(self.directory.uid_attribute.lower(), [username])[0]
         django_username = f"{self.tenant.slug}:{uid.lower()}"[:150]
         user = User.objects.filter(username=django_username).first()
         built = user is None
         if user is None:
             user = User(username=django_username, tenant=self.tenant)
-        user.role = self._role(ldap_user)
+        user.role = role
+        user.email = self._email(ldap_user)
         return user, built
 
-    def _role(self, ldap_user: _LDAPUser) -> str:
-        member_of = {normalize_dn(dn).casefold() for dn in ldap_user.group_dns}
+    def _email(self, ldap_user: _LDAPUser) -> str:
+        for attribute in (self.directory.email_attribute, self.directory.email_fallback_attribute):
+            values = ldap_user.attrs.get(attribute.lower(), []) if attribute else []
+            if values and values[0].strip():
+                return str(values[0]).strip().lower()[:254]
+        return ""
+
+    def _is_disabled(self, ldap_user: _LDAPUser) -> bool:
+        """The disabled filter, evaluated by the server on this one entry (AD refuses such binds itself)."""
+        if not self.directory.disabled_filter:
+            return False
+        try:
+            found = ldap_user.connection.search_s(
+                ldap_user.dn, ldap.SCOPE_BASE, self.directory.disabled_filter, ["1.1"]
+            )
+        except ldap.NO_SUCH_OBJECT:
+            return True
+        return any(dn for dn, _attrs in found)
+
+    def _role(self, ldap_user: _LDAPUser) -> str | None:
+        """The highest role whose group holds the user (directly or through nested groups), else None."""
         groups = role_groups(self.directory)
+        group_type = self.settings.GROUP_TYPE
+        member_of: set[str] | None = None
         for role in ROLE_ORDER:
-            if role in groups and normalize_dn(groups[role]).casefold() in member_of:
+            if role not in groups:
+                continue
+            member = group_type.is_member(ldap_user, groups[role])
+            if member is None:  # nested types answer with the user's whole group list
+                if member_of is None:
+                    member_of = {normalize_dn(dn).casefold() for dn in ldap_user.group_dns}
+                member = normalize_dn(groups[role]).casefold() in member_of
+            if member:
                 return role
-        return Role.READ_ONLY  # unreachable: REQUIRE_GROUP already demanded one of the groups
+        return None
 
     def get_user(self, user_id: int) -> User | None:
         # The session only needs the Django user; rebuilding the tenant's LDAP settings is not needed here.

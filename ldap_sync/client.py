@@ -48,8 +48,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import socket
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +61,7 @@ from urllib.parse import urlsplit
 import ldap
 import ldap.dn
 import ldap.filter
-from ldap.controls import SimplePagedResultsControl
+from ldap.controls import RequestControl, SimplePagedResultsControl
 
 
 def _(message: str) -> str:
@@ -72,6 +74,12 @@ DEFAULT_OPERATION_TIMEOUT = 30.0
 # Below slapd's default size limit (500): servers cap a page at their size limit anyway.
 DEFAULT_PAGE_SIZE = 250
 ENTRY_UUID = "entryUUID"
+OBJECT_GUID = "objectGUID"
+# LDAP_SERVER_DOMAIN_SCOPE_OID: AD answers for its own naming context only, with no continuation references to
+# CN=Configuration or other domains (a listing from the domain root would otherwise never be "complete").
+DOMAIN_SCOPE_OID = "1.2.840.113556.1.4.1339"
+# Binary attributes read as text: GUIDs in their canonical form (AD's mixed-endian layout, as AD tools show it).
+BINARY_GUID_ATTRIBUTES = frozenset({"objectguid"})
 
 
 # -- errors --------------------------------------------------------------------------------------------------------
@@ -183,6 +191,29 @@ ERROR_CLASSES: dict[str, type[LdapError]] = {
 }
 
 
+# AD puts the reason of a refused bind in the diagnostic message: "... AcceptSecurityContext error, data 52e, ...".
+AD_BIND_REASON = re.compile(r"\bdata ([0-9a-f]{3,8})\b", re.IGNORECASE)
+AD_BIND_MESSAGES = {
+    "525": _("Compte introuvable dans l'annuaire."),
+    "52e": _("Identifiant ou mot de passe incorrect."),
+    "530": _("Connexion refusée à cette heure (restriction horaire du compte)."),
+    "531": _("Connexion refusée depuis ce poste (restriction de postes du compte)."),
+    "532": _("Le mot de passe a expiré : changez-le avant de vous connecter."),
+    "533": _("Le compte est désactivé dans l'annuaire."),
+    "701": _("Le compte a expiré dans l'annuaire."),
+    "773": _("Le mot de passe doit être changé avant la première connexion."),
+    "775": _("Le compte est verrouillé (trop d'essais) : réessayez plus tard ou contactez l'administrateur."),
+}
+
+
+def ad_bind_reason(exc: ldap.LDAPError) -> str | None:
+    """The AD sub-code of a refused bind (``52e``, ``775``...), or None for another server."""
+    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    match = AD_BIND_REASON.search(str(info.get("info") or ""))
+    code = match.group(1).lower() if match else None
+    return code if code in AD_BIND_MESSAGES else None
+
+
 def _server_words(exc: ldap.LDAPError) -> str:
     info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
     parts = [str(info.get(key)) for key in ("desc", "info") if info.get(key)]
@@ -208,6 +239,16 @@ def escape_dn_value(value: str) -> str:
 
 def is_valid_dn(dn: str) -> bool:
     return bool(dn) and ldap.dn.is_dn(dn)
+
+
+# user@realm, and DOMAIN\user (NetBIOS domain names: no spaces nor the characters AD forbids in them).
+UPN = re.compile(r"^[^@\s\\]+@[A-Za-z0-9.-]+$")
+DOWN_LEVEL_NAME = re.compile(r"^[^\\/:*?\"<>|\s]{1,15}\\[^\\\s@][^\\]*$")
+
+
+def is_valid_bind_name(name: str) -> bool:
+    """A bind name AD or OpenLDAP accepts: a DN, a UPN (user@example.com) or a down-level DOMAIN\\user."""
+    return bool(name) and bool(UPN.match(name) or DOWN_LEVEL_NAME.match(name) or is_valid_dn(name))
 
 
 def dn_rdns(dn: str) -> list[tuple[str, str]]:
@@ -310,6 +351,7 @@ class ConnectionSettings:
     network_timeout: float = DEFAULT_NETWORK_TIMEOUT
     operation_timeout: float = DEFAULT_OPERATION_TIMEOUT
     page_size: int = DEFAULT_PAGE_SIZE
+    domain_scope: bool = False
 
     @property
     def uses_tls(self) -> bool:
@@ -342,6 +384,9 @@ class PagedSearch:
     def __iter__(self) -> Iterator[LdapEntry]:
         client = self._client
         page_control = SimplePagedResultsControl(True, size=self.page_size, cookie="")
+        controls: list[RequestControl] = [page_control]
+        if client.settings.domain_scope:
+            controls.append(RequestControl(DOMAIN_SCOPE_OID, False))
         while True:
             with client.translate_errors():
                 msgid = client.connection.search_ext(
@@ -349,7 +394,7 @@ class PagedSearch:
                     self.scope,
                     self.filterstr,
                     attrlist=self.attributes,
-                    serverctrls=[page_control],
+                    serverctrls=controls,
                 )
                 _rtype, rdata, _msgid, response_controls = client.connection.result3(
                     msgid, all=1, timeout=client.settings.operation_timeout
@@ -377,9 +422,13 @@ class PagedSearch:
 
 
 def _decode_attributes(attrs: dict[str, list[bytes]]) -> dict[str, list[str]]:
-    return {
-        name: [value.decode("utf-8", errors="replace") for value in values] for name, values in attrs.items()
-    }
+    return {name: [_decode_value(name, value) for value in values] for name, values in attrs.items()}
+
+
+def _decode_value(name: str, value: bytes) -> str:
+    if name.lower() in BINARY_GUID_ATTRIBUTES and len(value) == 16:
+        return str(uuid.UUID(bytes_le=value))
+    return value.decode("utf-8", errors="replace")
 
 
 # -- the client --------------------------------------------------------------------------------------------------
@@ -417,7 +466,7 @@ class LdapClient:
         problem = validate_uri(settings.uri)
         if problem:
             raise LdapUnreachable(problem, detail=settings.uri)
-        if settings.bind_dn and not is_valid_dn(settings.bind_dn):
+        if settings.bind_dn and not is_valid_bind_name(settings.bind_dn):
             raise LdapInvalidDn(detail=settings.bind_dn)
         if settings.bind_dn and not settings.bind_password:
             # An empty password makes a simple bind "unauthenticated": some servers accept it as anonymous.
@@ -487,9 +536,11 @@ class LdapClient:
             raise LdapBaseDnNotFound(detail=base_dn)
         return entry
 
-    def check_filter(self, base_dn: str, filterstr: str) -> LdapEntry | None:
+    def check_filter(
+        self, base_dn: str, filterstr: str, attributes: list[str] | None = None
+    ) -> LdapEntry | None:
         """Run ``filterstr`` for one page of one entry: proves its syntax; returns a sample entry if any."""
-        search = PagedSearch(self, base_dn, filterstr, ["1.1"], ldap.SCOPE_SUBTREE, page_size=1)
+        search = PagedSearch(self, base_dn, filterstr, attributes or ["1.1"], ldap.SCOPE_SUBTREE, page_size=1)
         return next(iter(search), None)
 
     # -- error translation -------------------------------------------------------------------------------------
@@ -511,7 +562,8 @@ class LdapClient:
         if isinstance(exc, ldap.TIMEOUT | ldap.TIMELIMIT_EXCEEDED):
             return LdapTimeout(detail=detail)
         if isinstance(exc, ldap.INVALID_CREDENTIALS | ldap.INAPPROPRIATE_AUTH):
-            return LdapInvalidCredentials(detail=detail)
+            reason = ad_bind_reason(exc)
+            return LdapInvalidCredentials(AD_BIND_MESSAGES[reason] if reason else None, detail=detail)
         if isinstance(exc, ldap.UNWILLING_TO_PERFORM) and self._phase != "connected":
             return LdapInvalidCredentials(detail=detail)
         if isinstance(exc, ldap.CONFIDENTIALITY_REQUIRED | ldap.STRONG_AUTH_REQUIRED):

@@ -65,7 +65,12 @@ STEP_USER_FILTER = _("Filtre des utilisateurs")
 
 
 def check_connection(
-    settings: ConnectionSettings, *, base_dn: str, ou_filter: str, user_filter: str
+    settings: ConnectionSettings,
+    *,
+    base_dn: str,
+    ou_filter: str,
+    user_filter: str,
+    id_attribute: str = "entryUUID",
 ) -> ConnectionReport:
     report = ConnectionReport()
     steps = [STEP_CONNECT, *([STEP_TLS] if settings.uses_tls else []), STEP_BIND]
@@ -98,7 +103,7 @@ def check_connection(
             (STEP_USER_FILTER, user_filter, _("Aucun utilisateur ne correspond à ce filtre.")),
         ):
             try:
-                sample = client.check_filter(base_dn, filterstr)
+                sample = client.check_filter(base_dn, filterstr, [id_attribute])
                 if sample is not None:
                     counts[label] = _count_entries(
                         client, base_dn, filterstr, skip_base=label == STEP_OU_FILTER
@@ -109,6 +114,14 @@ def check_connection(
             if sample is None:
                 counts[label] = 0
                 report.steps.append(CheckStep(label, StepStatus.WARNING, empty_message))
+            elif not sample.first(id_attribute):
+                # Without it every sync would stop at this entry: say so now, not at the first sync.
+                message = _(
+                    "Les entrées n'ont pas l'attribut d'identité choisi : choisissez le type d'annuaire "
+                    "(Active Directory : objectGUID) ou l'attribut d'identité."
+                )
+                detail = f"{id_attribute}: {sample.dn}"
+                report.steps.append(CheckStep(label, StepStatus.FAILED, message, detail, "missing_id"))
             else:
                 report.steps.append(CheckStep(label, StepStatus.OK))
         report.ou_count, report.user_count = counts.get(STEP_OU_FILTER), counts.get(STEP_USER_FILTER)

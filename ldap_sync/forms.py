@@ -8,14 +8,24 @@ from django.core.validators import MaxValueValidator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ldap_sync.client import is_valid_dn, looks_like_filter, validate_uri
+from ldap_sync.client import is_valid_bind_name, is_valid_dn, looks_like_filter, validate_uri
+from ldap_sync.kinds import KIND_FIELDS, DirectoryKind, defaults
 from ldap_sync.models import LdapDirectory, OuSelection
 from mdm.forms import TenantModelForm
 
 # Attribute names go into filters unescaped (only values can be escaped): allow nothing but a name.
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
 GUARD_FIELDS = ("removal_guard_percent", "removal_guard_minimum", "missing_grace_days")
-DN_FIELDS = ("bind_dn", "base_dn", "admin_group_dn", "operator_group_dn", "readonly_group_dn")
+DN_FIELDS = ("base_dn", "group_base_dn", "admin_group_dn", "operator_group_dn", "readonly_group_dn")
+FILTER_FIELDS = ("ou_filter", "user_filter", "disabled_filter")
+KIND_REQUIRED_FIELDS = ("kind", "id_attribute", "login_attributes", "group_type")
+ATTRIBUTE_FIELDS = (
+    "id_attribute",
+    "uid_attribute",
+    "email_attribute",
+    "email_fallback_attribute",
+    "name_attribute",
+)
 
 
 class LdapDirectoryForm(TenantModelForm):
@@ -30,6 +40,7 @@ class LdapDirectoryForm(TenantModelForm):
     class Meta:
         model = LdapDirectory
         fields = [
+            "kind",
             "uri",
             "start_tls",
             "ca_certificate",
@@ -38,11 +49,17 @@ class LdapDirectoryForm(TenantModelForm):
             "base_dn",
             "ou_filter",
             "user_filter",
+            "disabled_filter",
+            "id_attribute",
             "uid_attribute",
+            "login_attributes",
             "email_attribute",
+            "email_fallback_attribute",
             "name_attribute",
             "network_timeout",
             "operation_timeout",
+            "group_type",
+            "group_base_dn",
             "removal_guard_percent",
             "removal_guard_minimum",
             "missing_grace_days",
@@ -58,6 +75,9 @@ class LdapDirectoryForm(TenantModelForm):
         self.stored_password = self.instance.bind_password or "" if self.instance.pk else ""
         self.initial.pop("bind_password", None)
         self.fields["network_timeout"].min_value = 1  # type: ignore[attr-defined]
+        # Left empty (or absent from an older page's POST), these take the kind's value: never a blank identity.
+        for name in KIND_REQUIRED_FIELDS:
+            self.fields[name].required = False
         self.fields["operation_timeout"].min_value = 1  # type: ignore[attr-defined]
         self.fields["removal_guard_percent"].validators.append(MaxValueValidator(100))
         self.guard_before = {name: getattr(self.instance, name) for name in GUARD_FIELDS}
@@ -95,6 +115,17 @@ class LdapDirectoryForm(TenantModelForm):
         for name in GUARD_FIELDS:
             if data.get(name) is None and name not in self.errors:
                 data[name] = getattr(self.instance, name)
+        self._fill_kind_defaults(data)
+        bind_dn = (data.get("bind_dn") or "").strip()
+        data["bind_dn"] = bind_dn
+        if bind_dn and not is_valid_bind_name(bind_dn):
+            self.add_error(
+                "bind_dn",
+                _(
+                    "Indiquez un DN (cn=svc,dc=example,dc=com), un UPN (svc@example.com) "
+                    "ou DOMAINE\\utilisateur."
+                ),
+            )
         for name in DN_FIELDS:
             value = (data.get(name) or "").strip()
             data[name] = value
@@ -102,7 +133,7 @@ class LdapDirectoryForm(TenantModelForm):
                 self.add_error(name, _("Ce DN n'est pas valide (exemple : ou=Paris,dc=example,dc=com)."))
         if not data.get("base_dn") and "base_dn" not in self.errors:
             self.add_error("base_dn", _("Indiquez le DN de base."))
-        for name in ("ou_filter", "user_filter"):
+        for name in FILTER_FIELDS:
             value = (data.get(name) or "").strip()
             data[name] = value
             if value and not looks_like_filter(value):
@@ -110,11 +141,18 @@ class LdapDirectoryForm(TenantModelForm):
                     name,
                     _("Filtre mal formé : il doit être entre parenthèses, par exemple (objectClass=person)."),
                 )
-        for name in ("uid_attribute", "email_attribute", "name_attribute"):
+        for name in ATTRIBUTE_FIELDS:
             value = (data.get(name) or "").strip()
             data[name] = value
             if value and not ATTRIBUTE_NAME.match(value):
                 self.add_error(name, _("Un nom d'attribut LDAP : lettres, chiffres et tirets."))
+        logins = (data.get("login_attributes") or "").split()
+        data["login_attributes"] = " ".join(logins)
+        if any(not ATTRIBUTE_NAME.match(value) for value in logins):
+            self.add_error(
+                "login_attributes",
+                _("Des noms d'attributs LDAP séparés par des espaces : lettres, chiffres et tirets."),
+            )
         uri = data.get("uri") or ""
         if data.get("start_tls") and uri.lower().startswith("ldaps://"):
             self.add_error(
@@ -124,12 +162,31 @@ class LdapDirectoryForm(TenantModelForm):
             self.add_error("bind_password", _("Indiquez le mot de passe du DN de liaison."))
         return data
 
+    def _fill_kind_defaults(self, data: dict[str, Any]) -> None:
+        """A new kind brings its defaults to every field still at the previous kind's default (or empty)."""
+        previous = self.instance.kind or DirectoryKind.OPENLDAP
+        # A POST from before these settings existed (an open page, a script) keeps them as they are.
+        for name in (*KIND_FIELDS, "kind", "group_base_dn"):
+            if name not in self.data:
+                data[name] = getattr(self.instance, name)
+        kind = data.get("kind") or previous
+        data["kind"] = kind
+        if kind != previous:
+            old = defaults(previous)
+            for name in KIND_FIELDS:
+                if (data.get(name) or "").strip() in ("", old[name]):
+                    data[name] = defaults(kind)[name]
+        for name in KIND_REQUIRED_FIELDS[1:]:
+            if not (data.get(name) or "").strip():
+                data[name] = defaults(kind)[name]
+
     def changed_fields(self) -> list[str]:
         changed = [
             name
             for name in self.changed_data
             if name != "bind_password"
             and not (name in GUARD_FIELDS and self.cleaned_data.get(name) == self.guard_before[name])
+            and self.cleaned_data.get(name) != self.initial.get(name)
         ]
         if getattr(self, "password_changed", False):
             changed.append("bind_password")

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ldap_sync.client import DEFAULT_NETWORK_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, ConnectionSettings
+from ldap_sync.kinds import OPENLDAP_DISABLED_FILTER, DirectoryKind, GroupType
 from mdm.fields import EncryptedTextField
 from mdm.tenancy import TenantOwnedModel
 
@@ -26,8 +27,14 @@ class OuSelection(models.TextChoices):
 
 
 class LdapDirectory(TenantOwnedModel):
-    """The tenant's directory server and how to read it. One per tenant."""
+    """The tenant's directory server and how to read it. One per tenant.
 
+    ``kind`` only chose the defaults of the attributes and filters (``ldap_sync.kinds``); each stays editable.
+    """
+
+    kind = models.CharField(
+        _("type d'annuaire"), max_length=32, choices=DirectoryKind.choices, default=DirectoryKind.OPENLDAP
+    )
     uri = models.CharField(
         _("adresse du serveur"), max_length=300, help_text=_("ldap://hôte:389 ou ldaps://hôte:636")
     )
@@ -44,9 +51,45 @@ class LdapDirectory(TenantOwnedModel):
         _("filtre des unités organisationnelles"), max_length=1000, default=DEFAULT_OU_FILTER
     )
     user_filter = models.CharField(_("filtre des utilisateurs"), max_length=1000, default=DEFAULT_USER_FILTER)
+    id_attribute = models.CharField(
+        _("attribut d'identité"),
+        max_length=64,
+        default="entryUUID",
+        help_text=_("Stable malgré les renommages : entryUUID (OpenLDAP), objectGUID (Active Directory)."),
+    )
     uid_attribute = models.CharField(_("attribut d'identifiant"), max_length=64, default="uid")
+    login_attributes = models.CharField(
+        _("attributs de connexion"),
+        max_length=200,
+        default="uid",
+        help_text=_("Séparés par des espaces, par exemple : sAMAccountName userPrincipalName."),
+    )
     email_attribute = models.CharField(_("attribut d'adresse e-mail"), max_length=64, default="mail")
+    email_fallback_attribute = models.CharField(
+        _("attribut d'adresse e-mail de repli"),
+        max_length=64,
+        blank=True,
+        help_text=_("Lu quand l'adresse e-mail est vide (Active Directory : userPrincipalName)."),
+    )
     name_attribute = models.CharField(_("attribut du nom"), max_length=64, default="cn")
+    disabled_filter = models.CharField(
+        _("filtre des comptes désactivés"),
+        max_length=1000,
+        blank=True,
+        default=OPENLDAP_DISABLED_FILTER,
+        help_text=_(
+            "Les utilisateurs qu'il retient sont importés comme désactivés et ne peuvent pas se connecter."
+        ),
+    )
+    group_type = models.CharField(
+        _("type des groupes"), max_length=32, choices=GroupType.choices, default=GroupType.GROUP_OF_NAMES
+    )
+    group_base_dn = models.CharField(
+        _("DN de base des groupes"),
+        max_length=500,
+        blank=True,
+        help_text=_("Laissez vide pour chercher les groupes sous le DN de base."),
+    )
     network_timeout = models.PositiveSmallIntegerField(
         _("délai de connexion (s)"), default=int(DEFAULT_NETWORK_TIMEOUT)
     )
@@ -108,6 +151,7 @@ class LdapDirectory(TenantOwnedModel):
             "ca_cert_pem": self.ca_certificate,
             "network_timeout": float(self.network_timeout),
             "operation_timeout": float(self.operation_timeout),
+            "domain_scope": self.kind == DirectoryKind.ACTIVE_DIRECTORY,
         }
         values.update(overrides)
         return ConnectionSettings(**values)
@@ -115,6 +159,14 @@ class LdapDirectory(TenantOwnedModel):
     @property
     def is_configured(self) -> bool:
         return bool(self.uri and self.base_dn and (not self.bind_dn or self.bind_password))
+
+    @property
+    def login_attribute_list(self) -> list[str]:
+        return self.login_attributes.split() or [self.uid_attribute]
+
+    @property
+    def groups_search_base(self) -> str:
+        return self.group_base_dn or self.base_dn
 
 
 class LdapOrgUnit(TenantOwnedModel):
@@ -162,6 +214,7 @@ class LdapUser(TenantOwnedModel):
     uid = models.CharField(_("identifiant"), max_length=255, blank=True)
     email = models.CharField(_("adresse e-mail"), max_length=320)
     name = models.CharField(_("nom"), max_length=255)
+    disabled = models.BooleanField(_("désactivé"), default=False)
     org_unit = models.ForeignKey(
         LdapOrgUnit,
         on_delete=models.SET_NULL,

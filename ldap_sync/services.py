@@ -21,7 +21,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from ldap_sync.client import (
-    ENTRY_UUID,
     LdapClient,
     LdapEntry,
     LdapError,
@@ -79,6 +78,7 @@ def directory_test_connection(*, directory: LdapDirectory) -> ConnectionReport:
         base_dn=directory.base_dn,
         ou_filter=directory.ou_filter,
         user_filter=directory.user_filter,
+        id_attribute=directory.id_attribute,
     )
 
 
@@ -287,6 +287,7 @@ class ListedUser:
     uid: str
     email: str
     name: str
+    disabled: bool = False
 
 
 @dataclass
@@ -442,14 +443,15 @@ def directory_read(*, directory: LdapDirectory, log: RunLog) -> Listing:
     """
     listing = Listing()
     base_rdns = dn_rdns(directory.base_dn)
+    id_attribute = directory.id_attribute
     with LdapClient(directory.connection_settings()) as client:
-        search = client.search(directory.base_dn, directory.ou_filter, ["ou", ENTRY_UUID])
+        search = client.search(directory.base_dn, directory.ou_filter, ["ou", id_attribute])
         for entry in search:
             try:
-                _read_org_unit(entry, base_rdns, listing, log)
+                _read_org_unit(entry, base_rdns, listing, log, id_attribute)
             except Exception as exc:  # one entry the server sent must never abort the listing
                 logger.warning("ldap entry skipped dn=%r error=%r", entry.dn, exc)
-                listing.skip(entry.dn, "invalid_entry", log, key=_entry_uuid_or_none(entry))
+                listing.skip(entry.dn, "invalid_entry", log, key=_entry_uuid_or_none(entry, id_attribute))
         listing.complete &= _listing_complete(
             search,
             log,
@@ -461,18 +463,22 @@ def directory_read(*, directory: LdapDirectory, log: RunLog) -> Listing:
             directory.uid_attribute,
             directory.email_attribute,
             directory.name_attribute,
-            ENTRY_UUID,
+            id_attribute,
         ]
+        if directory.email_fallback_attribute:
+            attributes.append(directory.email_fallback_attribute)
         search = client.search(directory.base_dn, directory.user_filter, attributes)
         for entry in search:
             try:
                 _read_user(directory, entry, listing, log)
             except Exception as exc:
                 logger.warning("ldap entry skipped dn=%r error=%r", entry.dn, exc)
-                listing.skip(entry.dn, "invalid_entry", log, key=_entry_uuid_or_none(entry))
+                listing.skip(entry.dn, "invalid_entry", log, key=_entry_uuid_or_none(entry, id_attribute))
         listing.complete &= _listing_complete(
             search, log, _("La liste des utilisateurs est incomplète : aucune suppression ne sera faite.")
         )
+        if directory.disabled_filter:
+            _mark_disabled(directory, client, listing, log)
     _drop_duplicate_emails(listing, log)
     log.info(_("%(count)s utilisateurs lus."), count=len(listing.users))
     return listing
@@ -484,13 +490,15 @@ def ou_path_segment(name: str) -> str:
     return name.replace("\\", "\\\\").replace("/", "\\/")
 
 
-def _read_org_unit(entry: LdapEntry, base_rdns: list[tuple[str, str]], listing: Listing, log: RunLog) -> None:
+def _read_org_unit(
+    entry: LdapEntry, base_rdns: list[tuple[str, str]], listing: Listing, log: RunLog, id_attribute: str
+) -> None:
     relative = _relative_rdns(entry.dn, base_rdns)
     if not relative:  # the base entry itself is the root, "/"
         return
-    key = _entry_uuid_or_none(entry)
+    key = _entry_uuid_or_none(entry, id_attribute)
     if key is None:
-        listing.skip(entry.dn, "missing_id", log, attribute=ENTRY_UUID)
+        listing.skip(entry.dn, "missing_id", log, attribute=id_attribute)
         return
     if _unstorable(entry.dn):
         listing.skip(entry.dn, "undecodable", log, key=key)
@@ -519,8 +527,9 @@ def _relative_rdns(dn: str, base_rdns: list[tuple[str, str]]) -> list[tuple[str,
     return rdns[: len(rdns) - len(base_rdns)]
 
 
-def _entry_uuid_or_none(entry: LdapEntry) -> uuid.UUID | None:
-    value = entry.first(ENTRY_UUID)
+def _entry_uuid_or_none(entry: LdapEntry, id_attribute: str) -> uuid.UUID | None:
+    """The entry's identity (entryUUID, objectGUID read as its canonical GUID text), or None."""
+    value = entry.first(id_attribute)
     try:
         return uuid.UUID(value) if value else None
     except ValueError:
@@ -532,12 +541,26 @@ def _unstorable(*values: str) -> bool:
     return any("\ufffd" in value or "\x00" in value for value in values)
 
 
+def _mark_disabled(directory: LdapDirectory, client: LdapClient, listing: Listing, log: RunLog) -> None:
+    """Users the disabled filter selects (server-side: AD's bit test, ppolicy's lock...) are imported as such."""
+    id_attribute = directory.id_attribute
+    search = client.search(
+        directory.base_dn, f"(&{directory.user_filter}{directory.disabled_filter})", [id_attribute]
+    )
+    disabled = {_entry_uuid_or_none(entry, id_attribute) for entry in search}
+    for key, user in listing.users.items():
+        user.disabled = key in disabled
+    log.info(_("%(count)s comptes désactivés."), count=sum(user.disabled for user in listing.users.values()))
+
+
 def _read_user(directory: LdapDirectory, entry: LdapEntry, listing: Listing, log: RunLog) -> None:
-    entry_uuid = _entry_uuid_or_none(entry)
+    entry_uuid = _entry_uuid_or_none(entry, directory.id_attribute)
     if entry_uuid is None:
-        listing.skip(entry.dn, "missing_id", log, attribute=ENTRY_UUID)
+        listing.skip(entry.dn, "missing_id", log, attribute=directory.id_attribute)
         return
     email = (entry.first(directory.email_attribute) or "").strip().lower()
+    if not email and directory.email_fallback_attribute:
+        email = (entry.first(directory.email_fallback_attribute) or "").strip().lower()
     if not email:
         listing.skip(entry.dn, "missing_attribute", log, key=entry_uuid, attribute=directory.email_attribute)
         return
@@ -818,7 +841,7 @@ def _apply_users(
     new_users, to_update = [], []
     for key, listed in listing.users.items():
         org_unit_id = _nearest_ancestor_id(listed.dn, org_unit_ids, base_depth)
-        values = (listed.dn, listed.uid, listed.email, listed.name, org_unit_id)
+        values = (listed.dn, listed.uid, listed.email, listed.name, org_unit_id, listed.disabled)
         user = existing.get(key)
         if user is None:
             new_users.append(
@@ -830,6 +853,7 @@ def _apply_users(
                     uid=listed.uid,
                     email=listed.email,
                     name=listed.name,
+                    disabled=listed.disabled,
                     org_unit_id=org_unit_id,
                     updated_at=now,
                 )
@@ -843,6 +867,7 @@ def _apply_users(
                 user.email,
                 user.name,
                 user.org_unit_id,
+                user.disabled,
             )
             != values
         ):
@@ -850,14 +875,14 @@ def _apply_users(
                 changes.users_added.append(listed.email)
             else:
                 changes.users_changed.append(listed.email)
-            user.dn, user.uid, user.email, user.name, user.org_unit_id = values
+            user.dn, user.uid, user.email, user.name, user.org_unit_id, user.disabled = values
             user.missing_since = None
             user.updated_at = now
             to_update.append(user)
     # The email constraint is deferred: two users swapping addresses is valid once the transaction ends.
     LdapUser.unscoped.bulk_update(
         to_update,
-        ["dn", "uid", "email", "name", "org_unit", "updated_at", "missing_since"],
+        ["dn", "uid", "email", "name", "org_unit", "disabled", "updated_at", "missing_since"],
         batch_size=BULK_BATCH,
     )
     LdapUser.unscoped.bulk_create(new_users, batch_size=BULK_BATCH)

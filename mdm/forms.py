@@ -11,6 +11,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from mdm.models import App, AppKind, Blueprint, Tenant
@@ -34,6 +35,10 @@ class ConsoleLoginForm(AuthenticationForm):
         if username is not None and password:
             self.user_cache = authenticate(self.request, username=username, password=password, tenant=tenant)
             if self.user_cache is None:
+                # The directory's own reason (locked, disabled, expired password...), set by TenantLDAPBackend.
+                reason = getattr(self.request, "ldap_login_error", None)
+                if reason:
+                    raise forms.ValidationError(gettext(reason), code="ldap_refused")
                 raise self.get_invalid_login_error()
             self.confirm_login_allowed(self.user_cache)
         return self.cleaned_data

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev gettext chromium postgresql-client)
+SYSTEM_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev gettext chromium postgresql-client samba samba-dsdb-modules samba-vfs-modules samba-ad-provision ldb-tools socat)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

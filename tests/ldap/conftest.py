@@ -7,6 +7,7 @@ One session-wide slapd serves the demo directory (with TLS) and a size limit of 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -15,9 +16,11 @@ import ldap.controls
 import ldap.dn
 import pytest
 
-from ldap_sync import demo_directory
+from ldap_sync import ad_directory, demo_directory
+from ldap_sync.ad_directory import AdDirectory
 from ldap_sync.client import ConnectionSettings
 from ldap_sync.demo_directory import Directory, entries_to_ldif
+from ldap_sync.samba_ad import SambaAdServer, missing_requirements
 from ldap_sync.slapd import SlapdServer
 
 SHARED_SIZE_LIMIT = 100
@@ -151,3 +154,52 @@ def run_sync():  # type: ignore[no-untyped-def]
         return outcome
 
     return run
+
+
+# -- Active Directory (Samba AD DC) ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def ad_dir() -> AdDirectory:
+    return ad_directory.demo()
+
+
+@pytest.fixture(scope="session")
+def samba_ad(ad_dir: AdDirectory) -> Iterator[SambaAdServer]:
+    """One Samba AD DC for the session, restored from the cached snapshot of ``ad_dir`` (built once)."""
+    problem = missing_requirements()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    server = SambaAdServer()
+    server.start(seed=ad_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_ad_directory(db, samba_ad, ad_dir):  # type: ignore[no-untyped-def]
+    """An ``LdapDirectory`` of kind Active Directory on the session's Samba, over LDAPS with its CA."""
+    from ldap_sync.kinds import DirectoryKind, defaults
+    from ldap_sync.models import LdapDirectory
+
+    def make(tenant, **fields: object) -> LdapDirectory:  # type: ignore[no-untyped-def]
+        values: dict[str, object] = {
+            "kind": DirectoryKind.ACTIVE_DIRECTORY,
+            **defaults(DirectoryKind.ACTIVE_DIRECTORY),
+            "uri": samba_ad.ldaps_uri,
+            "ca_certificate": samba_ad.ca_cert_pem,
+            "bind_dn": ad_dir.service_bind_dn,
+            "bind_password": ad_dir.service_password,
+            "base_dn": ad_dir.base_dn,
+            "admin_group_dn": ad_dir.group_dn("admin"),
+            "operator_group_dn": ad_dir.group_dn("operator"),
+            "readonly_group_dn": ad_dir.group_dn("read_only"),
+            "network_timeout": 5,
+            "operation_timeout": 30,
+        }
+        values.update(fields)
+        return LdapDirectory.unscoped.create(tenant=tenant, **values)
+
+    return make

@@ -1,0 +1,261 @@
+"""Active Directory as a first-class directory, against a real Samba AD DC (``samba_ad``).
+
+The domain (``ldap_sync.ad_directory.demo``): 219 nested OUs whose names carry accents, commas, ``#``, ``+``,
+quotes and leading spaces, 1,100 users of which some are disabled (userAccountControl) and some have no
+``mail``, and role groups as AD security groups, the admin group holding its members through a nested group.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import ldap
+import pytest
+from django.contrib.auth import authenticate
+from django.test import Client
+from django.urls import reverse
+
+from ldap_sync.ad_directory import AdDirectory
+from ldap_sync.client import ConnectionSettings, LdapClient, LdapInvalidCredentials
+from ldap_sync.diagnostics import StepStatus, check_connection
+from ldap_sync.kinds import DirectoryKind, defaults
+from ldap_sync.models import LdapDirectory, LdapOrgUnit, LdapUser, SyncStatus
+from ldap_sync.samba_ad import SambaAdServer, missing_requirements
+from ldap_sync.services import ou_path_segment
+from mdm.models import Role, User
+
+pytestmark = pytest.mark.django_db
+
+
+def console_path(path: tuple[str, ...]) -> str:
+    return "/" + "/".join(ou_path_segment(name) for name in path)
+
+
+def ad_settings(
+    samba_ad: SambaAdServer, bind_dn: str, password: str, **overrides: object
+) -> ConnectionSettings:
+    values: dict[str, object] = {
+        "uri": samba_ad.ldaps_uri,
+        "bind_dn": bind_dn,
+        "bind_password": password,
+        "ca_cert_pem": samba_ad.ca_cert_pem,
+        "network_timeout": 5.0,
+        "operation_timeout": 30.0,
+    }
+    values.update(overrides)
+    return ConnectionSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Samba does not enforce AD's 1,000-entry MaxPageSize: a small page proves the listing is paged."""
+    original = LdapDirectory.connection_settings
+
+    def paged(self: LdapDirectory, **overrides: object) -> ConnectionSettings:
+        return original(self, **{"page_size": 97, **overrides})
+
+    monkeypatch.setattr(LdapDirectory, "connection_settings", paged)
+    return 97
+
+
+# -- the fixture itself -------------------------------------------------------------------------------------------
+def test_the_domain_has_the_promised_shape(samba_ad: SambaAdServer, ad_dir: AdDirectory) -> None:
+    conn = samba_ad.admin_connection()
+    try:
+        ous = conn.search_s(samba_ad.base_dn, ldap.SCOPE_SUBTREE, "(objectClass=organizationalUnit)", ["1.1"])
+        users = conn.search_s(
+            samba_ad.base_dn, ldap.SCOPE_SUBTREE, "(&(objectCategory=person)(objectClass=user))", ["1.1"]
+        )
+    finally:
+        conn.unbind_s()
+    ou_dns = [dn for dn, _ in ous if dn]
+    assert len(ou_dns) >= 200 and len([dn for dn, _ in users if dn]) >= 1000
+    for needle in ("\\#Projets", "Sciences\\, Techniques", "\\+", '\\"', "OU=\\ Espace"):
+        assert any(needle in dn for dn in ou_dns), needle
+    assert sum(user.disabled for user in ad_dir.users) >= 10
+    assert ad_dir.nested_group_dn("admin") is not None
+
+
+def test_samba_refuses_simple_binds_without_tls(samba_ad: SambaAdServer, ad_dir: AdDirectory) -> None:
+    settings = ad_settings(samba_ad, ad_dir.service_bind_dn, ad_dir.service_password, uri=samba_ad.uri)
+    with pytest.raises(Exception) as caught, LdapClient(settings):
+        pass
+    assert getattr(caught.value, "code", "") == "tls"
+
+
+@pytest.mark.skipif(missing_requirements() is not None, reason=str(missing_requirements()))
+def test_stop_kills_every_process_and_deletes_the_namespace(ad_dir: AdDirectory) -> None:
+    server = SambaAdServer().start(seed=ad_dir)
+    pids, netns = server.pids, server.netns
+    assert server.snapshot_restored  # the session fixture built the snapshot: this start only restored it
+    server.stop()
+    for pid in pids:
+        state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
+        assert state.strip() in ("", "Z"), pid
+    assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+# -- bind names and AD's reasons ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("form", ["dn", "upn", "down-level"])
+def test_service_account_binds_by_dn_upn_or_domain_user(form, samba_ad, ad_dir) -> None:  # type: ignore[no-untyped-def]
+    name = {
+        "dn": ad_dir.service_bind_dn,
+        "upn": ad_dir.service_upn,
+        "down-level": f"{ad_dir.netbios_domain}\\mdm-sync",
+    }[form]
+    report = check_connection(
+        ad_settings(samba_ad, name, ad_dir.service_password, domain_scope=True),
+        base_dn=ad_dir.base_dn,
+        ou_filter=defaults(DirectoryKind.ACTIVE_DIRECTORY)["ou_filter"],
+        user_filter=defaults(DirectoryKind.ACTIVE_DIRECTORY)["user_filter"],
+        id_attribute="objectGUID",
+    )
+    assert report.ok, report.steps
+
+
+def test_ad_bind_refusals_say_why(samba_ad, ad_dir) -> None:  # type: ignore[no-untyped-def]
+    with (
+        pytest.raises(LdapInvalidCredentials) as wrong,
+        LdapClient(ad_settings(samba_ad, ad_dir.service_upn, "nope")),
+    ):
+        pass
+    assert wrong.value.message == "Identifiant ou mot de passe incorrect."
+    assert "52e" in wrong.value.detail
+    disabled = ad_dir.user("adesactive")
+    with (
+        pytest.raises(LdapInvalidCredentials) as refused,
+        LdapClient(ad_settings(samba_ad, disabled.upn, ad_dir.user_password)),
+    ):
+        pass
+    assert refused.value.message == "Le compte est désactivé dans l'annuaire."
+
+
+def test_connection_test_flags_an_id_attribute_the_directory_does_not_have(samba_ad, ad_dir) -> None:  # type: ignore[no-untyped-def]
+    """The OpenLDAP defaults against AD: every step was green, then every sync failed on entryUUID."""
+    report = check_connection(
+        ad_settings(samba_ad, ad_dir.service_bind_dn, ad_dir.service_password),
+        base_dn=ad_dir.base_dn,
+        ou_filter="(objectClass=organizationalUnit)",
+        user_filter="(objectClass=user)",
+        id_attribute="entryUUID",
+    )
+    failed = [step for step in report.steps if step.status == StepStatus.FAILED]
+    assert not report.ok and failed and "entryUUID" in failed[0].detail
+
+
+# -- sync -----------------------------------------------------------------------------------------------------------
+def test_sync_imports_ous_and_users_exactly(
+    tenant, make_ad_directory, run_sync, ad_dir, samba_ad, small_pages
+):  # type: ignore[no-untyped-def]
+    directory = make_ad_directory(tenant)
+    outcome = run_sync(directory)
+    run = outcome.run
+    assert run.status == SyncStatus.SUCCEEDED, (
+        run.log
+    )  # the domain root lists whole: no continuation reference
+    paths = set(LdapOrgUnit.unscoped.filter(tenant=tenant).values_list("path", flat=True))
+    assert paths == {console_path(path) for path in ad_dir.all_ous()}
+    assert "/Domain Controllers" not in paths
+    users = {user.email: user for user in LdapUser.unscoped.filter(tenant=tenant).select_related("org_unit")}
+    expected = {user.email: user for user in ad_dir.all_users()}
+    assert set(users) == set(expected)
+    assert {email for email, user in users.items() if user.disabled} == {
+        email for email, user in expected.items() if user.disabled
+    }
+    assert run.entries_skipped == 0
+    for email, imported in users.items():
+        generated = expected[email]
+        assert (imported.uid, imported.name) == (generated.sam, generated.display_name)
+        assert imported.org_unit is not None and imported.org_unit.path == console_path(generated.ou_path)
+
+    # The identity is objectGUID, in its canonical text form.
+    conn = samba_ad.admin_connection()
+    try:
+        one = ad_dir.user("cdurand")
+        [(_dn, attrs)] = [
+            item
+            for item in conn.search_s(
+                ad_dir.base_dn, ldap.SCOPE_SUBTREE, "(sAMAccountName=cdurand)", ["objectGUID"]
+            )
+            if item[0]
+        ]
+    finally:
+        conn.unbind_s()
+    assert users[one.email].entry_uuid == uuid.UUID(bytes_le=attrs["objectGUID"][0])
+
+    again = run_sync(directory).run
+    assert again.status == SyncStatus.SUCCEEDED
+    assert (again.ous_added, again.ous_changed, again.ous_removed) == (0, 0, 0)
+    assert (again.users_added, again.users_changed, again.users_removed) == (0, 0, 0)
+
+
+def test_a_user_disabled_in_ad_is_flagged_at_the_next_sync(
+    tenant, make_ad_directory, run_sync, ad_dir, samba_ad
+):  # type: ignore[no-untyped-def]
+    directory = make_ad_directory(tenant)
+    run_sync(directory)
+    target = ad_dir.user("jnomade")
+    conn = samba_ad.admin_connection()
+    dn = target.dn(ad_dir.base_dn)
+    try:
+        conn.modify_s(dn, [(ldap.MOD_REPLACE, "userAccountControl", [b"66050"])])
+        run = run_sync(directory).run
+        assert LdapUser.unscoped.get(tenant=tenant, email=target.email).disabled
+        assert run.users_changed == 1
+    finally:
+        conn.modify_s(dn, [(ldap.MOD_REPLACE, "userAccountControl", [b"66048"])])
+        conn.unbind_s()
+
+
+# -- login ----------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("form", ["sam", "upn", "down-level"])
+@pytest.mark.parametrize(
+    ("sam", "role"), [("cdurand", Role.ADMIN), ("lfontaine", Role.OPERATOR), ("hcote", Role.READ_ONLY)]
+)
+def test_ad_users_sign_in_by_any_name_with_the_role_of_their_nested_group(  # type: ignore[no-untyped-def]
+    form, sam, role, tenant, make_ad_directory, ad_dir
+):
+    make_ad_directory(tenant)
+    user = ad_dir.user(sam)
+    typed = {"sam": sam, "upn": user.upn, "down-level": f"{ad_dir.netbios_domain}\\{sam}"}[form]
+    client = Client()
+    response = client.post(
+        reverse("login"), {"tenant": "acme", "username": typed, "password": ad_dir.user_password}
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    account = User.objects.get(username=f"acme:{sam}")
+    assert account.role == role and account.email == user.email
+
+
+def test_a_user_in_no_role_group_cannot_sign_in(tenant, make_ad_directory, ad_dir) -> None:  # type: ignore[no-untyped-def]
+    make_ad_directory(tenant)
+    assert authenticate(None, username="jnomade", password=ad_dir.user_password, tenant="acme") is None
+    assert not User.objects.filter(username="acme:jnomade").exists()
+
+
+def test_a_direct_member_of_an_ad_group_gets_that_groups_role_not_read_only(
+    tenant, make_ad_directory, ad_dir
+) -> None:  # type: ignore[no-untyped-def]
+    """Before: AD groups were searched as groupOfNames; a direct member signed in as read-only."""
+    make_ad_directory(
+        tenant, admin_group_dn="", operator_group_dn=ad_dir.group_dn("operator"), readonly_group_dn=""
+    )
+    user = authenticate(None, username="lfontaine", password=ad_dir.user_password, tenant="acme")
+    assert user is not None and user.role == Role.OPERATOR
+
+
+def test_a_disabled_account_is_refused_with_the_reason(tenant, make_ad_directory, ad_dir) -> None:  # type: ignore[no-untyped-def]
+    make_ad_directory(tenant)
+    page = Client().post(
+        reverse("login"), {"tenant": "acme", "username": "adesactive", "password": ad_dir.user_password}
+    )
+    assert page.status_code == 200
+    assert "Le compte est désactivé dans l&#x27;annuaire." in page.content.decode()
+    assert not User.objects.filter(username="acme:adesactive").exists()
+
+
+def test_a_wrong_password_says_so_in_plain_words(tenant, make_ad_directory, ad_dir) -> None:  # type: ignore[no-untyped-def]
+    make_ad_directory(tenant)
+    page = Client().post(reverse("login"), {"tenant": "acme", "username": "cdurand", "password": "wrong"})
+    assert "Identifiant ou mot de passe incorrect." in page.content.decode()
