@@ -20,6 +20,12 @@ class ChromeosConfig(AppConfig):
 
         register_usage_provider(subject_usages)
 
+        # Accueil: the guide's setup checklist, then the fleet's health.
+        from chromeos.selectors.home import home_cockpit
+        from mdm.home import register_home_panel
+
+        register_home_panel("chromeos/_home_cockpit.html", home_cockpit)
+
         # Deleting a Blueprint or an app deletes its assignments (CASCADE) and puts back at Google what they wrote.
         from django.db.models.signals import pre_delete
 

@@ -23,6 +23,7 @@ from django.views import View
 
 from mdm import selectors, services
 from mdm.forms import BLUEPRINT_SETTINGS_FORMS, AppForm, AuditFilterForm, BlueprintForm, ConsoleLoginForm
+from mdm.home import home_panels
 from mdm.models import App, Blueprint, Platform, User
 from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin
 
@@ -42,6 +43,7 @@ class HomeView(TenantRoleRequiredMixin, View):
             "blueprint_count": Blueprint.objects.count(),
             "app_count": App.objects.count(),
             "recent_events": selectors.audit_events(selectors.AuditFilter())[:8],
+            "panels": home_panels(self.tenant, self.actor),
         }
         return render(request, "mdm/home.html", context)
 
