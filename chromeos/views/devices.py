@@ -6,7 +6,6 @@ Every page is tenant-scoped (``ChromeOSDevice.objects`` and friends); reading is
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -33,6 +32,7 @@ from chromeos.models import ChromeOSDevice, DeviceAction, DeviceActionJob, Devic
 from chromeos.selectors import devices as selectors
 from chromeos.selectors.device_sheet import device_sheet, raw_payload
 from chromeos.services import devices as services
+from mdm.csv_export import csv_format, csv_response
 from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin, can_operate
 from mdm.services import audit_record
 
@@ -40,7 +40,7 @@ COLUMNS_SESSION_KEY = "chromeos.device_columns"
 PER_PAGE_SESSION_KEY = "chromeos.device_per_page"
 DEFAULT_PER_PAGE = 50
 # Query-string keys that are the list's state, not its filter.
-NOT_FILTER_KEYS = {"page", "set_columns", "columns", "per_page"}
+NOT_FILTER_KEYS = {"page", "set_columns", "columns", "per_page", "sep"}
 
 
 def _chosen_columns(request: HttpRequest) -> list[str]:
@@ -103,6 +103,8 @@ class DeviceListView(TenantRoleRequiredMixin, View):
             "actions": DeviceAction.choices,
             "statuses": selectors.STATUSES,
             "export_url": reverse("chromeos:device_export") + (f"?{filter_qs}" if filter_qs else ""),
+            # The other separator than the language's (French Excel wants ";", most other tools ",").
+            "export_other_sep": "semicolon" if csv_format(request).delimiter == "," else "comma",
         }
         return render(request, "chromeos/device_list.html", context)
 
@@ -150,26 +152,14 @@ class DeviceListView(TenantRoleRequiredMixin, View):
         return links
 
 
-class _Echo:
-    """A file-like object whose write returns the line: csv.writer then yields rows to the response."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_safe(value: Any) -> Any:
-    # A cell starting with = + - @ is a formula in spreadsheets; annotations are typed by people.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
 class DeviceExportView(TenantRoleRequiredMixin, View):
-    """CSV of every device the list's filter matches, streamed from a server-side cursor."""
+    """CSV of every device the list's filter matches, streamed from a server-side cursor (``mdm/csv_export.py``:
+    formulas neutralised, separator and values in the interface's language, times in the display zone)."""
 
     def get(self, request: HttpRequest) -> StreamingHttpResponse:
         flt = filter_from_query(_filter_query(request.GET))
         columns = _chosen_columns(request)
+        fmt = csv_format(request)
         audit_record(
             tenant=self.tenant,
             actor=self.actor,
@@ -179,18 +169,18 @@ class DeviceExportView(TenantRoleRequiredMixin, View):
         )
         header = ["device_id", *[str(selectors.COLUMNS[c][1]) for c in columns]]
         rows = selectors.csv_rows(flt, columns)
+        status_at = columns.index("status") + 1 if "status" in columns else None
+        statuses = {code: str(label) for code, label in selectors.STATUSES.items()}
 
-        def stream() -> Iterator[str]:
-            writer = csv.writer(_Echo())
-            yield "\ufeff"  # spreadsheets then read the file as UTF-8
-            yield writer.writerow(header)
+        def worded(rows: Iterator[tuple[Any, ...]]) -> Iterator[list[Any]]:
             for row in rows:
-                yield writer.writerow([_csv_safe(v) for v in row])
+                values = list(row)
+                if status_at is not None and values[status_at]:
+                    values[status_at] = statuses.get(values[status_at], values[status_at])
+                yield values
 
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="peripheriques-{stamp}.csv"'
-        return response
+        return csv_response(fmt, header, worded(rows), filename=f"peripheriques-{stamp}.csv")
 
 
 class _ReadOnlyObjectView(TenantRoleRequiredMixin, View):
