@@ -198,7 +198,10 @@ class ConfirmRemovalsView(_LdapView):
     """ "Confirmer les suppressions" of a guarded run: a new sync may remove exactly what it listed."""
 
     allowed_roles = ADMIN_ROLES
-    http_method_names = ["post"]
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = get_object_or_404(LdapSyncRun.objects.all(), pk=pk)  # another tenant's run is "not found"
+        return HttpResponseRedirect(reverse("ldap_sync:run", kwargs={"pk": run.pk}))
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         run = get_object_or_404(LdapSyncRun.objects.all(), pk=pk)

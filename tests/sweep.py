@@ -39,6 +39,7 @@ SWEEP: dict[str, KwargsMaker] = {
     "chromeos:device_action_cancel": lambda t: {"pk": DeviceActionJobFactory(tenant=t).pk},
     "chromeos:device_job": lambda t: {"pk": DeviceActionJobFactory(tenant=t, status="succeeded").pk},
     "ldap_sync:run": lambda t: {"pk": LdapSyncRunFactory(tenant=t).pk},
+    "ldap_sync:confirm_removals": lambda t: {"pk": LdapSyncRunFactory(tenant=t, status="guarded").pk},
     "chromeos:removal_retry": lambda t: {"pk": RemovalRun.unscoped.create(tenant=t, status="failed").pk},
     **{
         f"chromeos:{name}": lambda t: {"pk": PolicyAssignmentFactory(tenant=t).pk}
