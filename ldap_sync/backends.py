@@ -46,7 +46,7 @@ from django_auth_ldap.config import (
 
 from ldap_sync.client import AD_BIND_MESSAGES, ad_bind_reason, ca_cert_file, escape_filter_value, normalize_dn
 from ldap_sync.kinds import DirectoryKind, GroupType
-from ldap_sync.models import LdapDirectory
+from ldap_sync.models import DirectoryRevocation, LdapDirectory
 from mdm.models import Role, Tenant, User
 
 ROLE_ORDER = (Role.ADMIN, Role.OPERATOR, Role.READ_ONLY)
@@ -198,6 +198,10 @@ class TenantLDAPBackend(LDAPBackend):
         built = user is None
         if user is None:
             user = User(username=django_username, tenant=self.tenant)
+        elif not user.is_active and DirectoryRevocation.unscoped.filter(user=user).exists():
+            # The sync had withdrawn access; the directory grants it again (this bind and group check passed).
+            DirectoryRevocation.unscoped.filter(user=user).delete()
+            user.is_active = True
         user.role = role
         user.email = self._email(ldap_user)
         return user, built
@@ -239,5 +243,7 @@ class TenantLDAPBackend(LDAPBackend):
         return None
 
     def get_user(self, user_id: int) -> User | None:
-        # The session only needs the Django user; rebuilding the tenant's LDAP settings is not needed here.
-        return User.objects.filter(pk=user_id).first()
+        # The session only needs the Django user; rebuilding the tenant's LDAP settings is not needed here. Its
+        # stored state is re-read at every request: a deactivated account (by the sync or by support) is signed out.
+        user = User.objects.filter(pk=user_id).first()
+        return user if user is not None and user.is_active else None

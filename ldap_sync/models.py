@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -319,3 +320,22 @@ class LdapSyncRun(TenantOwnedModel):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class DirectoryRevocation(TenantOwnedModel):
+    """A console account the directory no longer grants (entry deleted, in no role group): the sync
+    deactivated it. Only these accounts are reactivated when the directory grants access again; an account
+    deactivated by support has no such row and stays deactivated."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_revocation"
+    )
+    reason = models.CharField(_("raison"), max_length=32)
+    revoked_at = models.DateTimeField(_("retiré le"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("accès retiré par l'annuaire")
+        verbose_name_plural = _("accès retirés par l'annuaire")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.reason})"

@@ -106,10 +106,8 @@ class LdapTotals:
 def ldap_totals(tenant: Tenant) -> LdapTotals:
     """What is imported now (entries gone from the directory, kept for their grace period, not counted)."""
     users = LdapUser.unscoped.filter(tenant=tenant, missing_since__isnull=True)
-    # Disabled accounts are imported once the directory reports them (an ``is_disabled`` flag on LdapUser).
-    has_flag = any(field.name == "is_disabled" for field in LdapUser._meta.get_fields())
     return LdapTotals(
         org_units=LdapOrgUnit.unscoped.filter(tenant=tenant, missing_since__isnull=True).count(),
         users=users.count(),
-        disabled_users=users.filter(is_disabled=True).count() if has_flag else 0,
+        disabled_users=users.filter(disabled=True).count(),
     )

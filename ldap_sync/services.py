@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ldap_sync.backends import ROLE_ORDER, role_groups
 from ldap_sync.client import (
     LdapClient,
     LdapEntry,
@@ -29,6 +30,7 @@ from ldap_sync.client import (
 )
 from ldap_sync.diagnostics import ConnectionReport, check_connection
 from ldap_sync.models import (
+    DirectoryRevocation,
     LdapDirectory,
     LdapOrgUnit,
     LdapSyncRun,
@@ -304,6 +306,8 @@ class Listing:
     skipped_dns: set[str] = field(default_factory=set)
     skipped_entries: list[dict[str, str]] = field(default_factory=list)
     complete: bool = True
+    # Role -> the listed users (normalized, casefolded DNs) its group grants; None when the group was unreadable.
+    role_members: dict[str, set[str] | None] = field(default_factory=dict)
 
     def skip(
         self, dn: str, reason: str, log: RunLog | None, *, key: uuid.UUID | None = None, **params: Any
@@ -479,9 +483,76 @@ def directory_read(*, directory: LdapDirectory, log: RunLog) -> Listing:
         )
         if directory.disabled_filter:
             _mark_disabled(directory, client, listing, log)
+        listing.role_members = _read_role_members(client, directory, listing, log)
     _drop_duplicate_emails(listing, log)
     log.info(_("%(count)s utilisateurs lus."), count=len(listing.users))
     return listing
+
+
+GROUP_ATTRIBUTES = ["member", "uniqueMember", "memberUid"]
+MAX_GROUP_DEPTH = 8
+
+
+def _read_role_members(
+    client: LdapClient, directory: LdapDirectory, listing: Listing, log: RunLog
+) -> dict[str, set[str] | None]:
+    """Each role group's members among the listed users (normalized, casefolded DNs), through nested groups
+    (groupOfNames, groupOfUniqueNames, posixGroup's memberUid). None: the group could not be read."""
+    user_dns = {normalize_dn(user.dn).casefold() for user in listing.users.values()}
+    by_uid = {user.uid.casefold(): normalize_dn(user.dn).casefold() for user in listing.users.values()}
+    members: dict[str, set[str] | None] = {}
+    for role, group_dn in role_groups(directory).items():
+        found: set[str] = set()
+        try:
+            if not _collect_members(client, group_dn, user_dns, by_uid, found, set(), 0):
+                log.warning(
+                    _("Groupe de rôle introuvable : %(dn)s (les rôles ne sont pas modifiés)."), dn=group_dn
+                )
+                members[role] = None
+                continue
+        except LdapError as error:
+            log.warning(
+                _("Groupe de rôle illisible : %(dn)s (%(error)s) ; les rôles ne sont pas modifiés."),
+                dn=group_dn,
+                error=error.message,
+            )
+            members[role] = None
+            continue
+        members[role] = found
+    return members
+
+
+def _collect_members(
+    client: LdapClient,
+    group_dn: str,
+    user_dns: set[str],
+    by_uid: dict[str, str],
+    found: set[str],
+    seen: set[str],
+    depth: int,
+) -> bool:
+    """Add the users of ``group_dn`` (and of the groups inside it) to ``found``; False if it does not exist."""
+    key = normalize_dn(group_dn).casefold()
+    if key in seen or depth > MAX_GROUP_DEPTH:
+        return True
+    seen.add(key)
+    entry = client.read_entry(group_dn, GROUP_ATTRIBUTES)
+    if entry is None:
+        return False
+    for value in entry.get("member") + [v.split("#", 1)[0] for v in entry.get("uniqueMember")]:
+        try:
+            member = normalize_dn(value).casefold()
+        except Exception:  # a member value that is not a DN grants nothing
+            logger.info("ldap group %r has a member that is not a DN: %r", group_dn, value)
+            continue
+        if member in user_dns:
+            found.add(member)
+        elif member not in seen:  # not a listed user: maybe a nested group
+            _collect_members(client, value, user_dns, by_uid, found, seen, depth + 1)
+    for uid in entry.get("memberUid"):
+        if uid.casefold() in by_uid:
+            found.add(by_uid[uid.casefold()])
+    return True
 
 
 def ou_path_segment(name: str) -> str:
@@ -622,6 +693,7 @@ def _apply_listing(run: LdapSyncRun, listing: Listing, log: RunLog) -> tuple[Syn
         _apply_users(directory, listing, org_unit_ids, changes, now, log)
         _purge_expired(directory, now, log)
         _recompute_added(directory)
+        _apply_console_access(directory, listing, log)
     if not listing.complete:
         log.warning(_("Liste incomplète : les entrées absentes ont été conservées."))
     log.info(
@@ -901,3 +973,89 @@ def _purge_expired(directory: LdapDirectory, now: datetime, log: RunLog) -> None
             ous=units,
             users=users,
         )
+
+
+# -- console access follows the directory ---------------------------------------------------------------------
+def _directory_role(dn: str, role_members: dict[str, set[str] | None]) -> str | None:
+    key = normalize_dn(dn).casefold()
+    for role in ROLE_ORDER:
+        members = role_members.get(role)
+        if members is not None and key in members:
+            return role
+    return None
+
+
+def _apply_console_access(directory: LdapDirectory, listing: Listing, log: RunLog) -> None:
+    """Console accounts of directory users follow this listing: an entry deleted (or gone from the listing),
+    disabled, or in no role group is deactivated; a changed group changes the role. Open sessions end at their next request
+    (the session's user is re-read then). Roles are left alone when a role group could not be read."""
+    tenant = directory.tenant
+    prefix = f"{tenant.slug}:"
+    accounts = list(User.objects.filter(tenant=tenant, username__startswith=prefix))
+    if not accounts:
+        return
+    present = {
+        (user.uid or "").lower(): user
+        for user in LdapUser.unscoped.filter(tenant=tenant, missing_since__isnull=True).only(
+            "uid", "dn", "disabled"
+        )
+    }
+    roles_known = bool(listing.role_members) and all(
+        members is not None for members in listing.role_members.values()
+    )
+    revoked = set(DirectoryRevocation.unscoped.filter(tenant=tenant).values_list("user_id", flat=True))
+    for account in accounts:
+        entry = present.get(account.username[len(prefix) :])
+        if entry is None:
+            if listing.complete:
+                _revoke(account, "deleted", log, revoked)
+            continue
+        if entry.disabled:
+            _revoke(account, "disabled", log, revoked)
+            continue
+        if not roles_known:
+            continue
+        role = _directory_role(entry.dn, listing.role_members)
+        if role is None:
+            _revoke(account, "no_role", log, revoked)
+            continue
+        if account.pk in revoked:  # the directory grants access again
+            DirectoryRevocation.unscoped.filter(user=account).delete()
+            account.is_active = True
+            log.info(_("Accès rétabli par l'annuaire : %(user)s."), user=account.username)
+        if account.role != role:
+            log.info(
+                _("Rôle modifié par l'annuaire : %(user)s, %(old)s → %(new)s."),
+                user=account.username,
+                old=account.role,
+                new=role,
+            )
+            audit_record(
+                tenant=tenant,
+                actor=None,
+                action="ldap.account.role",
+                target=account.username,
+                details={"from": account.role, "to": role},
+            )
+            account.role = role
+        account.save(update_fields=["is_active", "role"])
+
+
+def _revoke(account: User, reason: str, log: RunLog, revoked: set[int]) -> None:
+    if account.pk in revoked or not account.is_active:
+        return
+    account.is_active = False
+    account.save(update_fields=["is_active"])
+    DirectoryRevocation.unscoped.create(tenant=account.tenant, user=account, reason=reason)
+    audit_record(
+        tenant=account.tenant,  # type: ignore[arg-type]
+        actor=None,
+        action="ldap.account.revoke",
+        target=account.username,
+        details={"reason": reason},
+    )
+    log.warning(
+        _("Accès retiré par l'annuaire (%(reason)s) : %(user)s ; ses sessions sont fermées."),
+        reason=reason,
+        user=account.username,
+    )
