@@ -26,6 +26,11 @@ class ChromeosConfig(AppConfig):
 
         register_home_panel("chromeos/_home_cockpit.html", home_cockpit)
 
+        # How its audit codes read in the journal.
+        from chromeos import audit_messages
+
+        audit_messages.register()
+
         # Deleting a Blueprint or an app deletes its assignments (CASCADE) and puts back at Google what they wrote.
         from django.db.models.signals import pre_delete
 

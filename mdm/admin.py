@@ -52,6 +52,12 @@ class ConsoleUserAdmin(UserAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
+    """Append-only, for support too: an audit entry is never changed or deleted by hand (the retention purge,
+    ``audit_purge``, is the only way out)."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
     list_display = ("created_at", "tenant", "actor_label", "action", "target")
     list_filter = ["tenant", "action"]
     search_fields = ("actor_label", "action", "target")

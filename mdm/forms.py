@@ -45,10 +45,17 @@ class ConsoleLoginForm(AuthenticationForm):
 
 
 class AuditFilterForm(forms.Form):
+    category = forms.ChoiceField(label=_("Catégorie"), required=False)
     actor = forms.CharField(label=_("Acteur"), required=False, max_length=200)
     action = forms.CharField(label=_("Action"), required=False, max_length=100)
     date_from = forms.DateField(label=_("Du"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label=_("Au"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from mdm.audit import CATEGORIES
+
+        super().__init__(*args, **kwargs)
+        self.fields["category"].choices = [("", _("Toutes")), *CATEGORIES.items()]  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

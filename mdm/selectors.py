@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from mdm.audit import CATEGORY_PREFIXES, category_prefixes
 from mdm.models import AuditEvent
 
 
@@ -17,10 +18,13 @@ class AuditFilter:
     action: str = ""
     date_from: date | None = None
     date_to: date | None = None
+    category: str = ""
 
 
 def audit_events(flt: AuditFilter) -> QuerySet[AuditEvent]:
-    qs = AuditEvent.objects.all()
+    qs = AuditEvent.objects.select_related("actor")
+    if flt.category:
+        qs = qs.filter(_category_q(flt.category))
     if flt.actor:
         qs = qs.filter(actor_label__icontains=flt.actor)
     if flt.action:
@@ -31,6 +35,19 @@ def audit_events(flt: AuditFilter) -> QuerySet[AuditEvent]:
     if flt.date_to:
         qs = qs.filter(created_at__lt=datetime.combine(flt.date_to + timedelta(days=1), time.min, tzinfo=tz))
     return qs
+
+
+def _category_q(category: str) -> Q:
+    """Events of a journal category: their code starts with one of its prefixes ("other": with none)."""
+    if category == "other":
+        known = Q(pk__in=[])
+        for prefix in CATEGORY_PREFIXES:
+            known |= Q(action__startswith=prefix)
+        return ~known
+    wanted = Q(pk__in=[])
+    for prefix in category_prefixes(category):
+        wanted |= Q(action__startswith=prefix)
+    return wanted
 
 
 def audit_actions() -> list[str]:

@@ -8,6 +8,7 @@ from mdm import views
 
 app_urls = [
     path("audit/", views.AuditLogView.as_view(), name="audit"),
+    path("audit/export.csv", views.AuditExportView.as_view(), name="audit_export"),
     path("configurations/", views.BlueprintListView.as_view(), name="blueprint_list"),
     path("configurations/nouvelle/", views.BlueprintEditView.as_view(), name="blueprint_create"),
     path("configurations/<int:pk>/", views.BlueprintEditView.as_view(), name="blueprint_edit"),
