@@ -247,6 +247,8 @@ CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
     # A tick that waited longer than a tick is pointless: the next one does the same work.
     "options": {"expires": max(CHROMEOS_SYNC_DISPATCH_SECONDS - 5, 5)},
 }
+# Worker liveness (ops/worker.py): each worker's heartbeat row, written every this many seconds.
+OPS_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("OPS_WORKER_HEARTBEAT_SECONDS", "15"))
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "400"))
 
 LOGGING = {

@@ -7,3 +7,6 @@ class OpsConfig(AppConfig):
 
     name = "ops"
     verbose_name = _("Exploitation")
+
+    def ready(self) -> None:
+        from ops import worker  # noqa: F401 - connects the Celery signals of worker liveness

@@ -71,15 +71,16 @@ def test_login_works_and_the_console_renders(prod_stack: ProdStack) -> None:
     assert b"Production" in page or ADMIN_EMAIL.encode() in page
 
 
-def test_a_sync_runs_through_the_worker(prod_stack: ProdStack) -> None:
-    browser = _sign_in(prod_stack)
+def run_sync(stack: ProdStack) -> tuple[str, int, int]:
+    """Synchro maintenant, as an admin: the web queues it on Redis, the worker runs it. (status, seen, added)"""
+    browser = _sign_in(stack)
     status, _, manage = browser.get("/admin/google/chromeos/")
     assert status == 200
     status, _, _ = browser.post("/admin/google/chromeos/sync/", {"csrfmiddlewaretoken": csrf_token(manage)})
     assert status == 302
     deadline = time.monotonic() + 60
     row = None
-    with psycopg.connect(prod_stack.database_url, autocommit=True) as conn:
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT status, devices_seen, added FROM chromeos_syncrun WHERE trigger = 'manual' ORDER BY id DESC"
@@ -87,8 +88,14 @@ def test_a_sync_runs_through_the_worker(prod_stack: ProdStack) -> None:
             if row and row[0] not in ("queued", "running"):
                 break
             time.sleep(0.3)
-    assert row is not None and row[0] == "succeeded", (row, prod_stack.logs())
-    assert row[1] == row[2] == 60
+    assert row is not None, stack.logs()
+    return row
+
+
+def test_a_sync_runs_through_the_worker(prod_stack: ProdStack) -> None:
+    status, seen, _ = run_sync(prod_stack)
+    assert status == "succeeded", prod_stack.logs()
+    assert seen == 60
 
 
 def test_health_and_readiness(prod_stack: ProdStack) -> None:
@@ -109,3 +116,16 @@ def test_health_and_readiness(prod_stack: ProdStack) -> None:
         "encryption_keys": "ok",
     }
     assert set(answer) == {"status", "checks"}
+
+
+def test_the_worker_beats_and_counts_its_tasks(prod_stack: ProdStack) -> None:
+    assert run_sync(prod_stack)[0] == "succeeded"
+    with psycopg.connect(prod_stack.database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT hostname, now() - last_seen_at, tasks_done, stopped_at FROM ops_workerheartbeat"
+        ).fetchall()
+    assert len(rows) == 1, rows
+    hostname, age, tasks_done, stopped_at = rows[0]
+    assert hostname.startswith(prod_stack.env["CELERY_WORKER_NAME"].split("@")[0] + "@")
+    assert age.total_seconds() < 45 and stopped_at is None
+    assert tasks_done >= 1
