@@ -19,7 +19,16 @@ STATE_LABELS = {
 
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
-    list_display = ("hostname", "state", "last_seen_at", "last_task_at", "tasks_done", "pid", "concurrency", "started_at")
+    list_display = (
+        "hostname",
+        "state",
+        "last_seen_at",
+        "last_task_at",
+        "tasks_done",
+        "pid",
+        "concurrency",
+        "started_at",
+    )
     search_fields = ("hostname",)
     ordering = ("hostname",)
 
