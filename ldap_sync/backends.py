@@ -44,9 +44,18 @@ from django_auth_ldap.config import (
     PosixGroupType,
 )
 
-from ldap_sync.client import AD_BIND_MESSAGES, ad_bind_reason, ca_cert_file, escape_filter_value, normalize_dn
+from ldap_sync.client import (
+    AD_BIND_MESSAGES,
+    PeerRefused,
+    ad_bind_reason,
+    ca_cert_file,
+    escape_filter_value,
+    guarded_initialize,
+    normalize_dn,
+)
 from ldap_sync.kinds import DirectoryKind, GroupType
 from ldap_sync.models import DirectoryRevocation, LdapDirectory
+from mdm import outbound
 from mdm.models import Role, Tenant, User
 
 ROLE_ORDER = (Role.ADMIN, Role.OPERATOR, Role.READ_ONLY)
@@ -139,6 +148,24 @@ def auth_settings(directory: LdapDirectory) -> LDAPSettings:
     return settings
 
 
+class GuardedLdap:
+    """python-ldap as django-auth-ldap sees it, except that connections go through the outbound guard."""
+
+    def __init__(self, network_timeout: float) -> None:
+        self.network_timeout = network_timeout
+
+    def initialize(self, uri: str, **_kwargs: Any) -> Any:
+        try:
+            return guarded_initialize(uri, timeout=self.network_timeout)
+        except outbound.OutboundRefused as exc:
+            raise PeerRefused(exc) from exc  # an LDAPError: django-auth-ldap reports a failed login
+        except OSError as exc:  # unreachable: what libldap itself would have said
+            raise ldap.SERVER_DOWN({"desc": "Can't contact LDAP server", "info": str(exc)}) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(ldap, name)
+
+
 class TenantLDAPBackend(LDAPBackend):
     """Authenticates ``username`` against the directory of the tenant named by ``tenant`` (a slug)."""
 
@@ -152,6 +179,8 @@ class TenantLDAPBackend(LDAPBackend):
     ) -> User | None:
         if not tenant or not username or not password:
             return None
+        if outbound.has_control_characters(username) or outbound.has_control_characters(password):
+            return None  # never sent to the directory (mdm/outbound.py)
         found = Tenant.objects.filter(slug=tenant).first()
         if found is None:
             return None
@@ -161,6 +190,7 @@ class TenantLDAPBackend(LDAPBackend):
         self.tenant = found
         self.directory = directory
         self.settings = auth_settings(directory)
+        self._ldap = GuardedLdap(float(directory.network_timeout))
         self.request = request
         return super().authenticate(request, username=login_name(directory, username), password=password)
 

@@ -33,6 +33,10 @@ LdapTimeout (``timeout``)      no answer within the     stop the run, no change;
                                operation timeout
 LdapServerDown                 the connection drops     stop the run, no change; retry on the next schedule
 (``server_down``)              after it was opened
+LdapRefused (``refused``)      the outbound policy      stop; the admin fixes the address, or the operator allows
+                               (mdm/outbound.py)        the network/port; a value with control characters is
+                               refuses the destination  refused before any byte is sent
+                               or a value
 LdapUnexpectedError            anything else            stop; the detail goes to the run log for support
 (``unexpected``)
 =============================  ======================  ===========================================================
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import os
 import re
 import socket
@@ -62,6 +67,9 @@ import ldap
 import ldap.dn
 import ldap.filter
 from ldap.controls import RequestControl, SimplePagedResultsControl
+from ldap.ldapobject import SimpleLDAPObject
+
+from mdm import outbound
 
 
 def _(message: str) -> str:
@@ -167,6 +175,17 @@ class LdapPagingUnsupported(LdapError):
     default_message = _("Le serveur LDAP ne prend pas en charge la recherche paginée (RFC 2696).")
 
 
+class LdapRefused(LdapError):
+    """The outbound policy (mdm/outbound.py) refused the destination or a value: nothing was sent."""
+
+    code = "refused"
+    default_message = outbound.OutboundRefused.default_message
+
+    @classmethod
+    def from_refusal(cls, refusal: outbound.OutboundRefused) -> LdapRefused:
+        return cls(refusal.message, detail=f"{refusal.code}: {refusal.detail}")
+
+
 class LdapUnexpectedError(LdapError):
     pass
 
@@ -186,6 +205,7 @@ ERROR_CLASSES: dict[str, type[LdapError]] = {
         LdapTimeout,
         LdapServerDown,
         LdapPagingUnsupported,
+        LdapRefused,
         LdapUnexpectedError,
     )
 }
@@ -294,14 +314,44 @@ def looks_like_filter(text: str) -> bool:
     return depth == 0
 
 
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+
+
 def validate_uri(uri: str) -> str | None:
-    """Return an admin message if ``uri`` is not a single ``ldap://`` or ``ldaps://`` URL, else None."""
-    parts = urlsplit(uri.strip())
-    if parts.scheme not in ("ldap", "ldaps") or not parts.hostname or " " in uri.strip():
-        return _("L'adresse doit être de la forme ldap://hôte:389 ou ldaps://hôte:636.")
+    """Return an admin message if ``uri`` is not a single ``ldap://host[:port]`` or ``ldaps://host[:port]``.
+
+    Strict on purpose: libldap also reads lists of URLs (space or comma separated), user info, a DN, a filter
+    and extensions from a URI, none of which the console means to pass on.
+    """
+    text = uri.strip()
+    shape = _("L'adresse doit être de la forme ldap://hôte:389 ou ldaps://hôte:636.")
+    if not text or any(char.isspace() or ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in text):
+        return shape
     try:
-        parts.port  # noqa: B018 - parsing raises on a bad port
+        parts = urlsplit(text)
+        hostname = parts.hostname
+    except ValueError:  # e.g. "ldap://[::1": an unterminated IPv6 literal
+        return shape
+    if parts.scheme.lower() not in ("ldap", "ldaps") or not hostname:
+        return shape
+    if "@" in parts.netloc:
+        return _(
+            "L'adresse ne doit pas contenir d'identifiant ni de mot de passe (utilisez le DN de liaison)."
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "," in parts.netloc:
+        return shape
+    if parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(hostname.split("%", 1)[0])
+        except ValueError:
+            return shape
+    elif not _HOSTNAME.match(hostname):
+        return shape
+    try:
+        port = parts.port
     except ValueError:
+        return _("Le port de l'adresse n'est pas valide.")
+    if (port is not None and not 1 <= port <= 65535) or parts.netloc.endswith(":"):
         return _("Le port de l'adresse n'est pas valide.")
     return None
 
@@ -445,6 +495,7 @@ class LdapClient:
         self._connection: Any = None
         # Until a connection is established, a dropped socket means "unreachable"; after, "server down".
         self._phase = "connect"
+        self._socket: socket.socket | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def __enter__(self) -> LdapClient:
@@ -471,6 +522,9 @@ class LdapClient:
         if settings.bind_dn and not settings.bind_password:
             # An empty password makes a simple bind "unauthenticated": some servers accept it as anonymous.
             raise LdapInvalidCredentials(_("Le mot de passe de liaison est vide."))
+        refuse_control_characters(
+            uri=settings.uri, bind_dn=settings.bind_dn, bind_password=settings.bind_password
+        )
         self._check_tcp()
         try:
             self._connection = self._initialize()
@@ -490,6 +544,9 @@ class LdapClient:
             raise
 
     def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
         if self._connection is not None:
             with contextlib.suppress(ldap.LDAPError):
                 self._connection.unbind_s()
@@ -506,12 +563,14 @@ class LdapClient:
         scope: int = ldap.SCOPE_SUBTREE,
     ) -> PagedSearch:
         """A paged search over the whole subtree; iterate the result, then look at ``complete``/``references``."""
+        refuse_control_characters(base_dn=base_dn, filter=filterstr)
         if not is_valid_dn(base_dn):
             raise LdapInvalidDn(_("Le DN de base n'est pas valide."), detail=base_dn)
         return PagedSearch(self, base_dn, filterstr, attributes, scope, self.settings.page_size)
 
     def read_entry(self, dn: str, attributes: list[str] | None = None) -> LdapEntry | None:
         """The entry at ``dn``, or None when it does not exist."""
+        refuse_control_characters(dn=dn)
         if not is_valid_dn(dn):
             raise LdapInvalidDn(detail=dn)
         try:
@@ -540,6 +599,7 @@ class LdapClient:
         self, base_dn: str, filterstr: str, attributes: list[str] | None = None
     ) -> LdapEntry | None:
         """Run ``filterstr`` for one page of one entry: proves its syntax; returns a sample entry if any."""
+        refuse_control_characters(base_dn=base_dn, filter=filterstr)
         search = PagedSearch(self, base_dn, filterstr, attributes or ["1.1"], ldap.SCOPE_SUBTREE, page_size=1)
         return next(iter(search), None)
 
@@ -552,6 +612,8 @@ class LdapClient:
             raise self._translate(exc) from exc
 
     def _translate(self, exc: ldap.LDAPError) -> LdapError:
+        if isinstance(exc, PeerRefused):
+            return LdapRefused.from_refusal(exc.refusal)
         detail = _server_words(exc)
         if isinstance(exc, ldap.SERVER_DOWN | ldap.CONNECT_ERROR):
             if self._phase == "tls":
@@ -589,17 +651,19 @@ class LdapClient:
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _check_tcp(self) -> None:
-        """Open and close a TCP connection first, so 'unreachable' is never confused with a TLS failure."""
+        """Open the TCP connection first, through the outbound guard, so that 'refused by policy' and
+        'unreachable' are never confused with a TLS failure. ldap:// keeps this socket for libldap."""
         parts = urlsplit(self.settings.uri.strip())
         host = parts.hostname or ""
         port = parts.port or (636 if parts.scheme == "ldaps" else 389)
         try:
-            with socket.create_connection((host, port), timeout=self.settings.network_timeout):
-                pass
-        except socket.gaierror as exc:
+            sock = outbound.connect(host, port, timeout=self.settings.network_timeout)
+        except outbound.HostUnknown as exc:
             raise LdapUnreachable(
-                _("Le nom d'hôte du serveur LDAP est inconnu (DNS) : vérifiez l'adresse."), detail=str(exc)
+                _("Le nom d'hôte du serveur LDAP est inconnu (DNS) : vérifiez l'adresse."), detail=exc.detail
             ) from exc
+        except outbound.OutboundRefused as exc:
+            raise LdapRefused.from_refusal(exc) from exc
         except TimeoutError as exc:
             raise LdapUnreachable(
                 _(
@@ -609,10 +673,18 @@ class LdapClient:
             ) from exc
         except OSError as exc:
             raise LdapUnreachable(detail=f"{host}:{port}: {exc.strerror or exc}") from exc
+        if parts.scheme == "ldaps":
+            sock.close()  # libldap must open the TLS socket itself: see guarded_initialize
+        else:
+            self._socket = sock
 
     def _initialize(self) -> Any:
         settings = self.settings
-        conn = ldap.initialize(settings.uri.strip(), bytes_mode=False)
+        sock, self._socket = self._socket, None
+        try:
+            conn = guarded_initialize(settings.uri.strip(), connected=sock)
+        except outbound.OutboundRefused as exc:
+            raise LdapRefused.from_refusal(exc) from exc
         conn.set_option(ldap.OPT_PROTOCOL_VERSION, ldap.VERSION3)
         conn.set_option(ldap.OPT_REFERRALS, 0)
         conn.set_option(ldap.OPT_NETWORK_TIMEOUT, settings.network_timeout)
@@ -623,3 +695,72 @@ class LdapClient:
                 conn.set_option(ldap.OPT_X_TLS_CACERTFILE, ca_cert_file(settings.ca_cert_pem))
             conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # must come last: builds the TLS context from the above
         return conn
+
+
+# -- the outbound guard, for libldap -------------------------------------------------------------------------------
+def refuse_control_characters(**values: str | None) -> None:
+    """No CR, LF, NUL or other control character reaches the wire (mdm/outbound.py explains why)."""
+    try:
+        outbound.refuse_control_characters(**values)
+    except outbound.OutboundRefused as exc:
+        raise LdapRefused.from_refusal(exc) from exc
+
+
+class PeerRefused(ldap.SERVER_DOWN):
+    """Raised by libldap-facing code (an ``ldap.LDAPError``, so django-auth-ldap handles it as a failed login)."""
+
+    def __init__(self, refusal: outbound.OutboundRefused) -> None:
+        self.refusal = refusal
+        super().__init__({"desc": refusal.message, "info": f"{refusal.code}: {refusal.detail}"})
+
+
+class _PeerCheckedLDAPObject(SimpleLDAPObject):
+    """ldaps://: libldap resolves and connects itself (it cannot start TLS on a socket it is handed), so the
+    address it reached is checked once the connection is up and before anything the tenant typed (a bind, a
+    search) is sent. Until then only the TLS handshake and an anonymous "Who am I?" went out."""
+
+    _peer_checked = False
+
+    def _check_peer(self) -> None:
+        if self._peer_checked:
+            return
+        try:
+            self.whoami_s()
+        except (ldap.SERVER_DOWN, ldap.CONNECT_ERROR, ldap.TIMEOUT):
+            raise
+        except ldap.LDAPError:
+            pass  # connected: the server merely declines an anonymous "Who am I?"
+        try:
+            outbound.check_peer(self.fileno())
+        except outbound.OutboundRefused as exc:
+            self.unbind_ext()
+            raise PeerRefused(exc) from exc
+        self._peer_checked = True
+
+    def simple_bind(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_peer()
+        return super().simple_bind(*args, **kwargs)
+
+    def search_ext(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_peer()
+        return super().search_ext(*args, **kwargs)
+
+
+def guarded_initialize(uri: str, *, connected: socket.socket | None = None, timeout: float = 5.0) -> Any:
+    """``ldap.initialize`` through the outbound guard: the only way the console opens an LDAP connection.
+
+    ldap:// (with or without StartTLS): libldap gets a socket the guard connected to a checked address
+    (``connected``, or one opened here), so there is no second DNS resolution. ldaps://: the address is
+    checked before and after libldap connects (``_PeerCheckedLDAPObject``). Raises ``OutboundRefused``.
+    """
+    parts = urlsplit(uri)
+    port = parts.port or (636 if parts.scheme == "ldaps" else 389)
+    if parts.scheme == "ldaps":
+        if connected is not None:
+            connected.close()
+        outbound.check_destination(parts.hostname or "", port)
+        return _PeerCheckedLDAPObject(uri, bytes_mode=False)
+    sock = connected or outbound.connect(parts.hostname or "", port, timeout=timeout)
+    sock.setblocking(True)
+    # detach(): libldap owns the descriptor from now on (a closed Python socket would close it under libldap).
+    return ldap.initialize(uri, bytes_mode=False, fileno=sock.detach())

@@ -14,9 +14,11 @@ from ldap_sync.client import (
     LdapError,
     LdapInvalidCredentials,
     LdapInvalidDn,
+    LdapRefused,
     LdapTlsError,
     LdapUnreachable,
     normalize_dn,
+    refuse_control_characters,
 )
 
 
@@ -76,9 +78,12 @@ def check_connection(
     steps = [STEP_CONNECT, *([STEP_TLS] if settings.uses_tls else []), STEP_BIND]
     client = LdapClient(settings)
     try:
+        # Every value the steps will send is checked before the first one connects.
+        refuse_control_characters(base_dn=base_dn, ou_filter=ou_filter, user_filter=user_filter)
         client.open()
     except LdapError as error:
         failed_step = {
+            LdapRefused: STEP_CONNECT,
             LdapUnreachable: STEP_CONNECT,
             LdapTlsError: STEP_TLS if settings.uses_tls else STEP_CONNECT,
             LdapInvalidCredentials: STEP_BIND,

@@ -12,6 +12,7 @@ from ldap_sync.client import is_valid_bind_name, is_valid_dn, looks_like_filter,
 from ldap_sync.kinds import KIND_FIELDS, DirectoryKind, defaults
 from ldap_sync.models import LdapDirectory, OuSelection
 from mdm.forms import TenantModelForm
+from mdm.outbound import has_control_characters
 
 # Attribute names go into filters unescaped (only values can be escaped): allow nothing but a name.
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}$")
@@ -25,6 +26,17 @@ ATTRIBUTE_FIELDS = (
     "email_attribute",
     "email_fallback_attribute",
     "name_attribute",
+)
+PASSWORD_DESTINATION_FIELDS = ("uri", "bind_dn", "start_tls", "ca_certificate")
+# The PEM is multi-line; every other text field goes on the wire as one line.
+LINE_FIELDS = (
+    "uri",
+    "bind_password",
+    "bind_dn",
+    *DN_FIELDS,
+    *FILTER_FIELDS,
+    *ATTRIBUTE_FIELDS,
+    "login_attributes",
 )
 
 
@@ -69,10 +81,14 @@ class LdapDirectoryForm(TenantModelForm):
         ]
         widgets = {"ca_certificate": forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, keep_stored_password: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # ldap_configure: whoever runs it holds the database and the keys, so the stored password is theirs.
+        self.keep_stored_password = keep_stored_password
         # The stored password is never sent back to the browser; an empty field keeps it.
         self.stored_password = self.instance.bind_password or "" if self.instance.pk else ""
+        # Where and how the stored password travels: changing any of these requires typing the password again.
+        self.stored_destination = {name: getattr(self.instance, name) for name in PASSWORD_DESTINATION_FIELDS}
         self.initial.pop("bind_password", None)
         self.fields["network_timeout"].min_value = 1  # type: ignore[attr-defined]
         # Left empty (or absent from an older page's POST), these take the kind's value: never a blank identity.
@@ -94,7 +110,7 @@ class LdapDirectoryForm(TenantModelForm):
     def clean_bind_password(self) -> str:
         password = self.cleaned_data.get("bind_password") or ""
         self.password_changed = bool(password)
-        return password or self.stored_password
+        return password
 
     def clean_ca_certificate(self) -> str:
         pem = self.cleaned_data["ca_certificate"].strip()
@@ -115,6 +131,16 @@ class LdapDirectoryForm(TenantModelForm):
         for name in GUARD_FIELDS:
             if data.get(name) is None and name not in self.errors:
                 data[name] = getattr(self.instance, name)
+        for name in LINE_FIELDS:
+            if has_control_characters(str(data.get(name) or "")):
+                self.add_error(
+                    name,
+                    _(
+                        "Ce champ contient des caractères de contrôle (retour chariot, saut de ligne, "
+                        "caractère nul…) : retirez-les."
+                    ),
+                )
+                data.pop(name, None)
         self._fill_kind_defaults(data)
         bind_dn = (data.get("bind_dn") or "").strip()
         data["bind_dn"] = bind_dn
@@ -126,6 +152,18 @@ class LdapDirectoryForm(TenantModelForm):
                     "ou DOMAINE\\utilisateur."
                 ),
             )
+        if not data.get("bind_password") and self.stored_password and "bind_password" not in self.errors:
+            if data.get("bind_dn") and not self.keep_stored_password and self.destination_changed(data):
+                self.add_error(
+                    "bind_password",
+                    _(
+                        "L'adresse du serveur, le DN de liaison ou le chiffrement a changé : saisissez à nouveau "
+                        "le mot de passe de liaison (le mot de passe enregistré n'est envoyé qu'au serveur "
+                        "enregistré)."
+                    ),
+                )
+            else:
+                data["bind_password"] = self.stored_password
         for name in DN_FIELDS:
             value = (data.get(name) or "").strip()
             data[name] = value
@@ -158,7 +196,7 @@ class LdapDirectoryForm(TenantModelForm):
             self.add_error(
                 "start_tls", _("StartTLS ne s'utilise qu'avec ldap:// (ldaps:// est déjà chiffré).")
             )
-        if data.get("bind_dn") and not data.get("bind_password"):
+        if data.get("bind_dn") and not data.get("bind_password") and "bind_password" not in self.errors:
             self.add_error("bind_password", _("Indiquez le mot de passe du DN de liaison."))
         return data
 
@@ -179,6 +217,15 @@ class LdapDirectoryForm(TenantModelForm):
         for name in KIND_REQUIRED_FIELDS[1:]:
             if not (data.get(name) or "").strip():
                 data[name] = defaults(kind)[name]
+
+    def destination_changed(self, data: dict[str, Any]) -> bool:
+        stored = self.stored_destination
+        return (
+            (data.get("uri") or "").strip() != (stored["uri"] or "").strip()
+            or (data.get("bind_dn") or "").strip() != (stored["bind_dn"] or "").strip()
+            or bool(data.get("start_tls")) != bool(stored["start_tls"])
+            or (data.get("ca_certificate") or "").strip() != (stored["ca_certificate"] or "").strip()
+        )
 
     def changed_fields(self) -> list[str]:
         changed = [

@@ -16,6 +16,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from mdm import outbound as _outbound
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -250,6 +252,13 @@ CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
 # Worker liveness (ops/worker.py): each worker's heartbeat row, written every this many seconds.
 OPS_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("OPS_WORKER_HEARTBEAT_SECONDS", "15"))
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "400"))
+
+# Connections opened for a tenant (LDAP) reach public addresses on LDAP ports only, unless allowed here
+# (mdm/outbound.py); the console's own database and Redis stay refused whatever is allowed.
+MDM_OUTBOUND_ALLOWED_NETWORKS = env_list("MDM_OUTBOUND_ALLOWED_NETWORKS")
+MDM_OUTBOUND_ALLOWED_PORTS = env_list("MDM_OUTBOUND_ALLOWED_PORTS")
+_outbound.parse_networks(MDM_OUTBOUND_ALLOWED_NETWORKS)  # a typo stops the process instead of refusing all
+_outbound.parse_ports(MDM_OUTBOUND_ALLOWED_PORTS)
 
 LOGGING = {
     "version": 1,

@@ -14,3 +14,6 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("MDM_CELERY_EAGER", "1") == "1"
 CELERY_TASK_EAGER_PROPAGATES = True
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
+# The suite's own slapd servers listen on free ports of the loopback (the console's services stay refused).
+MDM_OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+MDM_OUTBOUND_ALLOWED_PORTS = ["1024-65535"]

@@ -14,6 +14,9 @@ export DEMO_DEVICES=${DEMO_DEVICES:-500}
 export DEMO_GOOGLE_DOMAIN=${DEMO_GOOGLE_DOMAIN:-example.com}
 export GOOGLE_EMULATOR_HOST=127.0.0.1:${DEMO_GOOGLE_PORT}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mdm}
+# The demo tenant's directory is the demo slapd on the loopback: the one internal destination allowed.
+export MDM_OUTBOUND_ALLOWED_NETWORKS=${MDM_OUTBOUND_ALLOWED_NETWORKS:-127.0.0.1/32}
+export MDM_OUTBOUND_ALLOWED_PORTS=${MDM_OUTBOUND_ALLOWED_PORTS:-${DEMO_LDAP_PORT}}
 
 for port in "${DEMO_WEB_ADDR##*:}" "$DEMO_GOOGLE_PORT" "$DEMO_LDAP_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -249,6 +249,8 @@ def running_stack() -> Iterator[Stack]:
         google_port, web_port = free_port(), free_port()
         emulator_host = f"127.0.0.1:{google_port}"
         env = _child_env(database_url, emulator_host, run_id)
+        # The stack's own slapd on the loopback is the one internal destination its tenants may reach.
+        env.update(MDM_OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32", MDM_OUTBOUND_ALLOWED_PORTS=str(slapd.port))
         stack_ = Stack(
             base_url=f"http://127.0.0.1:{web_port}",
             database_url=database_url,

@@ -123,7 +123,13 @@ def test_choosing_active_directory_fills_its_defaults_and_keeps_overrides(tenant
     directory = make_directory(tenant, name_attribute="givenName")
     with tenant_context(tenant):
         form = LdapDirectoryForm(
-            data=form_data(directory, kind=DirectoryKind.ACTIVE_DIRECTORY, bind_dn="EXAMPLE\\mdm-sync"),
+            # A new bind name needs the password typed again (the stored one only goes where it went before).
+            data=form_data(
+                directory,
+                kind=DirectoryKind.ACTIVE_DIRECTORY,
+                bind_dn="EXAMPLE\\mdm-sync",
+                bind_password="typed-again",
+            ),
             instance=directory,
             tenant=tenant,
         )
@@ -148,7 +154,9 @@ def test_the_bind_name_may_be_a_dn_a_upn_or_domain_user(tenant, make_directory, 
     directory = make_directory(tenant)
     with tenant_context(tenant):
         form = LdapDirectoryForm(
-            data=form_data(directory, bind_dn=bind_dn), instance=directory, tenant=tenant
+            data=form_data(directory, bind_dn=bind_dn, bind_password="typed-again"),
+            instance=directory,
+            tenant=tenant,
         )
         assert form.is_valid(), form.errors
 

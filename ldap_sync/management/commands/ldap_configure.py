@@ -164,7 +164,7 @@ class Command(BaseCommand):
             data["bind_password"] = password
             given.append("bind_password")
         with translation.override("en"), tenant_context(tenant):
-            form = LdapDirectoryForm(data=data, instance=directory, tenant=tenant)
+            form = LdapDirectoryForm(data=data, instance=directory, tenant=tenant, keep_stored_password=True)
             if not form.is_valid():
                 problems = "; ".join(
                     f"{name}: {' '.join(str(error) for error in errors)}"
