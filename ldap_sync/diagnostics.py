@@ -17,6 +17,8 @@ from ldap_sync.client import (
     LdapRefused,
     LdapTlsError,
     LdapUnreachable,
+    escape_filter_value,
+    is_valid_dn,
     normalize_dn,
     refuse_control_characters,
 )
@@ -42,9 +44,20 @@ class CheckStep:
     error_code: str = ""
 
 
+@dataclass(frozen=True)
+class RoleGroupCount:
+    """A role's group and how many users of the user filter it resolves to, nested groups included."""
+
+    role: str
+    group_dn: str
+    user_count: int | None  # None: the group was not found (or could not be read)
+    detail: str = ""
+
+
 @dataclass
 class ConnectionReport:
     steps: list[CheckStep] = field(default_factory=list)
+    role_groups: list[RoleGroupCount] = field(default_factory=list)
     # How many OUs and users these settings would import (None: not counted, a step failed).
     ou_count: int | None = None
     user_count: int | None = None
@@ -73,6 +86,9 @@ def check_connection(
     ou_filter: str,
     user_filter: str,
     id_attribute: str = "entryUUID",
+    role_groups: dict[str, str] | None = None,
+    group_type: str = "groupOfNames",
+    uid_attribute: str = "uid",
 ) -> ConnectionReport:
     report = ConnectionReport()
     steps = [STEP_CONNECT, *([STEP_TLS] if settings.uses_tls else []), STEP_BIND]
@@ -130,6 +146,15 @@ def check_connection(
             else:
                 report.steps.append(CheckStep(label, StepStatus.OK))
         report.ou_count, report.user_count = counts.get(STEP_OU_FILTER), counts.get(STEP_USER_FILTER)
+        if role_groups and counts.get(STEP_USER_FILTER):
+            report.role_groups = count_role_members(
+                client,
+                base_dn=base_dn,
+                user_filter=user_filter,
+                uid_attribute=uid_attribute,
+                group_type=group_type,
+                role_groups=role_groups,
+            )
     except LdapError as error:  # the connection dropped between steps
         report.steps.append(
             CheckStep(STEP_CONNECT, StepStatus.FAILED, error.message, error.detail, error.code)
@@ -147,6 +172,84 @@ def _count_entries(client: LdapClient, base_dn: str, filterstr: str, *, skip_bas
         for entry in client.search(base_dn, filterstr, ["1.1"])
         if not (skip_base and normalize_dn(entry.dn).casefold() == base)
     )
+
+
+IN_CHAIN = "1.2.840.113556.1.4.1941"
+MEMBER_ATTRIBUTES = {"groupOfUniqueNames": "uniqueMember", "posixGroup": "memberUid"}
+MAX_NESTED_GROUPS = 500
+
+
+def count_role_members(
+    client: LdapClient,
+    *,
+    base_dn: str,
+    user_filter: str,
+    uid_attribute: str,
+    group_type: str,
+    role_groups: dict[str, str],
+) -> list[RoleGroupCount]:
+    """How many users of the user filter each role's group holds, as the login resolves it (nesting included).
+
+    Active Directory answers itself (LDAP_MATCHING_RULE_IN_CHAIN, which also copes with groups too large to
+    read whole); other directories' groups are walked from their member values.
+    """
+    results = []
+    users: dict[str, str] | None = None
+    for role, group_dn in role_groups.items():
+        try:
+            group = client.read_entry(group_dn, ["objectClass"])
+        except LdapError as error:
+            results.append(RoleGroupCount(role, group_dn, None, error.detail or error.message))
+            continue
+        if group is None:
+            results.append(RoleGroupCount(role, group_dn, None, group_dn))
+            continue
+        try:
+            if group_type == "ad-nested":
+                chain = f"(&{user_filter}(memberOf:{IN_CHAIN}:={escape_filter_value(group_dn)}))"
+                count = sum(1 for _entry in client.search(base_dn, chain, ["1.1"]))
+            else:
+                if users is None:  # normalized DN -> uid, for every user the sync would import
+                    users = {
+                        normalize_dn(entry.dn).casefold(): (entry.first(uid_attribute) or "")
+                        for entry in client.search(base_dn, user_filter, [uid_attribute])
+                    }
+                attribute = MEMBER_ATTRIBUTES.get(group_type, "member")
+                members = _walk_members(client, group_dn, attribute, users)
+                if group_type == "posixGroup":
+                    count = sum(1 for uid in users.values() if uid in members)
+                else:
+                    count = len(members & users.keys())
+        except LdapError as error:
+            results.append(RoleGroupCount(role, group_dn, None, error.detail or error.message))
+            continue
+        results.append(RoleGroupCount(role, group_dn, count))
+    return results
+
+
+def _walk_members(client: LdapClient, group_dn: str, attribute: str, users: dict[str, str]) -> set[str]:
+    """Member values of a group and of the groups nested in it (normalized DNs, or uids for memberUid)."""
+    found: set[str] = set()
+    pending: list[str] = [group_dn]
+    seen: set[str] = set()
+    while pending and len(seen) < MAX_NESTED_GROUPS:
+        dn = pending.pop()
+        key = normalize_dn(dn).casefold()
+        if key in seen:
+            continue
+        seen.add(key)
+        entry = client.read_entry(dn, [attribute])
+        for value in entry.get(attribute) if entry else []:
+            if attribute == "memberUid":
+                found.add(value)
+                continue
+            if not is_valid_dn(value):  # a member value that is not a DN counts for nobody
+                continue
+            member = normalize_dn(value).casefold()
+            found.add(member)
+            if member not in users:  # not a user: maybe a nested group
+                pending.append(value)
+    return found
 
 
 def _record_failure(report: ConnectionReport, steps: list[str], failed: str, error: LdapError) -> None:

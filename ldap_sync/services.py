@@ -81,6 +81,9 @@ def directory_test_connection(*, directory: LdapDirectory) -> ConnectionReport:
         ou_filter=directory.ou_filter,
         user_filter=directory.user_filter,
         id_attribute=directory.id_attribute,
+        role_groups=role_groups(directory),
+        group_type=directory.group_type,
+        uid_attribute=directory.uid_attribute,
     )
 
 

@@ -20,6 +20,7 @@ from ldap_sync import selectors, services
 from ldap_sync.diagnostics import ConnectionReport
 from ldap_sync.forms import LdapDirectoryForm, OrgUnitSelectionForm
 from ldap_sync.models import LdapDirectory, LdapOrgUnit, LdapSyncRun, SyncTrigger
+from mdm.models import Role
 from mdm.permissions import ADMIN_ROLES, OPERATE_ROLES, TenantRoleRequiredMixin
 
 
@@ -100,6 +101,15 @@ class DirectoryView(_LdapView):
             "report": translate_report(report) if report else None,
             "report_ok": report.ok if report else None,
             "report_counts": selectors.import_comparison(self.tenant, report) if report else None,
+            "report_roles": [
+                {
+                    "role": Role(group.role).label,
+                    "dn": group.group_dn,
+                    "count": group.user_count,
+                    "detail": group.detail,
+                }
+                for group in (report.role_groups if report else [])
+            ],
             "password_set": bool(directory and directory.bind_password),
         }
         return render(self.request, "ldap_sync/directory.html", context, status=status)

@@ -259,3 +259,16 @@ def test_a_wrong_password_says_so_in_plain_words(tenant, make_ad_directory, ad_d
     make_ad_directory(tenant)
     page = Client().post(reverse("login"), {"tenant": "acme", "username": "cdurand", "password": "wrong"})
     assert "Identifiant ou mot de passe incorrect." in page.content.decode()
+
+
+# -- role groups on the LDAP page -----------------------------------------------------------------------------------
+def test_connection_test_shows_each_roles_group_and_how_many_users_it_resolves_to(  # type: ignore[no-untyped-def]
+    tenant, make_ad_directory, ad_dir
+):
+    from ldap_sync import services
+
+    directory = make_ad_directory(tenant, readonly_group_dn=f"CN=Absent,{ad_dir.groups_base_dn}")
+    report = services.directory_test_connection(directory=directory)
+    counts = {group.role: group.user_count for group in report.role_groups}
+    # Admins: through the nested group, the disabled admin included (it resolves, it cannot sign in).
+    assert counts == {Role.ADMIN: 2, Role.OPERATOR: 1, Role.READ_ONLY: None}

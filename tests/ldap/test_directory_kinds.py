@@ -239,3 +239,18 @@ def test_role_groups_of_every_openldap_type_in_a_group_base_of_their_own(  # typ
     )
     user = authenticate(None, username="membre.role", password=demo_dir.user_password, tenant="acme")
     assert user is not None and user.role == Role.OPERATOR
+
+
+def test_the_ldap_page_shows_each_roles_group_and_its_user_count(
+    admin_client_, tenant, make_directory, slapd, demo_dir
+):  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    directory = make_directory(tenant, operator_group_dn="cn=nobody-here,dc=example,dc=com")
+    data = form_data(directory, bind_password="")
+    page = admin_client_.post(reverse("ldap_sync:test"), data).content.decode()
+    table = page[page.index('id="role-groups"') :]
+    assert demo_dir.group_dn("admin") in table and "groupe introuvable" in table
+    rows = table.split("<tr>")
+    admin_row = next(row for row in rows if demo_dir.group_dn("admin") in row)
+    assert "<td>1</td>" in admin_row.replace("\n", "").replace(" ", "")
