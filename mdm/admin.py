@@ -72,5 +72,9 @@ class BlueprintAdmin(TenantOwnedAdmin):
 
 @admin.register(App)
 class AppAdmin(TenantOwnedAdmin):
-    list_display = ("name", "tenant", "kind", "identifier")
-    search_fields = ("name", "identifier")
+    list_display = ("name", "tenant", "kind", "identifier", "file_name")
+    search_fields = ("name", "identifier", "file_name")
+    # Packages are uploaded in the console, where they are checked (mdm/uploads.py), and are served only by its
+    # download view: support sees what was uploaded, never a media URL, and cannot swap the file.
+    exclude = ("file",)
+    readonly_fields = ("file_name", "file_size", "file_sha256")

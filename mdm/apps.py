@@ -11,3 +11,14 @@ class MdmConfig(AppConfig):
 
         # The journal's sentences for the core's own codes; integrations add theirs in their ready().
         register_audit_messages(core_messages())
+
+        from django.db.models.signals import post_delete
+
+        from mdm.models import App
+        from mdm.services import app_package_release
+
+        # However an app row goes (the console, django-admin, its tenant deleted), its package leaves the disk.
+        def app_deleted(sender: type, instance: App, **kwargs: object) -> None:
+            app_package_release(instance)
+
+        post_delete.connect(app_deleted, sender=App, weak=False, dispatch_uid="mdm.app_package_release")

@@ -95,6 +95,12 @@ def app_save(*, app: App, actor: User) -> App:
     return app
 
 
+def app_package_release(app: App) -> None:
+    """The app row is gone: its package leaves the disk once that is committed."""
+    if app.file.name:
+        _delete_file_on_commit(app.file.storage, app.file.name)
+
+
 def _delete_file_on_commit(storage: Storage, name: str) -> None:
     def delete() -> None:
         try:
@@ -169,7 +175,7 @@ def app_delete(*, app: App, actor: User) -> None:
             raise SubjectInUse(usages)
         details: dict[str, Any] = {"app_id": app.pk, "kind": app.kind, "identifier": app.identifier}
         if app.file:
+            # The package itself leaves the disk on commit (app_package_release, on post_delete).
             details["file"] = {"name": app.file_name, "size": app.file_size, "sha256": app.file_sha256}
-            _delete_file_on_commit(app.file.storage, app.file.name or "")
         audit_record(tenant=app.tenant, actor=actor, action="app.delete", target=app.name, details=details)
         app.delete()

@@ -275,3 +275,7 @@ MEDIA_URL = "media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Largest app package accepted (mdm/uploads.py); an APK or a kiosk app rarely passes 100 MB.
 APP_UPLOAD_MAX_BYTES = int(os.environ.get("APP_UPLOAD_MAX_MB", "100")) * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "mdm.uploads.CappedTemporaryFileUploadHandler",
+]

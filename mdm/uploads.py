@@ -22,9 +22,11 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
@@ -118,3 +120,17 @@ def _sha256(upload: UploadedFile) -> str:
         digest.update(chunk)
     upload.seek(0)
     return digest.hexdigest()
+
+
+class CappedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
+    """Django's temporary-file upload handler that stops writing past ``APP_UPLOAD_MAX_BYTES`` but keeps
+    counting: an oversized upload never fills the disk, and its form still refuses it by its real size."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        self._received = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        self._received += len(raw_data)
+        if self._received <= settings.APP_UPLOAD_MAX_BYTES:
+            self.file.write(raw_data)

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from chromeos.models import AppContext, InstallType, PolicyAssignment
 from mdm.models import App, AppKind, AuditEvent, Blueprint
+from mdm.uploads import CappedTemporaryFileUploadHandler
 from tests.factories import (
     AppFactory,
     BlueprintFactory,
@@ -225,3 +226,41 @@ def test_read_only_users_cannot_delete(readonly_user, client_for, tenant):
     assert c.post(reverse("mdm:blueprint_delete", args=[bp.pk])).status_code == 403
     assert c.post(reverse("mdm:app_delete", args=[app.pk])).status_code == 403
     assert Blueprint.unscoped.filter(pk=bp.pk).exists() and App.unscoped.filter(pk=app.pk).exists()
+
+
+def test_an_oversized_upload_is_not_written_to_disk_past_the_limit(settings, rf):
+    settings.APP_UPLOAD_MAX_BYTES = 1000
+    handler = CappedTemporaryFileUploadHandler(rf.post("/"))
+    handler.new_file("file", "gros.crx", "application/octet-stream", 10_000)
+    for start in range(0, 10_000, 500):
+        handler.receive_data_chunk(b"x" * 500, start)
+    upload = handler.file_complete(10_000)
+    assert upload.size == 10_000  # the form refuses it by its real size...
+    assert (
+        Path(upload.temporary_file_path()).stat().st_size <= 1000
+    )  # ...and the disk holds no more than the limit
+
+
+def test_an_oversized_upload_through_the_form_says_its_size(admin_client_, media_root, settings):
+    settings.APP_UPLOAD_MAX_BYTES = 2000
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # through the temporary-file handler, as a large upload goes
+    response = post_app(admin_client_, "gros.crx", crx_bytes() + b"\x00" * 5000)
+    assert response.status_code == 400
+    assert "la limite est de" in response.context["form"].errors["file"][0]
+    assert stored_files(media_root) == []
+
+
+def test_support_sees_the_package_but_cannot_swap_it(support_user, client_for, tenant):
+    app = PackagedAppFactory(tenant=tenant)
+    page = client_for(support_user).get(f"/support/mdm/app/{app.pk}/change/").content.decode()
+    assert "Appli école.crx" in page
+    assert 'type="file"' not in page and "/media/" not in page
+
+
+def test_deleting_a_tenant_removes_its_packages(tenant, media_root, django_capture_on_commit_callbacks):
+    PackagedAppFactory(tenant=tenant)
+    PackagedAppFactory(tenant=tenant)
+    assert len(stored_files(media_root)) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant.delete()
+    assert stored_files(media_root) == []
