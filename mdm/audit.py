@@ -17,6 +17,8 @@ from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from mdm import csv_export
+from mdm.display import neutralise
 from mdm.models import AuditEvent
 
 CATEGORIES: dict[str, Any] = {
@@ -174,10 +176,9 @@ def _strip_tags(text: str) -> str:
 
 
 def csv_safe(value: str) -> str:
-    # A cell starting with = + - @ is a formula in spreadsheets; targets and details come from people.
-    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    # Targets and details come from people, Google and LDAP: formulas (also after blanks, and full-width signs)
+    # and invisible characters are neutralised as in every export (mdm/csv_export.py).
+    return csv_export.csv_safe(neutralise(value))
 
 
 def core_messages() -> dict[str, AuditMessage]:

@@ -5,7 +5,8 @@
   signs Excel folds into them (``＝ ＋ － ＠``). Exported text comes from people (annotations) and from Google.
 * **Language.** With the interface in French the separator is ``;`` (French Excel splits on it; ``,`` is the
   decimal comma), dates are ``dd/mm/yyyy``, decimals take a comma, yes/no are « oui »/« non »; in English, ``,``
-  and ISO dates. ``?sep=comma`` or ``?sep=semicolon`` overrides the separator whatever the language.
+  and ISO dates. ``?sep=comma`` or ``?sep=semicolon`` (or ``,`` / ``;``) overrides the separator whatever the
+  language.
 * **Times** are in the current time zone (the console's display zone), never UTC.
 * **Encoding** is UTF-8 with a byte-order mark, which Excel needs to read accents right.
 * **Invisible characters** (bidi controls, zero-width) become their visible markers, as on the pages
@@ -30,7 +31,7 @@ from mdm.display import neutralise
 BOM = "\ufeff"
 _FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")
 _LEADING_BLANKS = " \t\u00a0\u3000"
-SEPARATORS = {"semicolon": ";", "comma": ","}
+SEPARATORS = {"semicolon": ";", "comma": ",", ";": ";", ",": ","}
 
 
 def csv_safe(text: str) -> str:

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from mdm.csv_export import CsvFormat, csv_safe
-from tests.factories import ChromeOSDeviceFactory
+from tests.factories import AuditEventFactory, ChromeOSDeviceFactory
 
 EXPORT = reverse("chromeos:device_export")
 LIST = reverse("chromeos:device_list")
@@ -132,3 +132,14 @@ def test_english_export_uses_commas_and_iso_dates(admin_client_, device):
     assert rows[1][1:3] == ["5CD1000001", "Disabled"]
     assert rows[1][5:] == ["2026-07-15 00:30:00", "2029-06-01"]
     assert "sep=semicolon" in admin_client_.get(LIST).content.decode()
+
+
+@pytest.mark.django_db
+def test_audit_export_neutralises_formulas_and_invisible_characters(admin_client_, tenant):
+    AuditEventFactory(tenant=tenant, action="device.disable", target=' ＝HYPERLINK("x")')
+    AuditEventFactory(tenant=tenant, action="device.disable", target="doc\u202efdp.exe")
+    raw = b"".join(admin_client_.get(reverse("mdm:audit_export")).streaming_content).decode("utf-8-sig")
+    cells = [cell for row in csv.reader(io.StringIO(raw), delimiter=";") for cell in row]
+    assert '\' ＝HYPERLINK("x")' in cells
+    assert "doc⟨U+202E⟩fdp.exe" in cells
+    assert "\u202e" not in raw
