@@ -43,6 +43,7 @@ from mdm.locks import AdvisoryLock
 from mdm.models import Tenant, User
 from mdm.services import audit_record
 from mdm.tenancy import tenant_context
+from ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -440,6 +441,7 @@ def _finish(run: LdapSyncRun, log: RunLog, status: str) -> None:
     run.status = status
     run.finished_at = timezone.now()
     run.save()
+    metrics.record_ldap_sync_run(run)
 
 
 # -- reading the directory ----------------------------------------------------------------------------------------

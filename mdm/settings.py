@@ -251,6 +251,9 @@ CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
 }
 # Worker liveness (ops/worker.py): each worker's heartbeat row, written every this many seconds.
 OPS_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("OPS_WORKER_HEARTBEAT_SECONDS", "15"))
+# Prometheus /metrics (ops/metrics.py): off in production unless a bearer token or scraper networks are set.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" if DEBUG else "")
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "400"))
 
 # Connections opened for a tenant (LDAP) reach public addresses on LDAP ports only, unless allowed here

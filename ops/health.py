@@ -5,7 +5,7 @@ processes killed). ``/readyz``: this process can serve: PostgreSQL answers, Redi
 every migration is applied, and the encryption keys are usable (each key loads, the first one round-trips, and
 one stored secret of each encrypted column decrypts, so a deploy with the wrong keys is not "ready").
 
-Both are answered by :class:`HealthMiddleware`, first in the chain: before the host check (a probe addresses the
+Both (and ``/metrics``, ops/metrics.py) are answered by :class:`HealthMiddleware`, first in the chain: before the host check (a probe addresses the
 instance, not the public name), before the HTTPS redirect (probes speak plain HTTP to the instance), without
 session, user or tenant. The JSON says only which check failed: no versions, hosts or error texts.
 """
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 REDIS_TIMEOUT_SECONDS = 2.0
 
 
@@ -124,4 +125,8 @@ class HealthMiddleware:
             return _answer(
                 200 if ready else 503, {"status": "ok" if ready else "unavailable", "checks": checks}
             )
+        if path == METRICS_PATH and request.method == "GET":
+            from ops.metrics import metrics_response
+
+            return metrics_response(request)
         return self.get_response(request)

@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery.signals import task_postrun, worker_ready, worker_shutdown
+from celery.signals import before_task_publish, task_postrun, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
+from ops.metrics import PUBLISHED_AT_HEADER
 from ops.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -112,3 +114,10 @@ def _task_done(sender: Any = None, **kwargs: Any) -> None:
         )
     except DatabaseError:
         logger.warning("worker task count not recorded (database unavailable)")
+
+
+@before_task_publish.connect
+def _stamp_publication(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """When the message was queued: /metrics reports the age of the oldest one still waiting."""
+    if headers is not None:
+        headers.setdefault(PUBLISHED_AT_HEADER, time.time())

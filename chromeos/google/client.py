@@ -54,6 +54,7 @@ from chromeos.google.errors import (
     QuotaExhausted,
     TransientGoogleError,
 )
+from ops import metrics
 
 if TYPE_CHECKING:
     from googleapiclient.discovery import Resource
@@ -267,12 +268,15 @@ class GoogleClient:
         """Run one API request with the retry policy; return Google's decoded response."""
         max_attempts = attempts or int(getattr(settings, "GOOGLE_RETRY_ATTEMPTS", 5))
         for attempt in range(max_attempts):
+            method = getattr(request, "methodId", "") or "unknown"
             try:
                 response = request.execute()
             except Exception as raw:
                 error = translate_exception(raw)
+                metrics.record_google_call(method, error.status)
                 if isinstance(error, TransientGoogleError) and attempt + 1 < max_attempts:
                     delay = backoff_delay(attempt, error.retry_after)
+                    metrics.record_google_retry_wait(error.status, delay)
                     logger.warning(
                         "google transient error tenant=%s status=%s reason=%s; retry %d in %.1fs",
                         self.integration.tenant_id,
@@ -287,6 +291,7 @@ class GoogleClient:
                 if isinstance(error, AuthRevoked):
                     error.token_fingerprint = token_fingerprint(self._credentials.refresh_token or "")
                 raise error from raw
+            metrics.record_google_call(method, "2xx")
             self.persist_tokens()
             return response
         raise AssertionError("unreachable")  # pragma: no cover
@@ -335,7 +340,11 @@ def revoke_token(token: str, *, sleep: Callable[[float], None] = time.sleep) -> 
             response, content = new_http().request(uri, "POST", body=body, headers=headers)
         except Exception as raw:
             error = translate_exception(raw)
+            metrics.record_google_call("oauth.revoke", error.status)
         else:
+            metrics.record_google_call(
+                "oauth.revoke", "2xx" if int(response.status) == 200 else response.status
+            )
             if int(response.status) == 200:
                 return RevocationOutcome.REVOKED
             error = translate_http_error(HttpError(response, content, uri=uri))
@@ -343,6 +352,7 @@ def revoke_token(token: str, *, sleep: Callable[[float], None] = time.sleep) -> 
                 return RevocationOutcome.ALREADY_INVALID
         if isinstance(error, TransientGoogleError) and attempt + 1 < max_attempts:
             delay = backoff_delay(attempt, error.retry_after)
+            metrics.record_google_retry_wait(error.status, delay)
             logger.warning(
                 "google revoke transient error status=%s; retry %d in %.1fs", error.status, attempt + 1, delay
             )

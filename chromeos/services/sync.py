@@ -70,6 +70,7 @@ from chromeos.services.integration import integration_google_refused
 from ldap_sync.models import LdapOrgUnit
 from mdm.locks import AdvisoryLock, advisory_lock_held
 from mdm.services import audit_record
+from ops import metrics
 
 if TYPE_CHECKING:
     from mdm.models import User
@@ -907,7 +908,21 @@ ProgressCallback = Callable[[SyncRun], None]
 
 
 def devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> SyncRun:
-    """Run one queued sync (the task's body, and the CLI's). Returns the run, finished.
+    """Run one queued sync (the task's body, and the CLI's). Returns the run, finished; its outcome counted in
+    the metrics (ops/metrics.py) and the tenant's alerts re-evaluated."""
+    if run.status in FINISHED_STATUSES:
+        return _devices_sync(run, progress=progress)  # a redelivery of a finished run: nothing happens
+    try:
+        run = _devices_sync(run, progress=progress)
+    finally:
+        finished = SyncRun.unscoped.filter(pk=run.pk).first()
+        if finished is not None and finished.status in FINISHED_STATUSES:
+            metrics.record_sync_run(finished)
+    return run
+
+
+def _devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> SyncRun:
+    """Run one queued sync. Returns the run, finished.
 
     A run found RUNNING was interrupted (its worker died and the message came back): it is marked failed and a
     new run continues its work, so the history tells the truth.

@@ -4,6 +4,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.chromeos.conftest import (  # noqa: F401 - fixtures  # noqa: F401 - fixtures
+    emulator_settings,
+    google_emulator,
+    google_emulator_server,
+    google_integration,
+)
 from tests.ops.prod_stack import ProdStack, running_production_stack
 
 
@@ -21,3 +27,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     stack = getattr(item, "funcargs", {}).get("prod_stack")
     if report.failed and isinstance(stack, ProdStack):
         report.sections.append(("production stack logs", stack.logs(80)))
+
+
+@pytest.fixture
+def clean_metrics() -> Iterator[None]:
+    """This test's metrics from zero: the counters live in Redis under the test run's cache prefix."""
+    from ops import metrics
+
+    def clear() -> None:
+        client = metrics._redis()
+        for key in client.scan_iter(f"{metrics._prefix()}:*"):
+            client.delete(key)
+
+    clear()
+    yield
+    clear()

@@ -161,6 +161,7 @@ def running_production_stack() -> Iterator[ProdStack]:
             "DJANGO_SECRET_KEY": "prod-test-" + Fernet.generate_key().decode(),
             "MDM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "GOOGLE_OAUTH_CLIENT_SECRET": "prod-client-secret-" + os.urandom(8).hex(),
+            "METRICS_TOKEN": "prod-metrics-" + os.urandom(8).hex(),
         }
         env = {
             **_child_env(database_url, emulator_host, run_id, debug=False),

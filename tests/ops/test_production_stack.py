@@ -7,12 +7,24 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import subprocess
 import time
 
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.ops.prod_stack import ADMIN_EMAIL, ADMIN_PASSWORD, Browser, ProdStack, csrf_token
+from ldap_sync.demo_directory import SERVICE_PASSWORD
+from tests.e2e.stack import PYTHON, ROOT
+from tests.ops.prod_stack import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    ARTIFACTS,
+    TENANT_SLUG,
+    Browser,
+    ProdStack,
+    csrf_token,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prod")]
 
@@ -129,3 +141,62 @@ def test_the_worker_beats_and_counts_its_tasks(prod_stack: ProdStack) -> None:
     assert hostname.startswith(prod_stack.env["CELERY_WORKER_NAME"].split("@")[0] + "@")
     assert age.total_seconds() < 45 and stopped_at is None
     assert tasks_done >= 1
+
+
+def _manage(stack: ProdStack, *args: str, env: dict[str, str] | None = None) -> str:
+    """A management command in production mode; everything it printed or logged."""
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env={**stack.env, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    return result.stdout + result.stderr
+
+
+def test_metrics_after_a_sync_with_429s_and_an_ldap_sync(prod_stack: ProdStack) -> None:
+    stack = prod_stack
+    stack.emulator(
+        "/faults", {"method": "directory.chromeosdevices.list", "status": 429, "count": 1, "retry_after": 0}
+    )
+    assert run_sync(stack)[0] == "succeeded"
+    _manage(
+        stack,
+        "ldap_configure",
+        TENANT_SLUG,
+        "--uri",
+        stack.slapd.uri,
+        env={"LDAP_BIND_PASSWORD": SERVICE_PASSWORD},
+    )
+    _manage(stack, "ldap_sync", TENANT_SLUG)
+    browser = Browser(stack.base_url)
+    # Scraped like Prometheus does: the instance's address, plain HTTP, the bearer token.
+    plain = {"X-Forwarded-Proto": "http", "Host": "10.1.2.3:8000"}
+    assert browser.request("GET", "/metrics", headers=plain)[0] == 403
+    status, headers, body = browser.request(
+        "GET", "/metrics", headers={**plain, "Authorization": f"Bearer {stack.secrets['METRICS_TOKEN']}"}
+    )
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    text = body.decode()
+    (ARTIFACTS / "metrics-after-sync.txt").write_text(text, encoding="utf-8")
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("mdm_chromeos_sync_runs_total", trigger="manual", status="succeeded") >= 1
+    assert value("mdm_chromeos_sync_duration_seconds_count", status="succeeded") >= 1
+    assert value("mdm_chromeos_sync_devices_total", change="added") == 60
+    assert value("mdm_google_api_calls_total", method="directory.chromeosdevices.list", status="429") == 1
+    assert value("mdm_google_retry_wait_seconds_count", status="429") == 1
+    assert value("mdm_ldap_sync_runs_total", trigger="cli", status="succeeded") == 1
+    assert value("mdm_tenants_active") == 1
+    assert value("mdm_celery_workers", state="alive") == 1
+    assert ("mdm_celery_queue_length", (("queue", "celery"),)) in samples
