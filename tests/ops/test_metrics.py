@@ -118,7 +118,9 @@ def test_the_grafana_dashboard_queries_only_metrics_that_exist(clean_metrics: No
 
     response = Client().get("/metrics", REMOTE_ADDR="127.0.0.1")
     exposed = {family.name for family in text_string_to_metric_families(response.content.decode())}
-    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    )
     used = {
         re.sub(r"_(bucket|sum|count|total)$", "", name)
         for panel in dashboard["panels"]
