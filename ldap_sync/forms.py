@@ -245,14 +245,29 @@ class OrgUnitSelectionForm(forms.Form):
         label=_("Unités organisationnelles ajoutées"), choices=OuSelection.choices, widget=forms.RadioSelect
     )
     selected = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=())
+    # The page's script sends the ticked OUs as one comma-separated field: a thousand checkboxes would be a
+    # thousand fields, past Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (HTTP 400 before any view runs).
+    selected_ids = forms.CharField(required=False, max_length=200_000)
 
     def __init__(self, *args: Any, org_unit_ids: list[int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.org_unit_ids = set(org_unit_ids)
         # Only this tenant's OUs are valid choices: an id of another tenant's OU is rejected as invalid.
         self.fields["selected"].choices = [(pk, pk) for pk in org_unit_ids]  # type: ignore[attr-defined]
 
+    def clean_selected_ids(self) -> list[int]:
+        text = self.cleaned_data.get("selected_ids") or ""
+        try:
+            ids = {int(part) for part in text.split(",") if part.strip()}
+        except ValueError as exc:
+            raise forms.ValidationError(_("Choix d'unités organisationnelles illisible.")) from exc
+        if ids - self.org_unit_ids:
+            raise forms.ValidationError(_("Choix d'unités organisationnelles illisible."))
+        return sorted(ids)
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        data["selected"] = sorted(set(data.get("selected") or []) | set(data.get("selected_ids") or []))
         if data.get("mode") == OuSelection.SELECTED and not data.get("selected"):
             raise forms.ValidationError(_("Choisissez au moins une unité organisationnelle."))
         return data

@@ -111,3 +111,43 @@ def ldap_totals(tenant: Tenant) -> LdapTotals:
         users=users.count(),
         disabled_users=users.filter(disabled=True).count(),
     )
+
+
+@dataclass(frozen=True)
+class OrgUnitTreeItem:
+    """One step of the OU tree in document order: ``open`` an OU with sub-units, ``leaf``, or ``close``."""
+
+    kind: str
+    unit: LdapOrgUnit | None = None
+    depth: int = 0
+
+
+def ldap_org_unit_tree(tenant: Tenant) -> list[OrgUnitTreeItem]:
+    """The OUs as a tree built from each OU's parent (never from path prefixes: "Seconde 1 bis" is not a child
+    of "Seconde 1", and an OU below a non-OU container hangs from its nearest OU), siblings by name."""
+    units = list(
+        ldap_org_units(tenant, added_only=False).only("id", "name", "dn", "parent_id", "selected", "added")
+    )
+    ids = {unit.pk for unit in units}
+    children: dict[int | None, list[LdapOrgUnit]] = {}
+    for unit in units:
+        parent = unit.parent_id if unit.parent_id in ids else None
+        children.setdefault(parent, []).append(unit)
+    for siblings in children.values():
+        siblings.sort(key=lambda unit: (unit.name.casefold(), unit.pk))
+    items: list[OrgUnitTreeItem] = []
+    # Iterative depth-first walk: a directory 35 levels deep must not hit Python's recursion limit.
+    stack: list[tuple[LdapOrgUnit | None, int]] = [(root, 0) for root in reversed(children.get(None, []))]
+    while stack:
+        node, depth = stack.pop()
+        if node is None:
+            items.append(OrgUnitTreeItem("close", depth=depth))
+            continue
+        below = children.get(node.pk, [])
+        if not below:
+            items.append(OrgUnitTreeItem("leaf", node, depth))
+            continue
+        items.append(OrgUnitTreeItem("open", node, depth))
+        stack.append((None, depth))
+        stack.extend((child, depth + 1) for child in reversed(below))
+    return items

@@ -86,9 +86,7 @@ class DirectoryView(_LdapView):
         status: int = 200,
     ) -> HttpResponse:
         # The whole tree on one page: choosing subtrees across pages would be error-prone.
-        org_units = selectors.ldap_org_units(self.tenant, added_only=False).only(
-            "id", "name", "path", "dn", "selected", "added"
-        )
+        org_units = selectors.ldap_org_unit_tree(self.tenant)
         context = {
             "form": form,
             "directory": directory,
