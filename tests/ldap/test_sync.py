@@ -342,3 +342,43 @@ def test_large_directory_imports_completely(tenant, make_directory, run_sync, la
     again = run_sync(directory).run
     print(f"re-sync without changes: {time.monotonic() - started:.2f}s")
     assert (again.ous_added, again.ous_changed, again.users_changed, again.users_removed) == (0, 0, 0, 0)
+
+
+@pytest.mark.slow
+def test_large_directory_setting_mistakes_stop_a_confirmer(tenant, make_directory, run_sync, large_slapd):
+    """At 1,200 OUs and 5,000 users under the 500 size limit: a filter typo and a base DN moved to an existing
+    branch without OUs or users stop "à confirmer" with nothing removed; the fixed setting changes nothing."""
+    import json
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    server, data = large_slapd
+    directory = make_directory(tenant, server)
+    out = StringIO()
+    call_command("ldap_sync", "acme", "--json", stdout=out, stderr=StringIO())
+    report = json.loads(out.getvalue())
+    assert (report["status"], report["org_units"], report["users"]) == ("succeeded", 1202, 5000)
+    ids = set(LdapUser.unscoped.filter(tenant=tenant).values_list("pk", flat=True))
+
+    for field, value in (
+        ("user_filter", "(objectClass=inetOrgPersn)"),
+        ("base_dn", f"ou={demo_directory.SERVICES_OU},{data.base_dn}"),
+    ):
+        setattr(directory, field, value)
+        directory.save()
+        out = StringIO()
+        with pytest.raises(CommandError):
+            call_command("ldap_sync", "acme", "--json", stdout=out, stderr=StringIO())
+        report = json.loads(out.getvalue())
+        assert report["status"] == "guarded" and report["removed"] == {"org_units": 0, "users": 0}
+        assert (report["org_units"], report["users"]) == (1202, 5000)
+        assert len(report["pending_removals"]["users"]) >= 4999
+        directory.refresh_from_db()
+
+    directory.user_filter, directory.base_dn = "(objectClass=inetOrgPerson)", data.base_dn
+    directory.save()
+    fixed = run_sync(directory).run
+    assert fixed.status == SyncStatus.SUCCEEDED
+    assert (fixed.ous_added, fixed.ous_removed, fixed.users_added, fixed.users_removed) == (0, 0, 0, 0)
+    assert set(LdapUser.unscoped.filter(tenant=tenant, missing_since=None).values_list("pk", flat=True)) == ids
