@@ -381,4 +381,6 @@ def test_large_directory_setting_mistakes_stop_a_confirmer(tenant, make_director
     fixed = run_sync(directory).run
     assert fixed.status == SyncStatus.SUCCEEDED
     assert (fixed.ous_added, fixed.ous_removed, fixed.users_added, fixed.users_removed) == (0, 0, 0, 0)
-    assert set(LdapUser.unscoped.filter(tenant=tenant, missing_since=None).values_list("pk", flat=True)) == ids
+    assert (
+        set(LdapUser.unscoped.filter(tenant=tenant, missing_since=None).values_list("pk", flat=True)) == ids
+    )
