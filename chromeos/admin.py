@@ -9,10 +9,22 @@ from __future__ import annotations
 import re
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from chromeos.models import GoogleIntegration, RemovalRun, SyncRun
+from chromeos.models import (
+    ChromeOSDevice,
+    DeviceActionItem,
+    DeviceActionJob,
+    DeviceCommand,
+    GoogleIntegration,
+    OrgUnit,
+    PolicyAssignment,
+    RemovalRun,
+    SyncRun,
+)
 from mdm.admin import ReadOnlyAdminMixin, TenantOwnedAdmin
 
 
@@ -72,7 +84,7 @@ class RemovalRunAdmin(TenantOwnedAdmin):
     search_fields = ("domain", "customer_id", "requested_by_label", "tenant__slug", "error")
     readonly_fields = [f.name for f in RemovalRun._meta.fields]
 
-    @admin.display(description="référence")
+    @admin.display(description=_("référence"))
     def reference(self, obj: RemovalRun) -> str:
         return obj.support_reference
 
@@ -118,11 +130,86 @@ class SyncRunAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
     readonly_fields = (*(f.name for f in SyncRun._meta.fields if f.name != "log"), "log_lines")
     exclude = ("log",)
 
-    @admin.display(description="log")
+    @admin.display(description=_("journal"))
     def log_lines(self, obj: SyncRun) -> str:
         from chromeos.selectors.sync import run_log
 
-        return "\n".join(f"{line.at:%H:%M:%S} {line.level}: {line.text}" for line in run_log(obj) if line.at)
+        # In the console's zone, like every other time on the page (the log stores UTC).
+        return "\n".join(
+            f"{timezone.localtime(line.at):%H:%M:%S} {line.level}: {line.text}"
+            for line in run_log(obj)
+            if line.at
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
         return False
+
+
+class ReadOnlyTenantAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
+    """Support reads; the console, the sync and the workers write. Nothing is deleted from here."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields if f.name not in self.get_exclude(request, obj)]
+
+
+@admin.register(ChromeOSDevice)
+class ChromeOSDeviceAdmin(ReadOnlyTenantAdmin):
+    list_display = ("serial_number", "tenant", "status", "model", "os_version", "org_unit_path", "last_sync")
+    list_filter = ["tenant", "status"]
+    search_fields = ("serial_number", "device_id", "annotated_asset_id", "annotated_user", "tenant__slug")
+    date_hierarchy = "last_sync"
+
+
+class DeviceActionItemInline(admin.TabularInline):
+    model = DeviceActionItem
+    fields = ("serial_number", "google_device_id", "status", "message")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeviceActionItem]:
+        return DeviceActionItem.unscoped.all()
+
+
+@admin.register(DeviceActionJob)
+class DeviceActionJobAdmin(ReadOnlyTenantAdmin):
+    list_display = (
+        "id",
+        "tenant",
+        "action",
+        "status",
+        "total",
+        "succeeded",
+        "failed",
+        "requested_by",
+        "created_at",
+    )
+    list_filter = ["tenant", "status", "action"]
+    search_fields = ("tenant__slug", "error", "selection")
+    date_hierarchy = "created_at"
+    inlines = [DeviceActionItemInline]
+
+
+@admin.register(DeviceCommand)
+class DeviceCommandAdmin(ReadOnlyTenantAdmin):
+    list_display = ("id", "tenant", "device", "command_type", "state", "result", "issued_at", "finished_at")
+    list_filter = ["tenant", "state", "command_type"]
+    search_fields = ("device__serial_number", "command_id", "tenant__slug")
+    list_select_related = ("device",)
+    date_hierarchy = "issued_at"
+
+
+@admin.register(OrgUnit)
+class OrgUnitAdmin(ReadOnlyTenantAdmin):
+    list_display = ("path", "tenant", "ldap_org_unit")
+    search_fields = ("path", "tenant__slug")
+
+
+@admin.register(PolicyAssignment)
+class PolicyAssignmentAdmin(ReadOnlyTenantAdmin):
+    list_display = ("__str__", "tenant", "state")
+    list_filter = ["tenant", "state"]

@@ -26,6 +26,12 @@ class ChromeosConfig(AppConfig):
 
         register_home_panel("chromeos/_home_cockpit.html", home_cockpit)
 
+        # The tenant's integration, syncs, failures, assignments and directory on its /support/ page.
+        from chromeos.selectors.support import tenant_cockpit
+        from mdm.support import register_support_panel
+
+        register_support_panel("admin/chromeos/_support_tenant.html", tenant_cockpit)
+
         # How its audit codes read in the journal.
         from chromeos import audit_messages
 

@@ -8,7 +8,8 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
 
 from mdm.fields import EncryptedTextField
 from mdm.models import App, AuditEvent, Blueprint, Tenant, User
@@ -37,10 +38,35 @@ class ReadOnlyAdminMixin:
         return False
 
 
+# Support works under the console's name, in the console's language.
+admin.site.site_header = _("Console MDM · support")
+admin.site.site_title = _("Support de la console MDM")
+admin.site.index_title = _("Espace support")
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "created_at")
     search_fields = ("slug", "name")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        from mdm.support import support_panels
+
+        tenant = self.get_object(request, object_id)
+        panels = support_panels(tenant) if tenant is not None else []
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), "support_panels": panels}
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        # Deleting a tenant would delete its audit journal with it: offboarding is not a click in support.
+        return False
 
 
 @admin.register(User)
