@@ -69,32 +69,26 @@ class StripInvisible(Func):
 
 
 # -- HTML responses -------------------------------------------------------------------------------------------
-# Regions a form posts back (left as they are), and tags, whose attributes are neutralised except ``value``.
-_HTML_TOKENS = re.compile(r"<(textarea|script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
-_VALUE_ATTR = re.compile(r"""(\svalue\s*=\s*)("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
+# One pass: what a form posts back (a ``value="..."`` attribute, a ``<textarea>``) and our scripts and styles
+# are matched and kept; any other invisible character is matched and replaced. Outside tags, autoescaping
+# turns every ``"`` into ``&quot;``, so ``value="`` only ever matches inside a tag.
+_HTML_TOKENS = re.compile(
+    r"<(textarea|script|style)\b.*?</\1\s*>"
+    r"""|\svalue\s*=\s*(?:"[^"]*"|'[^']*')"""
+    f"|[{re.escape(INVISIBLE_CHARS)}]",
+    re.S | re.I,
+)
 
 
-def _neutralise_tag(tag: str) -> str:
-    out, pos = [], 0
-    for match in _VALUE_ATTR.finditer(tag):
-        out.append(neutralise(tag[pos : match.start(2)]))
-        out.append(match.group(2))
-        pos = match.end(2)
-    out.append(neutralise(tag[pos:]))
-    return "".join(out)
+def _replace(match: re.Match[str]) -> str:
+    token = match.group(0)
+    return _MARKERS[ord(token)] if len(token) == 1 else token
 
 
 def neutralise_html(html: str) -> str:
     """Markers for invisible characters in an HTML document's text and attributes, except what a form posts
     back (``value`` attributes, ``<textarea>``) and scripts and styles (ours, which hold no outside text)."""
-    out, pos = [], 0
-    for match in _HTML_TOKENS.finditer(html):
-        out.append(neutralise(html[pos : match.start()]))
-        token = match.group(0)
-        out.append(token if match.group(1) else _neutralise_tag(token))
-        pos = match.end()
-    out.append(neutralise(html[pos:]))
-    return "".join(out)
+    return _HTML_TOKENS.sub(_replace, html)
 
 
 class DisplaySafetyMiddleware:

@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from mdm.audit import CATEGORY_PREFIXES, category_prefixes
+from mdm.display import StripInvisible, strip_invisible
 from mdm.models import AuditEvent
 
 
@@ -26,7 +27,10 @@ def audit_events(flt: AuditFilter) -> QuerySet[AuditEvent]:
     if flt.category:
         qs = qs.filter(_category_q(flt.category))
     if flt.actor:
-        qs = qs.filter(actor_label__icontains=flt.actor)
+        # Invisible formatting characters in LDAP names never decide a match (mdm/display.py).
+        qs = qs.alias(actor_visible=StripInvisible("actor_label")).filter(
+            actor_visible__icontains=strip_invisible(flt.actor)
+        )
     if flt.action:
         qs = qs.filter(action__startswith=flt.action)
     tz = timezone.get_current_timezone()

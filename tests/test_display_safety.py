@@ -110,3 +110,13 @@ def test_django_admin_shows_markers(support_user, client_for, tenant):
         body = c.get(url).content.decode()
         assert "⟨U+202E⟩" in body, url
         assert RLO not in body, url
+
+
+@pytest.mark.parametrize(
+    "needle", ["camille.durand", f"camille{ZWSP}.durand", "camille⟨U+200B⟩.durand", "CAMILLE"]
+)
+def test_audit_actor_filter_ignores_invisible_characters(admin_client_, tenant, needle):
+    AuditEventFactory(tenant=tenant, action="ldap.login", actor_label=f"camille.{ZWSP}durand")
+    AuditEventFactory(tenant=tenant, action="ldap.login", actor_label="lea.fontaine")
+    page = admin_client_.get(reverse("mdm:audit"), {"actor": needle})
+    assert [e.actor_label for e in page.context["page"].object_list] == [f"camille.{ZWSP}durand"]
