@@ -16,9 +16,9 @@ Everything started is stopped by pid (samba, both relays) and the namespace is d
 exit. Needs root (network namespaces) and Debian's ``samba samba-dsdb-modules samba-vfs-modules
 samba-ad-provision ldb-tools socat``.
 
-Command line, for the demo (runs until killed)::
+Command line, for the demo (runs until killed; ``DEMO_DIRECTORY=active-directory make demo`` uses it)::
 
-    python -m ldap_sync.samba_ad --tls-port 3636 [--port 3389]
+    python -m ldap_sync.samba_ad --tls-port 3636 [--port 3389] [--tls-dir var/demo/ad-tls]
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class SambaAdServer:
     tls_port: int | None = None
     cache_dir: Path | None = None
     data_dir: Path | None = field(default=None, init=False)
-    tls_material: TlsMaterial | None = field(default=None, init=False, repr=False)
+    # The CA and server certificate; generated per start unless given (the demo keeps one in var/demo).
+    tls_material: TlsMaterial | None = field(default=None, repr=False)
     netns: str | None = field(default=None, init=False)
     start_seconds: float = field(default=0.0, init=False)
     snapshot_restored: bool = field(default=False, init=False)
@@ -146,7 +147,8 @@ class SambaAdServer:
         atexit.register(self.stop)
         try:
             self._restore_or_build(seed)
-            self.tls_material = TlsMaterial.generate("MDM test AD CA")
+            if self.tls_material is None:
+                self.tls_material = TlsMaterial.generate("MDM test AD CA")
             self._write_config()
             self._serve()
         except BaseException:
@@ -384,6 +386,21 @@ class SambaAdServer:
         return ""
 
 
+def tls_material_in(directory: Path) -> TlsMaterial:
+    """The CA and server certificate kept in ``directory`` (ca.pem, cert.pem, key.pem), created if missing."""
+    files = [directory / name for name in ("ca.pem", "cert.pem", "key.pem")]
+    if not all(path.exists() for path in files):
+        material = TlsMaterial.generate("MDM demo AD CA")
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path, pem in zip(
+            files, (material.ca_cert_pem, material.server_cert_pem, material.server_key_pem), strict=True
+        ):
+            path.write_text(pem, encoding="ascii")
+        files[2].chmod(0o600)
+    ca, cert, key = (path.read_text(encoding="ascii") for path in files)
+    return TlsMaterial(ca_cert_pem=ca, server_cert_pem=cert, server_key_pem=key)
+
+
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -418,13 +435,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-port", type=int, default=None, help="port for ldaps:// (default: a free one)")
     parser.add_argument("--ca-file", type=Path, default=None, help="write the CA certificate (PEM) here")
     parser.add_argument(
+        "--tls-dir", type=Path, default=None, help="keep the CA and certificate here (reused between runs)"
+    )
+    parser.add_argument(
+        "--write-tls-only", action="store_true", help="create --tls-dir's files and exit (no server)"
+    )
+    parser.add_argument(
         "--ou-paths-file", type=Path, default=None, help="write the Google-style OU paths here"
     )
     parser.add_argument("--random-seed", type=int, default=16)
     args = parser.parse_args(argv)
 
+    tls = tls_material_in(args.tls_dir) if args.tls_dir else None
+    if args.write_tls_only:
+        return 0
     directory = ad_directory.demo(seed=args.random_seed)
-    server = SambaAdServer(port=args.port, tls_port=args.tls_port)
+    server = SambaAdServer(port=args.port, tls_port=args.tls_port, tls_material=tls)
     server.start(seed=directory)
     if args.ca_file:
         args.ca_file.write_text(server.ca_cert_pem, encoding="utf-8")
@@ -441,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     print(f"LDAPS URI:     {server.ldaps_uri}")
     print(f"LDAP URI:      {server.uri} (simple binds refused without TLS)")
-    print(f"CA file:       {args.ca_file or server._dir / 'tls' / 'ca.pem'}")
+    ca_file = args.ca_file or (args.tls_dir / "ca.pem" if args.tls_dir else server._dir / "tls" / "ca.pem")
+    print(f"CA file:       {ca_file}")
     print(f"Base DN:       {server.base_dn}")
     print(f"Bind DN:       {directory.service_bind_dn} (or {directory.service_upn})")
     print(f"Bind password: {directory.service_password}")

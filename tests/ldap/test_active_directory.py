@@ -272,3 +272,25 @@ def test_connection_test_shows_each_roles_group_and_how_many_users_it_resolves_t
     counts = {group.role: group.user_count for group in report.role_groups}
     # Admins: through the nested group, the disabled admin included (it resolves, it cannot sign in).
     assert counts == {Role.ADMIN: 2, Role.OPERATOR: 1, Role.READ_ONLY: None}
+
+
+def test_ldap_sync_json_reports_the_ad_import(tenant, make_ad_directory, ad_dir):  # type: ignore[no-untyped-def]
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    make_ad_directory(tenant)
+    out = StringIO()
+    call_command("ldap_sync", "acme", "--json", stdout=out, stderr=StringIO())
+    report = json.loads(out.getvalue())
+    users = ad_dir.all_users()
+    assert report["status"] == "succeeded"
+    assert (report["org_units"], report["users"]) == (len(ad_dir.all_ous()), len(users))
+    assert report["disabled_users"] == sum(user.disabled for user in users)
+    assert report["added"] == {"org_units": len(ad_dir.all_ous()), "users": len(users)}
+    assert report["skipped"] == []
+    again = StringIO()
+    call_command("ldap_sync", "acme", "--json", stdout=again, stderr=StringIO())
+    second = json.loads(again.getvalue())
+    assert second["added"] == second["changed"] == second["removed"] == {"org_units": 0, "users": 0}
