@@ -37,6 +37,14 @@ class ChromeosConfig(AppConfig):
 
         audit_messages.register()
 
+        # One reaper for every kind of job (mdm/jobs.py): this app's syncs and device jobs.
+        from chromeos.services.devices import device_jobs_reap
+        from chromeos.services.sync import sync_runs_reap
+        from mdm.jobs import register_reaper
+
+        register_reaper("chromeos.sync", sync_runs_reap)
+        register_reaper("chromeos.device_jobs", device_jobs_reap)
+
         # Deleting a Blueprint or an app deletes its assignments (CASCADE) and puts back at Google what they wrote.
         from django.db.models.signals import pre_delete
 

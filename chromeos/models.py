@@ -405,6 +405,11 @@ class DeviceActionJob(TenantOwnedModel):
     error = models.TextField(_("erreur"), blank=True)
     # Counted when drafted: devices not ACTIVE then (Google refuses commands to them), for the confirmation.
     inactive_devices = models.PositiveIntegerField(default=0)
+    # The running worker's last sign of life (each chunk, each Google backoff), or when the next one is due (a
+    # retry scheduled): older than JOB_HEARTBEAT_TIMEOUT_SECONDS means its worker died (mdm/jobs.py).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Times the reaper resumed the job after its worker died (failed past JOB_MAX_RESUMES).
+    resumes = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -418,6 +423,9 @@ class DeviceActionJob(TenantOwnedModel):
 
 class ItemStatus(models.TextChoices):
     PENDING = "pending", _("En attente")
+    # Marked (and committed) before the Google call, decided after it: an item a dead worker left "sending" may
+    # have been applied at Google, so it is never sent again (it fails "résultat inconnu").
+    SENDING = "sending", _("Envoi à Google")
     SUCCEEDED = "succeeded", _("Réussi")
     FAILED = "failed", _("Échec")
 

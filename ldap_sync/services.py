@@ -39,7 +39,8 @@ from ldap_sync.models import (
     SyncStatus,
     SyncTrigger,
 )
-from mdm.locks import AdvisoryLock
+from mdm import jobs
+from mdm.locks import AdvisoryLock, advisory_lock_held
 from mdm.models import Tenant, User
 from mdm.services import audit_record
 from mdm.tenancy import tenant_context
@@ -150,19 +151,12 @@ def sync_request(
     """Write the run row, then queue the task once the row is committed. An unfinished run is reused."""
     from ldap_sync.tasks import ldap_sync_task
 
-    # A run queued or running for less than the task time limit is still alive; an older one was lost.
-    alive_since = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-    pending = (
-        LdapSyncRun.unscoped.filter(
-            tenant=directory.tenant,
-            status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING],
-            created_at__gte=alive_since,
-        )
-        .order_by("-created_at")
-        .first()
-    )
-    if pending is not None:
-        return pending
+    for pending in LdapSyncRun.unscoped.filter(
+        tenant=directory.tenant, status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING]
+    ).order_by("-created_at"):
+        if ldap_sync_run_is_alive(pending):
+            return pending
+    ldap_sync_runs_reap(timezone.now(), tenant=directory.tenant)
     with transaction.atomic():
         run = LdapSyncRun.unscoped.create(
             tenant=directory.tenant,
@@ -179,9 +173,58 @@ def sync_request(
                 target=directory.base_dn,
                 details={"run_id": run.pk},
             )
-        tenant_id, run_id = directory.tenant_id, run.pk
-        transaction.on_commit(lambda: ldap_sync_task.delay(tenant_id, run_id))
+        jobs.enqueue(ldap_sync_task.name, directory.tenant_id, run.pk, kind=RUN_KIND, object_id=run.pk)
     return run
+
+
+RUN_KIND = "ldap_sync.ldapsyncrun"
+
+
+def _queued_timeout() -> timedelta:
+    return timedelta(seconds=int(getattr(settings, "LDAP_SYNC_QUEUED_TIMEOUT_SECONDS", 600)))
+
+
+def ldap_sync_run_is_alive(run: LdapSyncRun) -> bool:
+    """RUNNING: its tenant's advisory lock is held (the lock dies with the worker's process, at once).
+    QUEUED: taken by no worker for less than LDAP_SYNC_QUEUED_TIMEOUT_SECONDS, or waiting in the outbox for the
+    broker to come back (then it is delayed, not lost)."""
+    if run.status == SyncStatus.RUNNING:
+        return advisory_lock_held(SYNC_LOCK_NAMESPACE, run.tenant_id)
+    if run.status == SyncStatus.QUEUED:
+        return timezone.now() - run.created_at < _queued_timeout() or jobs.publication_pending(
+            RUN_KIND, run.pk
+        )
+    return False
+
+
+def ldap_sync_runs_reap(now: datetime, *, tenant: Tenant | None = None) -> int:
+    """The reaper of LDAP syncs (registered in ``mdm.jobs``, and run before a new request): a RUNNING run whose
+    worker died, or a QUEUED run no worker took in time, is failed with the reason; the next one starts afresh."""
+    qs = LdapSyncRun.unscoped.filter(status__in=[SyncStatus.QUEUED, SyncStatus.RUNNING])
+    if tenant is not None:
+        qs = qs.filter(tenant=tenant)
+    reaped = 0
+    for run in qs.order_by("pk")[:500]:
+        if ldap_sync_run_is_alive(run):
+            continue
+        if run.status == SyncStatus.QUEUED:
+            code, message = (
+                "never_started",
+                _(
+                    "Aucun worker n'a pris cette synchronisation à temps (file des tâches arrêtée ?) : abandonnée. "
+                    "Rien n'a été modifié ; relancez-la."
+                ),
+            )
+        else:
+            code, message = (
+                "interrupted",
+                _("Synchronisation interrompue (arrêt du processus) ; rien n'a été modifié."),
+            )
+        done = LdapSyncRun.unscoped.filter(pk=run.pk, status=run.status).update(
+            status=SyncStatus.FAILED, finished_at=now, error_code=code, error_message=message
+        )
+        reaped += done
+    return reaped
 
 
 class ConfirmationRefused(Exception):

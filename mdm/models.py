@@ -167,3 +167,31 @@ class App(TenantOwnedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class OutboxMessage(models.Model):
+    """A Celery message written in the same transaction as the job row it starts (transactional outbox).
+
+    Published right after the commit and deleted once the broker took it; a message whose publish failed
+    (broker down) or never ran (the process died between commit and publish) stays here and the reaper
+    (``mdm.jobs.jobs_reap``) publishes it again. So committed work is always eventually published. See
+    ``mdm/jobs.py``.
+    """
+
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    # The job row the message starts ("chromeos.devicesync", pk), so a reaper knows it is still coming.
+    kind = models.CharField(max_length=64)
+    object_id = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "object_id"], name="outbox_kind_object")]
+        verbose_name = _("message en attente de publication")
+        verbose_name_plural = _("messages en attente de publication")
+
+    def __str__(self) -> str:
+        return f"{self.task_name}{self.args} ({self.attempts})"

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "ldap_sync.middleware.EndRevokedSessionsMiddleware",
     "mdm.tenancy.TenantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "mdm.jobs.BrokerNoticeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -254,6 +255,16 @@ OPS_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("OPS_WORKER_HEARTBEAT_SECOND
 # Prometheus /metrics (ops/metrics.py): off in production unless a bearer token or scraper networks are set.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" if DEBUG else "")
+# Every job's life cycle (mdm/jobs.py): the outbox republished and dead workers' jobs settled every minute.
+JOBS_REAP_SECONDS = int(os.environ.get("JOBS_REAP_SECONDS", "60"))
+JOB_HEARTBEAT_TIMEOUT_SECONDS = int(os.environ.get("JOB_HEARTBEAT_TIMEOUT_SECONDS", "300"))
+JOB_MAX_RESUMES = int(os.environ.get("JOB_MAX_RESUMES", "5"))
+LDAP_SYNC_QUEUED_TIMEOUT_SECONDS = int(os.environ.get("LDAP_SYNC_QUEUED_TIMEOUT_SECONDS", "600"))
+CELERY_BEAT_SCHEDULE["jobs-reap"] = {
+    "task": "mdm.tasks.jobs_reap_task",
+    "schedule": float(JOBS_REAP_SECONDS),
+    "options": {"expires": max(JOBS_REAP_SECONDS - 5, 5)},
+}
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "400"))
 
 # Connections opened for a tenant (LDAP) reach public addresses on LDAP ports only, unless allowed here

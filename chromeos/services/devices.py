@@ -34,8 +34,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -50,6 +51,7 @@ from chromeos.google.errors import (
     GooglePermissionDenied,
     GoogleUnsupported,
     QuotaExhausted,
+    TransientGoogleError,
 )
 from chromeos.models import (
     ChromeOSDevice,
@@ -68,6 +70,7 @@ from chromeos.models import (
 from chromeos.selectors.devices import DeviceFilter, devices_filtered, devices_sorted
 from chromeos.services.integration import integration_google_refused
 from chromeos.services.removal import integration_accepts_writes
+from mdm import jobs
 from mdm.models import Tenant, User
 from mdm.services import audit_record
 from mdm.tenancy import current_tenant
@@ -229,9 +232,7 @@ def draft_expired(job: DeviceActionJob) -> bool:
 
 
 def device_action_confirm(*, job: DeviceActionJob, actor: User, params: dict[str, Any]) -> DeviceActionJob:
-    """The admin confirmed: record the parameters, audit, and queue the job (on commit)."""
-    from chromeos.tasks.actions import device_action_job_run_task
-
+    """The admin confirmed: record the parameters, audit, and queue the job (through the outbox)."""
     with transaction.atomic():
         job = DeviceActionJob.objects.select_for_update().get(pk=job.pk)
         if job.status != JobStatus.DRAFT:
@@ -256,19 +257,35 @@ def device_action_confirm(*, job: DeviceActionJob, actor: User, params: dict[str
                 "selection": job.selection[:300],
             },
         )
-        job_pk = job.pk
-        transaction.on_commit(lambda: device_action_job_run_task.delay(job_pk))
+        jobs.enqueue(RUN_TASK, job.pk, kind=JOB_KIND, object_id=job.pk)
     return job
 
 
 def device_action_cancel(*, job: DeviceActionJob, actor: User) -> None:
+    """Cancel a job that is not finished: a draft, a queued job, or a running one (devices not yet sent to
+    Google are left alone; a chunk being sent finishes and keeps Google's answer)."""
     with transaction.atomic():
         job = DeviceActionJob.objects.select_for_update().get(pk=job.pk)
-        if job.status != JobStatus.DRAFT:
-            raise ActionError(_("Seule une action non confirmée peut être annulée."))
+        if job.status not in (JobStatus.DRAFT, JobStatus.QUEUED, JobStatus.RUNNING):
+            raise ActionError(_("Cette action est déjà terminée : elle ne peut plus être annulée."))
+        was = job.status
+        now = timezone.now()
+        DeviceActionItem.objects.filter(job=job, status=ItemStatus.PENDING).update(
+            status=ItemStatus.FAILED, message=_("Annulée avant l'envoi à Google."), finished_at=now
+        )
+        if was != JobStatus.DRAFT:
+            _recount(job)
         job.status = JobStatus.CANCELLED
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "finished_at"])
+        job.finished_at = now
+        job.save(update_fields=["status", "finished_at", "succeeded", "failed"])
+        if was != JobStatus.DRAFT:
+            audit_record(
+                tenant=job.tenant,
+                actor=actor,
+                action=f"device.{job.action}.cancel",
+                target=_("%(count)s périphérique(s)") % {"count": job.total},
+                details={"job_id": job.pk, "was": was, "succeeded": job.succeeded},
+            )
 
 
 def _check_params(action: str, params: dict[str, Any]) -> None:
@@ -299,13 +316,20 @@ def move_target_org_units() -> list[str]:
 
 
 # -- running ---------------------------------------------------------------------------------------------
+RUN_TASK = "chromeos.tasks.actions.device_action_job_run_task"
+JOB_KIND = "chromeos.deviceactionjob"
+
+
 def device_action_job_run(job_pk: int, *, clock: Callable[[], float] = time.monotonic) -> bool:
     """Run (or resume) a confirmed job for up to RUN_SLICE_SECONDS. Returns True when the job is finished.
 
-    Each chunk runs in its own transaction holding the job's row lock, so a duplicate delivery of the task
-    waits its turn instead of sending the same devices to Google twice, and a worker killed mid-job leaves
-    the finished items recorded and the rest pending for the next run.
-    Raises ``TransientGoogleError`` when Google stays unavailable: the task retries later.
+    Chunk by chunk: a short transaction takes the next pending items under the job's row lock and marks them
+    ``sending`` (committed, with a heartbeat), then Google is called outside any transaction, then the items'
+    results are saved. So a duplicate delivery of the task never takes the same devices, and a worker killed
+    mid-job leaves finished items recorded, the rest pending, and at most one chunk ``sending`` whose outcome at
+    Google is unknown: the reaper fails those (never sends them twice) and resumes the job.
+    Raises ``TransientGoogleError`` when Google stays unavailable (the chunk goes back to pending: Google
+    answered an error, nothing was done): the task retries later.
     """
     started = clock()
     job = DeviceActionJob.unscoped.select_related("tenant").filter(pk=job_pk).first()
@@ -314,49 +338,138 @@ def device_action_job_run(job_pk: int, *, clock: Callable[[], float] = time.mono
     if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
         return True
     if job.status == JobStatus.QUEUED:
+        now = timezone.now()
         DeviceActionJob.unscoped.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING, started_at=timezone.now()
+            status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
         )
     integration = GoogleIntegration.unscoped.filter(tenant=job.tenant).first()
     if integration is None or integration.status != IntegrationStatus.ACTIVE:
         _abort(job, _("L'intégration Google n'est pas active : réautorisez-la puis recommencez."))
         return True
-    client = GoogleClient(integration)
+    client = GoogleClient(integration, sleep=_beating_sleep(job.pk))
     runner = _RUNNERS[DeviceAction(job.action)]
-    # Per-device calls run one device per transaction: a refusal of the whole job (grant revoked) then
-    # never rolls back the record of a command Google already accepted.
+    # Per-device calls run one device per chunk: a refusal of the whole job (grant revoked) then never
+    # loses the record of a command Google already accepted.
     chunk_size = GOOGLE_BATCH_LIMIT if job.action in (*STATUS_ACTIONS, DeviceAction.MOVE) else 1
     while True:
-        try:
-            with transaction.atomic():
-                locked = (
-                    DeviceActionJob.unscoped.select_for_update(skip_locked=True)
-                    .filter(pk=job.pk, status=JobStatus.RUNNING)
-                    .select_related("tenant")
-                    .first()
-                )
-                if locked is None:  # finished, or another worker holds it
-                    return True
-                items = list(
-                    DeviceActionItem.unscoped.filter(job=job, status=ItemStatus.PENDING)
-                    .select_related("device")
-                    .order_by("id")[:chunk_size]
-                )
-                if not items:
+        with transaction.atomic():
+            locked = (
+                DeviceActionJob.unscoped.select_for_update(skip_locked=True)
+                .filter(pk=job.pk, status=JobStatus.RUNNING)
+                .select_related("tenant")
+                .first()
+            )
+            if locked is None:  # finished or cancelled, or another worker is claiming its chunk
+                return True
+            items = list(
+                DeviceActionItem.unscoped.filter(job=job, status=ItemStatus.PENDING)
+                .select_related("device")
+                .order_by("id")[:chunk_size]
+            )
+            if not items:
+                if not DeviceActionItem.unscoped.filter(job=job, status=ItemStatus.SENDING).exists():
                     _finish(locked)
-                    return True
-                runner(client, locked, items)
-                _save_items(locked, items)
+                # else: another delivery is sending the last chunk and finishes the job.
+                return True
+            DeviceActionItem.unscoped.filter(pk__in=[i.pk for i in items]).update(status=ItemStatus.SENDING)
+            DeviceActionJob.unscoped.filter(pk=job.pk).update(heartbeat_at=timezone.now())
+        try:
+            runner(client, locked, items)
+        except TransientGoogleError:
+            _release(items)
+            raise
         except AuthRevoked as exc:
-            # Outside the chunk's (rolled back) transaction, so that the integration's new status sticks.
             integration_google_refused(integration=integration, error=exc)
             _abort(job, _("Google a révoqué l'autorisation : réautorisation requise."))
             return True
         except (QuotaExhausted, GooglePermissionDenied, GoogleUnsupported) as exc:
             _abort(job, _("Google a refusé : %(reason)s") % {"reason": _error_text(exc)})
             return True
+        _save_items(locked, items)
         if clock() - started > RUN_SLICE_SECONDS:
             return False
+
+
+def _release(items: list[DeviceActionItem]) -> None:
+    """Google answered a transient error for this chunk: nothing was applied, the items go back to pending."""
+    DeviceActionItem.unscoped.filter(pk__in=[i.pk for i in items], status=ItemStatus.SENDING).update(
+        status=ItemStatus.PENDING
+    )
+
+
+def _beating_sleep(job_pk: int) -> Callable[[float], None]:
+    """The client's backoff sleep, which first says when the job will next show a sign of life."""
+
+    def sleep(seconds: float) -> None:
+        device_action_job_waiting(job_pk, seconds)
+        time.sleep(seconds)
+
+    return sleep
+
+
+def device_action_job_waiting(job_pk: int, seconds: float) -> None:
+    """The job waits (a Google backoff, a task retry): its heartbeat is due after that wait, not before."""
+    DeviceActionJob.unscoped.filter(pk=job_pk, status=JobStatus.RUNNING).update(
+        heartbeat_at=timezone.now() + timedelta(seconds=seconds)
+    )
+
+
+def device_action_job_resume(job_pk: int, *, now: datetime | None = None) -> str:
+    """The reaper found the job's worker dead (no heartbeat): fail the items it was sending (their outcome at
+    Google is unknown and they must not be sent twice), then queue the job again so its pending items continue,
+    or fail the rest once it was resumed JOB_MAX_RESUMES times. Returns what was done."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        job = (
+            DeviceActionJob.unscoped.select_for_update(skip_locked=True)
+            .select_related("tenant")
+            .filter(pk=job_pk, status=JobStatus.RUNNING)
+            .first()
+        )
+        if job is None:
+            return "busy"
+        DeviceActionItem.unscoped.filter(job=job, status=ItemStatus.SENDING).update(
+            status=ItemStatus.FAILED,
+            message=_(
+                "Interrompu pendant l'envoi à Google (arrêt du worker) : résultat inconnu, non renvoyé. "
+                "Vérifiez le périphérique."
+            ),
+            finished_at=now,
+        )
+        job.resumes += 1
+        job.heartbeat_at = now
+        job.save(update_fields=["resumes", "heartbeat_at"])
+        if job.resumes > int(getattr(settings, "JOB_MAX_RESUMES", 5)):
+            reason = _("Le worker s'est arrêté %(count)s fois pendant cette action : abandonnée.") % {
+                "count": job.resumes
+            }
+            _abort(job, reason)
+            return "failed"
+        jobs.enqueue(RUN_TASK, job.pk, kind=JOB_KIND, object_id=job.pk)
+    logger.warning("device job %s resumed after its worker died (resume %d)", job_pk, job.resumes)
+    return "resumed"
+
+
+def device_jobs_reap(now: datetime) -> int:
+    """The reaper of device jobs (registered in ``mdm.jobs``): RUNNING without a heartbeat for
+    JOB_HEARTBEAT_TIMEOUT_SECONDS are resumed; QUEUED that long with nothing left in the outbox (the broker lost
+    the message, or a worker died holding it) are published again (a duplicate delivery is harmless)."""
+    stale = now - jobs.heartbeat_timeout()
+    settled = 0
+    dead = DeviceActionJob.unscoped.filter(status=JobStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
+    )
+    for pk in dead.values_list("pk", flat=True)[:500]:
+        if device_action_job_resume(pk, now=now) != "busy":
+            settled += 1
+    lost = DeviceActionJob.unscoped.filter(status=JobStatus.QUEUED, confirmed_at__lt=stale)
+    for pk in lost.values_list("pk", flat=True)[:500]:
+        if jobs.publication_pending(JOB_KIND, pk):
+            continue  # the broker is down: the outbox publishes it when it returns
+        DeviceActionJob.unscoped.filter(pk=pk, status=JobStatus.QUEUED).update(confirmed_at=now)
+        jobs.enqueue(RUN_TASK, pk, kind=JOB_KIND, object_id=pk)
+        settled += 1
+    return settled
 
 
 def device_action_job_abort(job_pk: int, reason: str) -> None:
@@ -371,9 +484,9 @@ def _abort(job: DeviceActionJob, reason: str) -> None:
         locked = DeviceActionJob.unscoped.select_for_update().filter(pk=job.pk).first()
         if locked is None or locked.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
             return
-        DeviceActionItem.unscoped.filter(job=locked, status=ItemStatus.PENDING).update(
-            status=ItemStatus.FAILED, message=reason[:1000], finished_at=timezone.now()
-        )
+        DeviceActionItem.unscoped.filter(
+            job=locked, status__in=(ItemStatus.PENDING, ItemStatus.SENDING)
+        ).update(status=ItemStatus.FAILED, message=reason[:1000], finished_at=timezone.now())
         locked.error = reason[:2000]
         _finish(locked)
 

@@ -60,6 +60,7 @@ from chromeos.policy_schemas import (
     schema_namespace,
 )
 from chromeos.services.integration import integration_google_refused
+from mdm import jobs
 from mdm.models import App, Blueprint, Platform, User
 from mdm.services import audit_record
 
@@ -374,6 +375,9 @@ def _send_revert(
 
 
 # -- apply ----------------------------------------------------------------------------------------------------
+POLICY_KIND = "chromeos.policyassignment"
+
+
 def _is_stuck(assignment: PolicyAssignment) -> bool:
     return assignment.updated_at is not None and timezone.now() - assignment.updated_at > STUCK_AFTER
 
@@ -404,7 +408,7 @@ def policy_assignment_apply_request(*, assignment: PolicyAssignment, actor: User
             details=_audit_details(assignment),
         )
         pk = assignment.pk
-        transaction.on_commit(lambda: policy_assignment_apply_task.delay(pk))
+        jobs.enqueue(policy_assignment_apply_task.name, pk, kind=POLICY_KIND, object_id=pk)
     return assignment
 
 
@@ -592,7 +596,7 @@ def policy_assignment_unassign_request(*, assignment: PolicyAssignment, mode: st
             details=details,
         )
         pk = assignment.pk
-        transaction.on_commit(lambda: policy_assignment_unassign_task.delay(pk))
+        jobs.enqueue(policy_assignment_unassign_task.name, pk, kind=POLICY_KIND, object_id=pk)
     return False
 
 

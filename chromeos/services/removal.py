@@ -66,6 +66,7 @@ from chromeos.models import (
     RemovalStatus,
     SyncRun,
 )
+from mdm import jobs
 from mdm.fields import DecryptionError
 from mdm.models import Tenant, User
 from mdm.services import audit_record
@@ -211,7 +212,7 @@ def removal_request(*, tenant: Tenant, actor: User, retry_of: RemovalRun | None 
             target=integration.domain,
             details={"reference": run.support_reference, "retry_of": retry_of.pk if retry_of else None},
         )
-        transaction.on_commit(lambda: removal_run_task.delay(run.pk))
+        jobs.enqueue(removal_run_task.name, run.pk, kind="chromeos.removalrun", object_id=run.pk)
     return run
 
 

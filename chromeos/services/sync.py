@@ -68,6 +68,7 @@ from chromeos.models import (
 )
 from chromeos.services.integration import integration_google_refused
 from ldap_sync.models import LdapOrgUnit
+from mdm import jobs
 from mdm.locks import AdvisoryLock, advisory_lock_held
 from mdm.services import audit_record
 from ops import metrics
@@ -188,7 +189,10 @@ def sync_run_is_alive(run: SyncRun) -> bool:
     """A RUNNING run is alive iff its tenant's lock is held: the lock is taken before RUNNING is written and
     released after the final status is committed, and dies with the process."""
     if run.status == SyncStatus.QUEUED:
-        return timezone.now() - run.created_at < _queued_timeout()
+        # Waiting for the broker to come back is not lost: the outbox publishes it then.
+        return timezone.now() - run.created_at < _queued_timeout() or jobs.publication_pending(
+            SYNC_KIND, run.pk
+        )
     if run.status == SyncStatus.RUNNING:
         return sync_lock_held(run.tenant_id)
     return False
@@ -278,21 +282,23 @@ def sync_request(
                 details={"sync_run_id": run.pk, "removal_allowance": removal_allowance},
             )
         if enqueue:
-            transaction.on_commit(lambda: _enqueue(run.pk))
+            _enqueue(run.pk)
     return run, True
 
 
-def _enqueue(run_id: int) -> None:
-    from chromeos.tasks.sync import devices_sync_task
+SYNC_TASK = "chromeos.tasks.devices_sync_task"
+SYNC_KIND = "chromeos.syncrun"
 
-    try:
-        devices_sync_task.delay(run_id)
-    except Exception:
-        # The row is committed; a broker that is down must not leave it "queued" for ever, nor 500 the page.
-        logger.exception("could not enqueue sync run %s", run_id)
-        run = SyncRun.unscoped.filter(pk=run_id, status=SyncStatus.QUEUED).first()
-        if run is not None:
-            _fail(run, "enqueue_failed")
+
+def _enqueue(run_id: int) -> None:
+    """Inside the transaction that wrote the run: through the outbox (mdm/jobs.py), so that a broker that is
+    down delays the run (it stays queued, the page says so) instead of losing it or answering 500."""
+    jobs.enqueue(SYNC_TASK, run_id, kind=SYNC_KIND, object_id=run_id)
+
+
+def sync_runs_reap(now: datetime) -> int:
+    """The reaper of ChromeOS syncs (registered in ``mdm.jobs``): see :func:`_reap_lost_runs`."""
+    return _reap_lost_runs()
 
 
 def sync_confirm_removals(*, integration: GoogleIntegration, run_id: int, user: User) -> tuple[SyncRun, bool]:
@@ -366,17 +372,20 @@ def sync_dispatch(now: datetime | None = None, *, enqueue: bool = True) -> list[
             )
             created.append(run)
             if enqueue:
-                transaction.on_commit(lambda pk=run.pk: _enqueue(pk))  # type: ignore[misc]
+                _enqueue(run.pk)
     if created:
         logger.info("sync dispatch: %d scheduled runs", len(created))
     return created
 
 
-def _reap_lost_runs() -> None:
+def _reap_lost_runs() -> int:
     """Runs left RUNNING by a killed worker, or QUEUED by a lost message, are marked failed."""
+    reaped = 0
     for run in SyncRun.unscoped.filter(status__in=ACTIVE_STATUSES).select_related("integration"):
         if not sync_run_is_alive(run):
             _fail(run, "never_started" if run.status == SyncStatus.QUEUED else "reaped", number=run.pk)
+            reaped += 1
+    return reaped
 
 
 # -- reading Google --------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from chromeos.google.errors import TransientGoogleError
 from chromeos.services import devices as services
+from mdm import jobs
 
 __all__ = ["device_action_job_run_task", "device_commands_poll_task"]
 
@@ -37,10 +38,14 @@ def device_action_job_run_task(self: Any, job_pk: int) -> None:
                 job_pk, _("Google est resté indisponible : %(reason)s") % {"reason": exc.message}
             )
             return
-        raise self.retry(exc=exc, countdown=_retry_countdown(self.request.retries)) from exc
+        countdown = _retry_countdown(self.request.retries)
+        # The reaper must not take the wait for a dead worker.
+        services.device_action_job_waiting(job_pk, countdown)
+        raise self.retry(exc=exc, countdown=countdown) from exc
     if not finished:
-        # A slice of work is done: hand over to a fresh task (short runs, well within every time limit).
-        device_action_job_run_task.delay(job_pk)
+        # A slice of work is done: hand over to a fresh task (short runs, well within every time limit),
+        # through the outbox so that a broker hiccup delays the rest, never strands it.
+        jobs.enqueue(services.RUN_TASK, job_pk, kind=services.JOB_KIND, object_id=job_pk)
 
 
 # Enough polls to cover COMMAND_TRACKING_MAX_AGE at the slowest delay, with room: a Google that keeps failing

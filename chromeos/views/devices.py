@@ -397,13 +397,20 @@ class ActionCancelView(TenantRoleRequiredMixin, View):
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         job = get_object_or_404(DeviceActionJob.objects.all(), pk=pk)
+        was_draft = job.status == JobStatus.DRAFT
         try:
             services.device_action_cancel(job=job, actor=self.actor)
         except services.ActionError as exc:
             messages.error(request, str(exc))
             return HttpResponseRedirect(reverse("chromeos:device_job", kwargs={"pk": job.pk}))
-        messages.info(request, _("Action annulée : aucun périphérique n'a été modifié."))
-        return HttpResponseRedirect(reverse("chromeos:device_list"))
+        if was_draft:
+            messages.info(request, _("Action annulée : aucun périphérique n'a été modifié."))
+            return HttpResponseRedirect(reverse("chromeos:device_list"))
+        messages.info(
+            request,
+            _("Action annulée : les périphériques pas encore envoyés à Google ne seront pas modifiés."),
+        )
+        return HttpResponseRedirect(reverse("chromeos:device_job", kwargs={"pk": job.pk}))
 
 
 class JobListView(TenantRoleRequiredMixin, View):

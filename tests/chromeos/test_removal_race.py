@@ -86,7 +86,8 @@ def slow_google(google_emulator: Any, settings: Any) -> Any:
 @pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     runs: list[int] = []
-    monkeypatch.setattr(removal_run_task, "delay", runs.append)
+    # Published through the outbox (mdm/jobs.py), which calls apply_async.
+    monkeypatch.setattr(removal_run_task, "apply_async", lambda args, **options: runs.append(args[0]))
     return runs
 
 

@@ -68,7 +68,8 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Runs queued instead of run: in tests with real commits the eager task would run at once, before the
     test has set up what it races against; the test then runs the service itself."""
     runs: list[int] = []
-    monkeypatch.setattr(removal_run_task, "delay", runs.append)
+    # Published through the outbox (mdm/jobs.py), which calls apply_async.
+    monkeypatch.setattr(removal_run_task, "apply_async", lambda args, **options: runs.append(args[0]))
     return runs
 
 

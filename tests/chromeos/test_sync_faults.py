@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 
 from chromeos.models import (
     ChromeOSDevice,
@@ -481,20 +483,31 @@ def reset_pool(app: Any) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_redis_down_at_enqueue_fails_the_run_clearly_and_the_next_click_works(
+def test_redis_down_at_enqueue_delays_the_run_and_it_runs_when_redis_is_back(
     google_integration: GoogleIntegration, google_emulator: EmulatorHandle, broker_down: Any
 ) -> None:
+    from mdm.jobs import jobs_reap, publication_pending
+
     run, created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL)
     assert created
     run.refresh_from_db()
-    assert run.status == SyncStatus.FAILED and "indisponible" in run.error
-    # Redis is back (and eager again: the task runs on commit).
+    # Committed work is delayed, not lost: the run waits in the outbox, and is not reaped as "never started".
+    assert run.status == SyncStatus.QUEUED and publication_pending("chromeos.syncrun", run.pk)
+    later = timezone.now() + timedelta(hours=2)
+    SyncRun.unscoped.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    jobs_reap(later)  # the broker is still down, for hours: nothing is lost
+    run.refresh_from_db()
+    assert run.status == SyncStatus.QUEUED
+    # A second click returns the waiting run instead of queuing another.
+    same, created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL)
+    assert not created and same.pk == run.pk
+    # Redis is back (and eager again: the task runs when published).
     broker_down.conf.update(task_always_eager=True, broker_url=settings.CELERY_BROKER_URL)
     reset_pool(broker_down)
-    again, created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL)
-    assert created
-    again.refresh_from_db()
-    assert again.status == SyncStatus.SUCCEEDED
+    assert jobs_reap(later)["outbox"] == 1
+    run.refresh_from_db()
+    assert run.status == SyncStatus.SUCCEEDED
+    assert not publication_pending("chromeos.syncrun", run.pk)
 
 
 @pytest.mark.django_db(transaction=True)
