@@ -46,6 +46,7 @@ from django_auth_ldap.config import (
 
 from ldap_sync.client import (
     AD_BIND_MESSAGES,
+    LdapError,
     PeerRefused,
     ad_bind_reason,
     ca_cert_file,
@@ -189,7 +190,10 @@ class TenantLDAPBackend(LDAPBackend):
             return None
         self.tenant = found
         self.directory = directory
-        self.settings = auth_settings(directory)
+        try:
+            self.settings = auth_settings(directory)
+        except LdapError:  # e.g. a stored CA certificate that no longer parses: a refused login, not a 500
+            return None
         self._ldap = GuardedLdap(float(directory.network_timeout))
         self.request = request
         return super().authenticate(request, username=login_name(directory, username), password=password)

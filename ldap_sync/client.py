@@ -49,12 +49,15 @@ Bind passwords never appear in messages, details or logs.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import ipaddress
 import os
 import re
+import shutil
 import socket
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -66,6 +69,7 @@ from urllib.parse import urlsplit
 import ldap
 import ldap.dn
 import ldap.filter
+from cryptography import x509
 from ldap.controls import RequestControl, SimplePagedResultsControl
 from ldap.ldapobject import SimpleLDAPObject
 
@@ -356,19 +360,58 @@ def validate_uri(uri: str) -> str | None:
     return None
 
 
-def ca_cert_file(pem: str) -> str:
-    """A file holding ``pem``, for libldap's OPT_X_TLS_CACERTFILE.
+_ca_directory: Path | None = None
 
-    Debian's libldap is built with GnuTLS, which has no OPT_X_TLS_CACERTDATA. CA certificates are public, so
-    one file per distinct certificate (named by its hash) in a per-user directory is enough.
+
+def _private_ca_directory() -> Path:
+    """A directory only this process's user can read or write, made once per process (random name, 0700).
+
+    Never a predictable path in the shared temp folder: another local account could create it first, or plant
+    a certificate under the expected name and have the console trust it.
     """
-    directory = Path(tempfile.gettempdir()) / f"mdm-ldap-ca-{os.getuid()}"
-    directory.mkdir(mode=0o700, exist_ok=True)
+    global _ca_directory
+    directory = _ca_directory
+    if directory is not None:
+        info = os.lstat(directory) if directory.exists() else None
+        if (
+            info is None
+            or not stat.S_ISDIR(info.st_mode)
+            or info.st_uid != os.getuid()
+            or info.st_mode & 0o077
+        ):
+            directory = None
+    if directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="mdm-ldap-ca-"))
+        atexit.register(shutil.rmtree, directory, True)
+        _ca_directory = directory
+    return directory
+
+
+def ca_cert_file(pem: str) -> str:
+    """A file holding exactly ``pem``, for libldap's OPT_X_TLS_CACERTFILE.
+
+    Debian's libldap is built with GnuTLS, which has no OPT_X_TLS_CACERTDATA: the certificate must be a file.
+    It lives in a private directory (``_private_ca_directory``) under the hash of its content, and its content
+    is compared with ``pem`` before every use (rewritten if it differs), so only the stored PEM is ever trusted.
+    """
+    try:
+        x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as exc:
+        raise LdapTlsError(
+            _("Le certificat d'autorité enregistré n'est pas un certificat PEM valide : corrigez-le."),
+            detail=str(exc),
+        ) from exc
+    directory = _private_ca_directory()
     path = directory / f"{hashlib.sha256(pem.encode()).hexdigest()}.pem"
-    if not path.exists():
-        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_text(pem, encoding="utf-8")
-        os.replace(partial, path)  # atomic: a concurrent reader never sees half a certificate
+    try:
+        if path.read_bytes() == pem.encode():
+            return str(path)
+    except OSError:
+        pass
+    fd, partial = tempfile.mkstemp(dir=directory, suffix=".tmp")  # 0600, a fresh name
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem.encode())
+    os.replace(partial, path)  # atomic: a concurrent reader never sees half a certificate
     return str(path)
 
 

@@ -4,7 +4,7 @@ import re
 from typing import Any
 
 from django import forms
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -27,6 +27,9 @@ ATTRIBUTE_FIELDS = (
     "email_fallback_attribute",
     "name_attribute",
 )
+# Seconds. 0 would fail every LDAP login; an LDAP login holds a web thread up to both, so they stay short:
+# a directory that takes longer than that to answer is down for the console's purposes.
+TIMEOUT_LIMITS = {"network_timeout": (1, 30), "operation_timeout": (1, 60)}
 PASSWORD_DESTINATION_FIELDS = ("uri", "bind_dn", "start_tls", "ca_certificate")
 # The PEM is multi-line; every other text field goes on the wire as one line.
 LINE_FIELDS = (
@@ -90,11 +93,13 @@ class LdapDirectoryForm(TenantModelForm):
         # Where and how the stored password travels: changing any of these requires typing the password again.
         self.stored_destination = {name: getattr(self.instance, name) for name in PASSWORD_DESTINATION_FIELDS}
         self.initial.pop("bind_password", None)
-        self.fields["network_timeout"].min_value = 1  # type: ignore[attr-defined]
+        for name, (low, high) in TIMEOUT_LIMITS.items():
+            timeout_field = self.fields[name]
+            timeout_field.validators += [MinValueValidator(low), MaxValueValidator(high)]
+            timeout_field.widget.attrs.update(min=low, max=high)
         # Left empty (or absent from an older page's POST), these take the kind's value: never a blank identity.
         for name in KIND_REQUIRED_FIELDS:
             self.fields[name].required = False
-        self.fields["operation_timeout"].min_value = 1  # type: ignore[attr-defined]
         self.fields["removal_guard_percent"].validators.append(MaxValueValidator(100))
         self.guard_before = {name: getattr(self.instance, name) for name in GUARD_FIELDS}
         for name in GUARD_FIELDS:  # left out (older scripts, ldap_configure): the current value stays

@@ -75,8 +75,17 @@ def mask(value: str | None) -> str:
     return MASK if value else ""
 
 
+class StoredCiphertext(str):
+    """A value in the stored form, as ``dumpdata`` wrote it: ``loaddata`` saves it as it is, never decrypted."""
+
+
 class EncryptedTextField(models.TextField):
-    """A text secret, encrypted in the database. Empty values are stored as empty (nothing to hide)."""
+    """A text secret, encrypted in the database. Empty values are stored as empty (nothing to hide).
+
+    Only :meth:`from_db_value` decrypts. Anything else (form input, django-admin, a model's ``full_clean``) is
+    plain text, even when it looks like ciphertext: otherwise a tenant admin could paste another tenant's
+    ciphertext (from a backup) as a password and have the console decrypt it and send it to their server.
+    """
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         if not value:
@@ -84,19 +93,31 @@ class EncryptedTextField(models.TextField):
         return decrypt(value)
 
     def to_python(self, value: Any) -> Any:
-        # loaddata hands back what value_to_string wrote: the stored form.
-        if isinstance(value, str) and is_encrypted(value):
-            return decrypt(value)
+        # The deserializers (loaddata) call this with what value_to_string wrote: the stored form, kept as is.
+        if isinstance(value, str) and not isinstance(value, StoredCiphertext) and is_encrypted(value):
+            return StoredCiphertext(value)
         return value
 
+    def clean(self, value: Any, model_instance: models.Model | None) -> Any:
+        # Model validation also goes through to_python: there a value is whatever the user typed.
+        cleaned = super().clean(value, model_instance)
+        return str.__str__(cleaned) if isinstance(cleaned, StoredCiphertext) else cleaned
+
     def get_prep_value(self, value: Any) -> Any:
-        value = super().get_prep_value(value)
+        # Field's, not TextField's: TextField.get_prep_value runs to_python, which would take typed text
+        # that looks like ciphertext for the stored form.
+        value = models.Field.get_prep_value(self, value)
         if not value:
             return value
-        return encrypt(value)
+        if isinstance(value, StoredCiphertext):
+            decrypt(value)  # a dump made with other keys fails loudly here instead of storing garbage
+            return str.__str__(value)
+        return encrypt(str(value))
 
     def value_to_string(self, obj: models.Model) -> str:
         value = self.value_from_object(obj)
+        if isinstance(value, StoredCiphertext):
+            return str.__str__(value)
         return encrypt(str(value)) if value else ""
 
 

@@ -9,11 +9,13 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.files.uploadedfile import UploadedFile
+from django.forms.fields import InvalidJSONInput, JSONString
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from mdm.jsoninput import JSONInputError, parse_json_input
 from mdm.models import App, AppKind, Blueprint, Tenant
 from mdm.uploads import ALLOWED_EXTENSIONS, Package, PackageRejected, inspect_package
 
@@ -89,8 +91,35 @@ def register_blueprint_settings_form(platform: str, form_class: type[forms.Form]
     BLUEPRINT_SETTINGS_FORMS[platform] = form_class
 
 
+class StrictJSONField(forms.JSONField):
+    """JSON typed by a user, parsed strictly with limits (mdm/jsoninput.py): errors, never a 500."""
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled:
+            return value
+        if value in self.empty_values:
+            return None
+        if isinstance(value, list | dict | int | float | JSONString):
+            return value
+        try:
+            converted = parse_json_input(str(value))
+        except JSONInputError as exc:
+            raise forms.ValidationError(gettext(exc.message), code="invalid", params=exc.params) from exc
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return parse_json_input(str(data))
+        except JSONInputError:
+            return InvalidJSONInput(data)
+
+
 class BlueprintForm(TenantModelForm):
-    settings = forms.JSONField(
+    settings = StrictJSONField(
         label=_("Paramètres (JSON)"),
         required=False,
         initial=dict,

@@ -116,3 +116,24 @@ def test_mask_shows_nothing_of_the_secret():
     assert mask(SECRET) == MASK
     assert not set(SECRET) & set(mask(SECRET))
     assert mask("") == ""
+
+
+@pytest.mark.django_db
+def test_pasted_ciphertext_is_plain_text_never_decrypted(note, other_tenant):
+    """Only the database decrypts: another tenant's ciphertext typed into a form stays that text."""
+    ciphertext = raw_value(note.pk)
+    pasted = SecretNote(tenant=other_tenant, label="pasted", secret=ciphertext)
+    pasted.full_clean()  # what every ModelForm and django-admin does
+    assert pasted.secret == ciphertext
+    pasted.save()
+    assert SecretNote.unscoped.get(pk=pasted.pk).secret == ciphertext
+    assert raw_value(pasted.pk) != ciphertext  # encrypted as any other text
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("lookalike", ["0123abcd$gAAAAAnot-a-token", "ffffffff$gAAAAA" + "A" * 120])
+def test_a_ciphertext_lookalike_is_text_and_never_an_error(lookalike, tenant):
+    note = SecretNote(tenant=tenant, label="l", secret=lookalike)
+    note.full_clean()
+    note.save()
+    assert SecretNote.unscoped.get(pk=note.pk).secret == lookalike

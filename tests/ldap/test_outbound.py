@@ -444,3 +444,47 @@ def test_only_admins_reach_the_connection_test(tenant, make_user, client_for):
     for role in (Role.OPERATOR, Role.READ_ONLY):
         response = client_for(make_user(tenant, role)).post(TEST_URL, _clean_form("ldap://10.0.0.1"))
         assert response.status_code == 403
+
+
+# -- secrets decrypt only from the database ------------------------------------------------------------------------
+def test_pasted_ciphertext_of_another_tenant_is_not_decrypted(
+    admin_client_, tenant, other_tenant, listener, slapd, demo_dir
+):
+    """Tenant B's ciphertext (from a backup) pasted as tenant A's bind password reaches A's server as the
+    ciphertext text itself, never as B's secret."""
+    from django.db import connection
+
+    b_secret = "tenant-b-refresh-token-1//0gXYZ"
+    b_directory = LdapDirectory.unscoped.create(
+        tenant=other_tenant,
+        uri=slapd.uri,
+        bind_dn="cn=b,dc=example,dc=com",
+        bind_password=b_secret,
+        base_dn="dc=b",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT bind_password FROM ldap_sync_ldapdirectory WHERE id = %s", [b_directory.pk])
+        ciphertext = cursor.fetchone()[0]
+    data = form_data(
+        slapd,
+        demo_dir,
+        uri=f"ldap://127.0.0.1:{listener.port}",
+        bind_password=ciphertext,
+        operation_timeout=1,
+    )
+    response = admin_client_.post(TEST_URL, data)
+    assert response.status_code == 200
+    time.sleep(0.3)
+    assert ciphertext.encode() in listener.received
+    assert b_secret.encode() not in listener.received
+    response = admin_client_.post(DIRECTORY_URL, data)
+    assert response.status_code == 302
+    assert LdapDirectory.unscoped.get(tenant=tenant).bind_password == ciphertext
+
+
+@pytest.mark.parametrize("lookalike", ["0123abcd$gAAAAAnot-a-token", "deadbeef$gAAAAA" + "B" * 100 + "="])
+def test_ciphertext_lookalike_password_gives_no_500(lookalike, admin_client_, tenant, slapd, demo_dir):
+    response = admin_client_.post(DIRECTORY_URL, form_data(slapd, demo_dir, bind_password=lookalike))
+    assert response.status_code == 302
+    assert LdapDirectory.unscoped.get(tenant=tenant).bind_password == lookalike
+    assert admin_client_.get(DIRECTORY_URL).status_code == 200
