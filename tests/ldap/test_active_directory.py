@@ -294,3 +294,16 @@ def test_ldap_sync_json_reports_the_ad_import(tenant, make_ad_directory, ad_dir)
     call_command("ldap_sync", "acme", "--json", stdout=again, stderr=StringIO())
     second = json.loads(again.getvalue())
     assert second["added"] == second["changed"] == second["removed"] == {"org_units": 0, "users": 0}
+
+
+def test_without_the_domain_scope_control_a_root_listing_is_partial(tenant, make_ad_directory, run_sync):  # type: ignore[no-untyped-def]
+    """The finding: AD answers a search from the domain root with a continuation reference to
+    CN=Configuration, so the run was 'partial' and nothing was ever removed. The AD kind sends the domain-scope
+    control; an OpenLDAP-kind directory (no control) on the same server shows the difference."""
+    directory = make_ad_directory(tenant, kind=DirectoryKind.OPENLDAP)
+    run = run_sync(directory).run
+    assert run.status == SyncStatus.PARTIAL
+    assert any("Configuration" in str(line.get("params")) for line in run.log)
+    directory.kind = DirectoryKind.ACTIVE_DIRECTORY
+    directory.save()
+    assert run_sync(directory).run.status == SyncStatus.SUCCEEDED
