@@ -20,6 +20,8 @@ CONSOLE_SCOPES = [
     SCOPE_PREFIX + "admin.directory.customer.readonly",
     SCOPE_PREFIX + "chrome.management.policy",
 ]
+# The console reads no user; the emulator still serves users.list, to a grant that asked for this scope.
+USERS_SCOPE = SCOPE_PREFIX + "admin.directory.user.readonly"
 
 
 def build_service(api: str, version: str, host: str, credentials: Any) -> Resource:

@@ -75,7 +75,8 @@ def configure_ldap(page: Page, stack: Stack) -> None:
         page.get_by_label("Adresse du serveur").fill(stack.slapd.uri)
         page.get_by_label("DN de liaison").fill(directory.service_bind_dn)
         page.get_by_label("Mot de passe de liaison").fill(directory.service_password)
-        page.get_by_label("DN de base").fill(directory.base_dn)
+        # "DN de base" alone: the form also has "DN de base des groupes"; a required label ends with " *".
+        page.get_by_role("textbox", name=re.compile(r"^DN de base( \*)?$")).fill(directory.base_dn)
 
     fill_form()
     page.get_by_role("button", name="Tester la connexion").click()

@@ -8,6 +8,7 @@ import pytest
 from googleapiclient.errors import HttpError
 
 from google_emulator.oauth import SCOPE_PREFIX
+from google_emulator.testing import CONSOLE_SCOPES, USERS_SCOPE
 
 
 def error_of(raised: pytest.ExceptionInfo[HttpError]) -> dict:
@@ -245,7 +246,7 @@ def test_no_credentials_is_401(emulator):
 
 
 def test_users_list_pages(emulator):
-    users = emulator.directory().users()
+    users = emulator.directory(emulator.credentials([*CONSOLE_SCOPES, USERS_SCOPE])).users()
     request = users.list(customer="my_customer", maxResults=10)
     seen = []
     while request is not None:

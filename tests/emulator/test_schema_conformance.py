@@ -6,6 +6,7 @@ import pytest
 
 from google_emulator import schemas
 from google_emulator.api import HANDLERS
+from google_emulator.testing import CONSOLE_SCOPES, USERS_SCOPE
 
 pytestmark = pytest.mark.google_emulator(devices=400, seed=11)
 
@@ -25,7 +26,7 @@ def target(emulator, path: str, **keys) -> dict:
 
 
 def exercise_directory(emulator) -> set[str]:
-    directory = emulator.directory()
+    directory = emulator.directory(emulator.credentials([*CONSOLE_SCOPES, USERS_SCOPE]))
     devices = directory.chromeosdevices()
     chromeos = directory.customer().devices().chromeos()
     check("directory.customers.get", directory.customers().get(customerKey="my_customer").execute())
