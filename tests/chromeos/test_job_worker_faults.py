@@ -1,0 +1,271 @@
+"""Device jobs against a real Celery worker and a real Redis broker started by the test (issue 15, What to build 1).
+
+* The broker is down when an operator confirms an action: the page answers (no 500) and says the action will
+  leave when the queue is back; Redis is restarted, the reaper publishes the outbox, the worker runs the job.
+* The whole worker (parent and pool child) is SIGKILLed in the middle of a bulk annotation: the reaper sees the
+  job's heartbeat stop, fails the one item that may have been in flight at Google, and queues the rest again; a
+  new worker finishes it. The emulator's request log proves no device was patched twice.
+
+Each test owns its Redis (a free port, no persistence) and key prefix; the worker runs against this test's
+database and the in-process emulator over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from chromeos.models import DeviceActionItem, DeviceActionJob, JobStatus
+from chromeos.services import devices as services
+from google_emulator.testing import EmulatorHandle
+from mdm.jobs import jobs_reap, publication_pending
+from mdm.tenancy import tenant_context
+from tests.chromeos.test_device_actions import prepare
+from tests.chromeos.test_sync_faults import reset_pool
+
+pytest_plugins = ["tests.chromeos.test_device_actions"]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("job-worker")]
+
+ROOT = Path(__file__).resolve().parents[2]
+PATCH = "directory.chromeosdevices.patch"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Redis:
+    def __init__(self, port: int, log: Path) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
+        )
+        _wait(self._answers, 10, "redis to start")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+class Worker:
+    """``celery worker`` (prefork, one child) in its own process group, so that the test can kill all of it."""
+
+    def __init__(self, emulator: EmulatorHandle, broker: str, prefix: str, log: Path) -> None:
+        db = connection.settings_dict
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "mdm.settings_test",
+            "MDM_CELERY_EAGER": "0",
+            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}",
+            "DATABASE_CONN_MAX_AGE": "0",
+            "CELERY_BROKER_URL": broker,
+            "CELERY_BROKER_KEY_PREFIX": prefix,
+            "GOOGLE_EMULATOR_HOST": emulator.host,
+            "GOOGLE_OAUTH_CLIENT_ID": emulator.client_id,
+            "GOOGLE_OAUTH_CLIENT_SECRET": emulator.client_secret,
+        }
+        self.log_path = log
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=1",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+                f"--hostname=job-fault-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _wait(lambda: "ready" in log.read_text(), 60, "the worker to start")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker, parent and child: nothing acknowledges or requeues its message."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[tuple[Redis, str]]:
+    """A Redis of this test's own, and the console's Celery app publishing to it for real (not eager)."""
+    from celery_app import app
+
+    redis = Redis(_free_port(), tmp_path / "redis.log")
+    redis.start()
+    prefix = f"mdm-job-fault-{uuid.uuid4().hex[:8]}:"
+    keys = ("task_always_eager", "broker_url", "broker_connection_timeout", "broker_transport_options")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(
+        task_always_eager=False,
+        broker_url=redis.url,
+        broker_connection_timeout=1,
+        broker_transport_options={**saved["broker_transport_options"], "global_keyprefix": prefix},
+    )
+    reset_pool(app)
+    try:
+        yield redis, prefix
+    finally:
+        app.conf.update(saved)
+        reset_pool(app)
+        redis.stop()
+
+
+@pytest.fixture
+def workers(google_emulator: EmulatorHandle, broker: tuple[Redis, str], tmp_path: Path) -> Iterator[Any]:
+    started: list[Worker] = []
+
+    def start() -> Worker:
+        worker = Worker(google_emulator, broker[0].url, broker[1], tmp_path / f"worker{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def _job(pk: int) -> DeviceActionJob:
+    return DeviceActionJob.unscoped.get(pk=pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broker_down_at_confirm_the_page_says_so_and_the_job_runs_once_redis_is_back(
+    operator, fleet, google_emulator, broker, workers
+):
+    redis, _prefix = broker
+    workers()
+    device = next(d for d in fleet if d.status == "ACTIVE")
+    url, job = prepare(operator, "disable", [device])
+    redis.stop()
+    response = operator.post(url, {})
+    assert response.status_code == 302
+    page = operator.get(response["Location"]).content.decode()
+    assert "La file des tâches est indisponible : l&#x27;action partira dès son retour." in page
+    assert _job(job.pk).status == JobStatus.QUEUED and publication_pending(services.JOB_KIND, job.pk)
+
+    redis.start()
+    assert _job(job.pk).status == JobStatus.QUEUED  # nothing was lost meanwhile
+    assert jobs_reap(timezone.now() + timedelta(minutes=1))["outbox"] == 1
+    _wait(lambda: _job(job.pk).status == JobStatus.SUCCEEDED, 60, "the job to run on the worker")
+    assert len(google_emulator.requests("admin.customer.devices.chromeos.batchChangeStatus")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(devices=300)
+def test_worker_killed_mid_bulk_the_job_resumes_and_no_device_is_patched_twice(
+    google_integration, google_emulator, fleet, tenant, admin_user, workers, settings
+):
+    settings.JOB_HEARTBEAT_TIMEOUT_SECONDS = (
+        2  # this (reaping) process only: "dead within minutes" in production
+    )
+    google_emulator.add_fault(method=PATCH, delay_ms=20, count=None)  # time to aim the kill
+    chosen = [d for d in fleet if d.status == "ACTIVE"][:120]
+    first = workers()
+    with tenant_context(tenant):
+        job = services.device_action_prepare(
+            actor=admin_user, action="annotate", device_pks=[d.pk for d in chosen]
+        )
+        services.device_action_confirm(
+            job=job, actor=admin_user, params={"annotations": {"annotated_location": "Salle 12"}}
+        )
+    done = DeviceActionItem.unscoped.filter(job=job, status="succeeded")
+    _wait(lambda: done.count() >= 40, 60, "40 devices annotated")
+    first.kill()
+    killed_at = time.monotonic()
+    at_kill = done.count()
+    assert _job(job.pk).status == JobStatus.RUNNING and at_kill < len(chosen)
+
+    workers()
+    time.sleep(settings.JOB_HEARTBEAT_TIMEOUT_SECONDS + 0.5)
+    assert jobs_reap()["chromeos.device_jobs"] == 1
+    final = _wait(
+        lambda: (j := _job(job.pk)).status not in (JobStatus.QUEUED, JobStatus.RUNNING) and j, 120, "the job"
+    )
+    recovered_in = time.monotonic() - killed_at
+    print(f"\nkilled after {at_kill} of {len(chosen)} devices; finished {recovered_in:.1f} s after the kill")
+
+    assert final.resumes == 1
+    assert final.succeeded + final.failed == len(chosen)
+    in_doubt = DeviceActionItem.unscoped.filter(job=job, status="failed")
+    assert final.failed <= 1 and all("résultat inconnu" in i.message for i in in_doubt)
+    assert not DeviceActionItem.unscoped.filter(job=job, status__in=["pending", "sending"]).exists()
+    # Google saw each device at most once, and every device but the one in doubt exactly once.
+    patched = Counter(r["path"].rsplit("/", 1)[-1].split("?")[0] for r in google_emulator.requests(PATCH))
+    assert max(patched.values()) == 1
+    assert len(patched) >= len(chosen) - 1
+    assert set(patched) <= {d.device_id for d in chosen}
