@@ -156,11 +156,31 @@ class ChromeOSSettingsForm(forms.Form):
         ]
 
 
+class SubjectSelect(forms.Select):
+    """The subject list, with the Blueprints that cannot be assigned shown greyed out in their group: an admin
+    sees them and why, instead of wondering where they went. They are not choices: the form refuses them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unassignable: list[tuple[str, str]] = []
+
+    def optgroups(self, name: str, value: list[str], attrs: dict[str, Any] | None = None) -> list[Any]:
+        groups = super().optgroups(name, value, attrs)
+        blueprint_group = str(_("Configurations (Blueprints)"))
+        for group_name, options, index in groups:
+            if group_name == blueprint_group:
+                for key, label in self.unassignable:
+                    option = self.create_option(name, key, label, False, index or 0, subindex=len(options))
+                    option["attrs"]["disabled"] = True  # Select's options do not inherit the attrs passed
+                    options.append(option)
+        return groups
+
+
 class AssignmentForm(forms.Form):
     """What to assign where. Choices come from the view (supported OUs, ChromeOS Blueprints, apps)."""
 
     org_unit = forms.TypedChoiceField(label=_("Unité organisationnelle"), coerce=int)
-    subject = forms.ChoiceField(label=_("Configuration ou appli"))
+    subject = forms.ChoiceField(label=_("Configuration ou appli"), widget=SubjectSelect)
     app_context = forms.ChoiceField(
         label=_("Contexte (applis)"), choices=AppContext.choices, initial=AppContext.USERS, required=False
     )
@@ -178,6 +198,7 @@ class AssignmentForm(forms.Form):
         org_units: list[tuple[int, str]],
         blueprints: list[tuple[int, str]],
         apps: list[tuple[int, str]],
+        unassignable: list[tuple[int, str]] | None = None,
     ) -> None:
         super().__init__(data)
         org_unit_field = self.fields["org_unit"]
@@ -189,6 +210,12 @@ class AssignmentForm(forms.Form):
             ("", "—"),
             (_("Configurations (Blueprints)"), [(f"blueprint:{pk}", name) for pk, name in blueprints]),
             (_("Applis"), [(f"app:{pk}", name) for pk, name in apps]),
+        ]
+        widget = subject_field.widget
+        assert isinstance(widget, SubjectSelect)
+        widget.unassignable = [
+            (f"unassignable:{pk}", str(_("%(name)s — aucun paramètre ChromeOS") % {"name": name}))
+            for pk, name in unassignable or []
         ]
 
     def subject_parts(self) -> tuple[str, int]:

@@ -50,6 +50,15 @@ def _assignable_blueprints() -> list[tuple[int, str]]:
     ]
 
 
+def _unassignable_blueprints() -> list[tuple[int, str]]:
+    """ChromeOS Blueprints without any ChromeOS setting: listed greyed out, with a way to fix them."""
+    return [
+        (b.pk, b.name)
+        for b in Blueprint.objects.filter(platform=Platform.CHROMEOS).order_by("name")
+        if not blueprint_writes(b.settings or {})
+    ]
+
+
 def _assignable_apps() -> list[tuple[int, str]]:
     return [
         (a.pk, f"{a.name} ({a.get_kind_display()})") for a in App.objects.order_by("name") if app_target_id(a)
@@ -59,7 +68,11 @@ def _assignable_apps() -> list[tuple[int, str]]:
 def _assignment_form(rows: list[selectors.OrgUnitRow], data: Any = None) -> AssignmentForm:
     supported = [(r.org_unit.pk, r.org_unit.path) for r in rows if r.unsupported_reason is None]
     return AssignmentForm(
-        data, org_units=supported, blueprints=_assignable_blueprints(), apps=_assignable_apps()
+        data,
+        org_units=supported,
+        blueprints=_assignable_blueprints(),
+        apps=_assignable_apps(),
+        unassignable=_unassignable_blueprints(),
     )
 
 
@@ -76,6 +89,7 @@ def _overview(
         "supported_count": sum(1 for r in rows if r.unsupported_reason is None),
         "blueprints": Blueprint.objects.filter(platform=Platform.CHROMEOS).order_by("name"),
         "apps": App.objects.order_by("name"),
+        "unassignable": _unassignable_blueprints(),
     }
     return render(request, "chromeos/policies_overview.html", context, status=status)
 
