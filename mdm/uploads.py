@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -57,7 +58,10 @@ def package_extension(name: str) -> str:
 
 def inspect_package(upload: UploadedFile) -> Package:
     """Check an uploaded package's size, extension and content; raise :class:`PackageRejected` if any fails."""
-    name = PurePath((upload.name or "").replace("\\", "/")).name
+    # Control characters (a CR/LF decoded from an RFC 2231 name) never reach a header or a page.
+    name = "".join(
+        c for c in PurePath((upload.name or "").replace("\\", "/")).name if unicodedata.category(c) != "Cc"
+    )
     size = upload.size or 0
     limit = settings.APP_UPLOAD_MAX_BYTES
     if size > limit:

@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views import View
 
 from mdm import audit, selectors, services
+from mdm.display import neutralise
 from mdm.forms import BLUEPRINT_SETTINGS_FORMS, AppForm, AuditFilterForm, BlueprintForm, ConsoleLoginForm
 from mdm.home import home_panels
 from mdm.models import App, Blueprint, Platform, User
@@ -276,7 +277,8 @@ class AppDownloadView(TenantRoleRequiredMixin, View):
             handle = app.file.open("rb")
         except FileNotFoundError as exc:
             raise Http404("The package is missing from storage.") from exc
-        name = app.file_name or posixpath.basename(app.file.name)
+        # The saved file's name is shown by the admin's own system: no bidi control may reorder it there.
+        name = neutralise(app.file_name or posixpath.basename(app.file.name))
         response = FileResponse(
             handle, as_attachment=True, filename=name, content_type="application/octet-stream"
         )

@@ -264,3 +264,20 @@ def test_deleting_a_tenant_removes_its_packages(tenant, media_root, django_captu
     with django_capture_on_commit_callbacks(execute=True):
         tenant.delete()
     assert stored_files(media_root) == []
+
+
+def test_a_spoofing_file_name_is_neutralised_in_the_download(admin_client_, tenant):
+    # Django drops unprintable characters from uploaded names; a name stored before (or by another path) may
+    # still hold one, and the download must not hand it raw to the admin's system.
+    app = PackagedAppFactory(tenant=tenant, file_name="doc\u202efdp.crx")
+    disposition = admin_client_.get(reverse("mdm:app_download", args=[app.pk]))["Content-Disposition"]
+    assert "%E2%80%AE" not in disposition
+    assert "%E2%9F%A8U%2B202E%E2%9F%A9" in disposition  # ⟨U+202E⟩
+    assert App.unscoped.get(pk=app.pk).file_name == "doc\u202efdp.crx"  # stored data untouched
+
+
+def test_control_characters_never_reach_the_stored_name(admin_client_, tenant):
+    response = post_app(admin_client_, "a\x07b\x1bc.crx", crx_bytes())
+    assert response.status_code == 302
+    assert App.unscoped.get().file_name == "abc.crx"
+    assert admin_client_.get(reverse("mdm:app_download", args=[App.unscoped.get().pk])).status_code == 200
