@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from mdm import outbound as _outbound
+from ops.logs import logging_config as _ops_logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -79,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "ldap_sync.middleware.EndRevokedSessionsMiddleware",
     "mdm.tenancy.TenantMiddleware",
+    "ops.logs.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "mdm.jobs.BrokerNoticeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -274,14 +276,9 @@ MDM_OUTBOUND_ALLOWED_PORTS = env_list("MDM_OUTBOUND_ALLOWED_PORTS")
 _outbound.parse_networks(MDM_OUTBOUND_ALLOWED_NETWORKS)  # a typo stops the process instead of refusing all
 _outbound.parse_ports(MDM_OUTBOUND_ALLOWED_PORTS)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# JSON lines in production, text in development; request, tenant, user, run/job and task ids (ops/logs.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json")
+LOGGING = _ops_logging_config(json_lines=LOG_FORMAT == "json", level=os.environ.get("LOG_LEVEL", "INFO"))
 
 # Uploaded app packages. Production mounts persistent storage here (or sets STORAGES to an object store).
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))

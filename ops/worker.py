@@ -15,12 +15,13 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery.signals import before_task_publish, task_postrun, worker_ready, worker_shutdown
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
+from ops.logs import task_finished, task_started
 from ops.metrics import PUBLISHED_AT_HEADER
 from ops.models import WorkerHeartbeat
 
@@ -121,3 +122,15 @@ def _stamp_publication(headers: dict[str, Any] | None = None, **kwargs: Any) -> 
     """When the message was queued: /metrics reports the age of the oldest one still waiting."""
     if headers is not None:
         headers.setdefault(PUBLISHED_AT_HEADER, time.time())
+
+
+@task_prerun.connect
+def _task_log_context(
+    task_id: str = "", task: Any = None, args: Any = None, kwargs: Any = None, **_: Any
+) -> None:
+    task_started(task_id, task, args, kwargs)
+
+
+@task_postrun.connect
+def _task_log_context_end(task_id: str = "", **_: Any) -> None:
+    task_finished(task_id)

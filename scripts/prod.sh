@@ -20,7 +20,7 @@ release() {
   "$PYTHON" manage.py migrate --no-input -v 0
 }
 web() {
-  exec "$PYTHON" -m gunicorn mdm.wsgi \
+  exec "$PYTHON" -m gunicorn mdm.wsgi --config python:ops.gunicorn_conf \
     --bind "${BIND:-0.0.0.0:${PORT:-8000}}" \
     --workers "${WEB_CONCURRENCY:-3}" \
     --timeout "${GUNICORN_TIMEOUT:-60}" \
@@ -30,11 +30,11 @@ web() {
 worker() {
   local name=()
   [[ -n "${CELERY_WORKER_NAME:-}" ]] && name=(-n "$CELERY_WORKER_NAME")
-  exec "$PYTHON" -m celery -A celery_app worker --loglevel="$LOG_LEVEL" \
+  exec "$PYTHON" -m celery -A celery_app --quiet worker --loglevel="$LOG_LEVEL" \
     --concurrency="${CELERY_CONCURRENCY:-2}" "${name[@]}" --without-gossip --without-mingle
 }
 beat() {
-  exec "$PYTHON" -m celery -A celery_app beat --loglevel="$LOG_LEVEL" \
+  exec "$PYTHON" -m celery -A celery_app --quiet beat --loglevel="$LOG_LEVEL" \
     --schedule "${CELERY_BEAT_SCHEDULE_FILE:-/tmp/celerybeat-schedule}"
 }
 

@@ -72,6 +72,7 @@ from mdm import jobs
 from mdm.locks import AdvisoryLock, advisory_lock_held
 from mdm.services import audit_record
 from ops import metrics
+from ops.logs import log_context
 
 if TYPE_CHECKING:
     from mdm.models import User
@@ -921,12 +922,26 @@ def devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> S
     the metrics (ops/metrics.py) and the tenant's alerts re-evaluated."""
     if run.status in FINISHED_STATUSES:
         return _devices_sync(run, progress=progress)  # a redelivery of a finished run: nothing happens
-    try:
-        run = _devices_sync(run, progress=progress)
-    finally:
-        finished = SyncRun.unscoped.filter(pk=run.pk).first()
-        if finished is not None and finished.status in FINISHED_STATUSES:
-            metrics.record_sync_run(finished)
+    with log_context(run_id=run.pk):
+        try:
+            run = _devices_sync(run, progress=progress)
+        finally:
+            finished = SyncRun.unscoped.filter(pk=run.pk).first()
+            if finished is not None and finished.status in FINISHED_STATUSES:
+                metrics.record_sync_run(finished)
+                logger.info(
+                    "chromeos sync %s: %s",
+                    finished.pk,
+                    finished.status,
+                    extra={
+                        "status": finished.status,
+                        "trigger": finished.trigger,
+                        "devices_seen": finished.devices_seen,
+                        "added": finished.added,
+                        "updated": finished.updated,
+                        "removed": finished.removed,
+                    },
+                )
     return run
 
 

@@ -167,6 +167,8 @@ def running_production_stack() -> Iterator[ProdStack]:
             **_child_env(database_url, emulator_host, run_id, debug=False),
             **secrets,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            # Every library's debug lines too: the secrets test greps them all.
+            "LOG_LEVEL": "DEBUG",
             "DJANGO_BEHIND_TLS_PROXY": "1",
             "GOOGLE_OAUTH_CLIENT_ID": "prod-test.apps.googleusercontent.com",
             "STATIC_ROOT": str(workdir / "static"),
@@ -175,6 +177,9 @@ def running_production_stack() -> Iterator[ProdStack]:
             "CELERY_CONCURRENCY": "2",
             "CELERY_WORKER_NAME": f"{run_id}@%h",
             "CELERY_BEAT_SCHEDULE_FILE": str(workdir / "celerybeat-schedule"),
+            # The private slapd listens on loopback, on a port no LDAP server normally uses.
+            "MDM_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32",
+            "MDM_OUTBOUND_ALLOWED_PORTS": str(slapd.port),
         }
         stack = ProdStack(
             base_url=f"http://127.0.0.1:{web_port}",

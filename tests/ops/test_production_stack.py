@@ -200,3 +200,66 @@ def test_metrics_after_a_sync_with_429s_and_an_ldap_sync(prod_stack: ProdStack) 
     assert value("mdm_tenants_active") == 1
     assert value("mdm_celery_workers", state="alive") == 1
     assert ("mdm_celery_queue_length", (("queue", "celery"),)) in samples
+
+
+def _stored_secrets(stack: ProdStack) -> list[str]:
+    """Every secret the console stores, decrypted with the stack's key: OAuth tokens, LDAP bind passwords."""
+    from cryptography.fernet import Fernet
+
+    fernet = Fernet(stack.secrets["MDM_ENCRYPTION_KEYS"].encode())
+    values = []
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT refresh_token FROM chromeos_googleintegration UNION ALL "
+            "SELECT access_token FROM chromeos_googleintegration UNION ALL "
+            "SELECT bind_password FROM ldap_sync_ldapdirectory"
+        ).fetchall()
+    for (stored,) in rows:
+        if stored:
+            values.append(fernet.decrypt(stored.split("$", 1)[1].encode()).decode())
+    return values
+
+
+def test_logs_are_json_lines_with_context_and_no_secret(prod_stack: ProdStack) -> None:
+    stack = prod_stack
+    assert run_sync(stack)[0] == "succeeded"
+    outputs = [
+        _manage(stack, "ldap_configure", TENANT_SLUG, "--uri", stack.slapd.uri, env={"LDAP_BIND_PASSWORD": SERVICE_PASSWORD}),
+        _manage(stack, "ldap_sync", TENANT_SLUG),
+    ]  # fmt: skip
+    browser = _sign_in(stack)
+    status, headers, _ = browser.request("GET", "/", headers={"X-Request-ID": "req-ops-test-0001"})
+    assert status == 200 and headers["x-request-id"] == "req-ops-test-0001"
+    time.sleep(0.5)
+    log = stack.services["prod"].log()
+    lines = [line for line in log.splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    # Everything the Python processes log is JSON (what is not: bash's own messages, none expected).
+    non_json = [line for line in lines if not line.startswith("{")]
+    assert not non_json, non_json[:5]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    request = [
+        r for r in records if r.get("request_id") == "req-ops-test-0001" and r["logger"] == "mdm.request"
+    ]
+    assert (
+        request and request[0]["tenant"] == TENANT_SLUG and request[0]["user"] and request[0]["status"] == 200
+    )
+    sync = [
+        r for r in records if r["message"].startswith("chromeos sync ") and r.get("status") == "succeeded"
+    ]
+    assert sync, "no sync line"
+    assert sync[0]["tenant"] == TENANT_SLUG and sync[0]["run_id"] and sync[0]["task_id"]
+    assert sync[0]["task"] == "chromeos.tasks.devices_sync_task"
+
+    secrets = {
+        **stack.secrets,
+        "ldap bind password": SERVICE_PASSWORD,
+        **{f"stored secret {i}": value for i, value in enumerate(_stored_secrets(stack))},
+    }
+    assert len(secrets) >= 8
+    everything = log + "\n".join(outputs)
+    leaked = [name for name, value in secrets.items() if value in everything]
+    assert not leaked, leaked
