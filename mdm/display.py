@@ -52,6 +52,12 @@ def strip_invisible(text: str) -> str:
     return _MARKER_TEXT.sub("", text).translate(_STRIP)
 
 
+def unmark(text: str) -> str:
+    """``text`` with markers turned back into the characters they show: a value copied from a page and pasted
+    into an exact-match filter (an OU path) finds what it was copied from."""
+    return _MARKER_TEXT.sub(lambda m: chr(int(m.group(0)[3:-1], 16)), text)
+
+
 def has_invisible(text: str) -> bool:
     return _INVISIBLE_RE.search(text) is not None
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from chromeos.models import ChromeOSDevice
 from chromeos.selectors import devices as selectors
-from mdm.display import INVISIBLE, neutralise, neutralise_html, strip_invisible
+from mdm.display import INVISIBLE, neutralise, neutralise_html, strip_invisible, unmark
 from mdm.tenancy import tenant_context
 from tests.factories import AuditEventFactory, ChromeOSDeviceFactory
 from tests.ldap.factories import LdapOrgUnitFactory
@@ -120,3 +120,10 @@ def test_audit_actor_filter_ignores_invisible_characters(admin_client_, tenant, 
     AuditEventFactory(tenant=tenant, action="ldap.login", actor_label="lea.fontaine")
     page = admin_client_.get(reverse("mdm:audit"), {"actor": needle})
     assert [e.actor_label for e in page.context["page"].object_list] == [f"camille.{ZWSP}durand"]
+
+
+def test_an_org_unit_path_copied_from_a_page_filters_the_list(tenant, spoofed):
+    assert unmark("/Paris/⟨U+202E⟩CDI") == f"/Paris/{RLO}CDI"
+    with tenant_context(tenant):
+        found = list(selectors.devices_filtered(selectors.DeviceFilter(org_unit="/Paris/⟨U+202E⟩CDI")))
+    assert found == [spoofed]

@@ -30,7 +30,7 @@ from chromeos.models import (
     DeviceCommand,
     OrgUnit,
 )
-from mdm.display import strip_invisible
+from mdm.display import strip_invisible, unmark
 from mdm.tenancy import current_tenant
 
 # Column key → (model field to sort on, label). Order is the table's default column order.
@@ -141,7 +141,8 @@ def devices_filtered(flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
     if flt.status:
         qs = qs.filter(status=flt.status)
     if flt.org_unit:
-        path = "/" + flt.org_unit.strip().strip("/") if flt.org_unit.strip() != "/" else "/"
+        typed = unmark(flt.org_unit).strip()
+        path = "/" + typed.strip("/") if typed != "/" else "/"
         if flt.include_children:
             if path != "/":
                 qs = qs.filter(Q(org_unit_path=path) | Q(org_unit_path__startswith=path + "/"))
