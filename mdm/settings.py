@@ -71,7 +71,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from gunicorn, hashed names cached for ever, gzip served when asked (ops.md).
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Outermost but security: it rewrites the final HTML of every page (mdm/display.py).
+    # Outside every middleware that renders or changes a page: it rewrites their final HTML (mdm/display.py).
     "mdm.display.DisplaySafetyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
