@@ -55,7 +55,7 @@ from ldap_sync.client import (
     normalize_dn,
 )
 from ldap_sync.kinds import DirectoryKind, GroupType
-from ldap_sync.models import DirectoryRevocation, LdapDirectory
+from ldap_sync.models import DirectoryRevocation, LdapDirectory, LdapUser
 from mdm import outbound
 from mdm.models import Role, Tenant, User
 
@@ -213,7 +213,12 @@ class TenantLDAPBackend(LDAPBackend):
                 raise
 
         ldap_user._bind_as = bind_keeping_reason
-        return super().authenticate_ldap_user(ldap_user, password)
+        self.entry: LdapUser | None = None
+        user = super().authenticate_ldap_user(ldap_user, password)
+        if user is not None and self.entry is not None and self.entry.console_user_id != user.pk:
+            LdapUser.unscoped.filter(console_user=user).update(console_user=None)
+            LdapUser.unscoped.filter(pk=self.entry.pk).update(console_user=user)
+        return user
 
     def _report(self, message: str) -> None:
         if self.request is not None:
@@ -228,7 +233,21 @@ class TenantLDAPBackend(LDAPBackend):
             raise ldap_user.AuthenticationFailed("in no role group")
         uid = ldap_user.attrs.get(self.directory.uid_attribute.lower(), [username])[0]
         django_username = f"{self.tenant.slug}:{uid.lower()}"[:150]
-        user = User.objects.filter(username=django_username).first()
+        # Keyed to the directory id: the imported entry's account, even if its login was renamed since.
+        self.entry = (
+            LdapUser.unscoped.filter(tenant=self.tenant, dn__iexact=ldap_user.dn, missing_since__isnull=True)
+            .select_related("console_user")
+            .first()
+        )
+        user = self.entry.console_user if self.entry is not None else None
+        if (
+            user is not None
+            and user.username != django_username
+            and not User.objects.filter(username=django_username).exists()
+        ):
+            user.username = django_username  # the login was renamed in the directory: same account
+        if user is None:
+            user = User.objects.filter(username=django_username).first()
         built = user is None
         if user is None:
             user = User(username=django_username, tenant=self.tenant)

@@ -226,6 +226,15 @@ class LdapUser(TenantOwnedModel):
     )
     # Gone from the directory's listing since then: hidden, purged after the grace period.
     missing_since = models.DateTimeField(_("absent de l'annuaire depuis"), null=True, blank=True)
+    # The console account of this directory user: keyed to the entry's id, so a renamed login (uid) keeps it.
+    console_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="ldap_entry",
+        verbose_name=_("compte de la console"),
+    )
     created_at = models.DateTimeField(_("importé le"), auto_now_add=True)
     updated_at = models.DateTimeField(_("modifié le"), default=timezone.now)
 

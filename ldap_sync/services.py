@@ -741,6 +741,7 @@ def _apply_listing(run: LdapSyncRun, listing: Listing, log: RunLog) -> tuple[Syn
         _apply_users(directory, listing, org_unit_ids, changes, now, log)
         _purge_expired(directory, now, log)
         _recompute_added(directory)
+        _follow_renamed_logins(directory, log)
         _apply_console_access(directory, listing, log)
     if not listing.complete:
         log.warning(_("Liste incomplète : les entrées absentes ont été conservées."))
@@ -1031,6 +1032,42 @@ def _directory_role(dn: str, role_members: dict[str, set[str] | None]) -> str | 
         if members is not None and key in members:
             return role
     return None
+
+
+def _follow_renamed_logins(directory: LdapDirectory, log: RunLog) -> None:
+    """Console accounts are keyed to the directory id: an entry whose login (uid) changed keeps its account, renamed
+    ``<tenant>:<new uid>``. Accounts not linked yet are linked by their current name."""
+    tenant = directory.tenant
+    prefix = f"{tenant.slug}:"
+    entries = list(
+        LdapUser.unscoped.filter(tenant=tenant, missing_since__isnull=True)
+        .exclude(uid="")
+        .select_related("console_user")
+    )
+    linked = {entry.console_user_id for entry in entries if entry.console_user_id}
+    accounts = {
+        account.username: account
+        for account in User.objects.filter(tenant=tenant, username__startswith=prefix).exclude(pk__in=linked)
+    }
+    for entry in entries:
+        wanted = f"{prefix}{entry.uid.lower()}"[:150]
+        account = entry.console_user
+        if account is None:
+            unlinked = accounts.pop(wanted, None)
+            if unlinked is not None:
+                # A row kept for its grace period may still hold it: the listed entry of that name takes it.
+                LdapUser.unscoped.filter(console_user=unlinked).update(console_user=None)
+                entry.console_user = unlinked
+                entry.save(update_fields=["console_user"])
+            continue
+        if account.username != wanted and not User.objects.filter(username=wanted).exists():
+            log.info(
+                _("Identifiant renommé dans l'annuaire : %(old)s → %(new)s."),
+                old=account.username,
+                new=wanted,
+            )
+            account.username = wanted
+            account.save(update_fields=["username"])
 
 
 def _apply_console_access(directory: LdapDirectory, listing: Listing, log: RunLog) -> None:

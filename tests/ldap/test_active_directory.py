@@ -307,3 +307,27 @@ def test_without_the_domain_scope_control_a_root_listing_is_partial(tenant, make
     directory.kind = DirectoryKind.ACTIVE_DIRECTORY
     directory.save()
     assert run_sync(directory).run.status == SyncStatus.SUCCEEDED
+
+
+def test_a_login_renamed_in_ad_keeps_its_console_account(
+    tenant, make_ad_directory, run_sync, ad_dir, samba_ad
+):  # type: ignore[no-untyped-def]
+    """Console accounts are keyed to the directory id (objectGUID), not to the login name."""
+    directory = make_ad_directory(tenant)
+    run_sync(directory)
+    first = authenticate(None, username="lfontaine", password=ad_dir.user_password, tenant="acme")
+    assert first is not None and LdapUser.unscoped.get(tenant=tenant, uid="lfontaine").console_user == first
+    dn = ad_dir.user("lfontaine").dn(ad_dir.base_dn)
+    conn = samba_ad.admin_connection()
+    try:
+        conn.modify_s(dn, [(ldap.MOD_REPLACE, "sAMAccountName", [b"lfontaine-renomme"])])
+        run = run_sync(directory).run
+        account = User.objects.get(pk=first.pk)
+        assert account.username == "acme:lfontaine-renomme" and account.is_active, run.log
+        again = authenticate(None, username="lfontaine-renomme", password=ad_dir.user_password, tenant="acme")
+        assert again is not None and again.pk == first.pk and again.role == Role.OPERATOR
+    finally:
+        conn.modify_s(dn, [(ldap.MOD_REPLACE, "sAMAccountName", [b"lfontaine"])])
+        conn.unbind_s()
+    run_sync(directory)
+    assert User.objects.get(pk=first.pk).username == "acme:lfontaine"
