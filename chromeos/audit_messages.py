@@ -96,10 +96,26 @@ def register() -> None:
             "policy.unassign_failed": AuditMessage(
                 _("Le retrait de l'affectation %(object)s a échoué : %(error)s."), assignment
             ),
+            "policy.release": AuditMessage(
+                _("%(actor)s a libéré l'affectation %(object)s (unité organisationnelle disparue de Google).")
+            ),
+            "chromeos.org_unit.recreated": AuditMessage(
+                _(
+                    "L'unité organisationnelle %(object)s a été recréée dans Google (nouvel identifiant) : "
+                    "ses affectations sont conservées, à appliquer de nouveau."
+                )
+            ),
+            "chromeos.org_unit.missing": AuditMessage(
+                _(
+                    "L'unité organisationnelle %(object)s a disparu de Google : ses affectations sont "
+                    "conservées comme « OU disparue »."
+                )
+            ),
         },
         categories={
             "integration.": "google",
             "chromeos.sync.": "google",
+            "chromeos.org_unit.": "policies",
             "google.": "google",
             "device.": "devices",
             "policy.": "policies",

@@ -87,6 +87,9 @@ class OrgUnit(TenantOwnedModel):
         related_name="google_org_units",
         verbose_name=_("unité organisationnelle LDAP"),
     )
+    # Set when Google stopped listing the OU (by id and by path) while assignments target it: the row and its
+    # assignments are kept, shown "OU disparue", until an admin releases them or the OU comes back.
+    missing_since = models.DateTimeField(_("disparue le"), null=True, blank=True)
 
     class Meta:
         ordering = ["path"]

@@ -50,6 +50,7 @@ SWEEP: dict[str, KwargsMaker] = {
             "policy_unassign_preview",
             "policy_apply",
             "policy_unassign",
+            "policy_release",
         )
     },
     "chromeos:policy_blueprint_report": lambda t: {"pk": BlueprintFactory(tenant=t).pk},

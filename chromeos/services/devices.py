@@ -294,7 +294,9 @@ def _check_params(action: str, params: dict[str, Any]) -> None:
         raise ActionError(_("Google exige un motif pour déprovisionner."))
     if action == DeviceAction.MOVE:
         path = params.get("org_unit_path") or ""
-        if not OrgUnit.objects.filter(path=path, ldap_org_unit__isnull=False).exists():
+        if not OrgUnit.objects.filter(
+            path=path, ldap_org_unit__isnull=False, missing_since__isnull=True
+        ).exists():
             raise ActionError(
                 _("Unité organisationnelle inconnue ou non prise en charge : %(path)s") % {"path": path}
             )
@@ -311,7 +313,7 @@ def _check_params(action: str, params: dict[str, Any]) -> None:
 
 def move_target_org_units() -> list[str]:
     """OUs a device may be moved to: the supported (LDAP-backed) ones once the sync records that link."""
-    qs = OrgUnit.objects.filter(ldap_org_unit__isnull=False).order_by("path")
+    qs = OrgUnit.objects.filter(ldap_org_unit__isnull=False, missing_since__isnull=True).order_by("path")
     return list(qs.values_list("path", flat=True)[:5000])
 
 

@@ -107,6 +107,11 @@ def org_unit_target(org_unit: OrgUnit) -> str:
 
 def org_unit_unsupported_reason(org_unit: OrgUnit) -> str | None:
     """Why the console does not manage policies on this OU, or None when it does."""
+    if org_unit.missing_since is not None:
+        return _(
+            "OU disparue : Google ne liste plus cette unité organisationnelle (supprimée ou recréée ailleurs). "
+            "Ses affectations sont conservées ici : libérez-les ou recréez l'unité dans Google."
+        )
     if org_unit.path == "/":
         return _(
             "Unité racine : Google ne permet pas d'y rétablir l'héritage, une affectation n'y pourrait pas être "
@@ -558,6 +563,38 @@ def _transient(
     ) % {"error": _google_message(exc)}
     _save(assignment, "state", "google_error")
     raise RetryLater(0)
+
+
+# -- an OU that disappeared from Google -------------------------------------------------------------------------
+def policy_assignment_release(*, assignment: PolicyAssignment, actor: User) -> None:
+    """Forget an assignment whose OU disappeared from Google ("OU disparue"): nothing is sent to Google (the OU
+    and what was set on it are gone there). The OU's row goes with its last assignment. Audited."""
+    with transaction.atomic():
+        locked = (
+            PolicyAssignment.objects.select_for_update(of=("self",))
+            .select_related("org_unit", "blueprint", "app", "tenant")
+            .filter(pk=assignment.pk)
+            .first()
+        )
+        if locked is None:
+            return
+        org_unit = locked.org_unit
+        if org_unit.missing_since is None:
+            raise PolicyError(
+                _(
+                    "Cette unité organisationnelle existe chez Google : retirez l'affectation (Google rétablit les valeurs)."
+                )
+            )
+        details = _audit_details(
+            locked, schemas=sorted(locked.applied_values or {}), reason="org_unit_missing"
+        )
+        label = str(locked)
+        locked.delete()
+        if not PolicyAssignment.objects.filter(org_unit=org_unit).exists():
+            OrgUnit.unscoped.filter(pk=org_unit.pk, missing_since__isnull=False).delete()
+        audit_record(
+            tenant=locked.tenant, actor=actor, action="policy.release", target=label, details=details
+        )
 
 
 # -- unassign -------------------------------------------------------------------------------------------------

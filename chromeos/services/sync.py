@@ -58,10 +58,12 @@ from django.utils.translation import gettext_noop
 from chromeos.google.client import GoogleClient
 from chromeos.google.errors import AuthRevoked, GoogleBadRequest, GoogleError
 from chromeos.models import (
+    AssignmentState,
     ChromeOSDevice,
     GoogleIntegration,
     IntegrationStatus,
     OrgUnit,
+    PolicyAssignment,
     SyncRun,
     SyncStatus,
     SyncTrigger,
@@ -97,6 +99,18 @@ FALLBACK_PAGE_SIZE = 100  # Google's documented default for chromeosdevices.list
 
 # Log lines are stored as French message ids plus parameters and translated when shown (see selectors).
 MSG = {
+    "ou_recreated": gettext_noop(
+        "Unité organisationnelle %(path)s recréée dans Google (identifiant %(old)s → %(new)s) : reconnue par "
+        "son chemin, ses %(count)s affectation(s) sont conservées, à appliquer de nouveau."
+    ),
+    "ou_recreated_assignment": gettext_noop(
+        "L'unité organisationnelle a été recréée dans Google : rien de cette affectation n'y est appliqué, "
+        "appliquez-la de nouveau."
+    ),
+    "ou_missing": gettext_noop(
+        "Unité organisationnelle %(path)s disparue de Google : ses affectations (%(assignments)s) sont "
+        "conservées comme « OU disparue » jusqu'à ce qu'un administrateur les libère."
+    ),
     "started": gettext_noop("Synchronisation démarrée (%(trigger)s)."),
     "lock_busy": gettext_noop("Une autre synchronisation de ce locataire est en cours : rien à faire."),
     "not_active": gettext_noop("Intégration non active (%(status)s) : synchronisation ignorée."),
@@ -857,14 +871,31 @@ def _merge_devices(
 
 
 def _merge_org_units(integration: GoogleIntegration, run: SyncRun, units: list[dict[str, Any]]) -> int:
-    """Upsert the OUs Google listed (a complete answer: orgunits.list is not paged), delete the others, and
-    link each to the tenant's LDAP OU of the same path (matched case-insensitively, as Google compares paths)."""
+    """Upsert the OUs Google listed (a complete answer: orgunits.list is not paged) and link each to the
+    tenant's LDAP OU of the same path (matched case-insensitively, as Google compares paths).
+
+    An OU is matched by Google's id, then by path: an OU deleted and recreated in Google with the same path
+    (a new id) keeps its row, hence its assignments. An OU Google no longer lists is deleted, unless
+    assignments target it: then it is kept as "OU disparue" (``missing_since``) with them, for an admin to
+    release. Both are said in the run's log and the audit trail.
+    """
     ldap_ids = _ldap_org_unit_ids(integration.tenant_id)
     existing = {ou.org_unit_id: ou for ou in OrgUnit.unscoped.filter(integration=integration)}
+    listed_ids = {_strip_id(unit["orgUnitId"]) for unit in units}
+    unlisted_by_path = {ou.path.casefold(): ou for ou_id, ou in existing.items() if ou_id not in listed_ids}
     seen: set[str] = set()
     to_create: list[OrgUnit] = []
     to_update: list[OrgUnit] = []
-    fields = ["path", "name", "parent_org_unit_id", "description", "last_seen_run_id", "ldap_org_unit"]
+    fields = [
+        "org_unit_id",
+        "path",
+        "name",
+        "parent_org_unit_id",
+        "description",
+        "last_seen_run_id",
+        "ldap_org_unit",
+        "missing_since",
+    ]
     for unit in units:
         org_unit_id = _strip_id(unit["orgUnitId"])
         if org_unit_id in seen:
@@ -876,9 +907,16 @@ def _merge_org_units(integration: GoogleIntegration, run: SyncRun, units: list[d
             "parent_org_unit_id": _strip_id(_text(unit.get("parentOrgUnitId"), 64)),
             "description": _text(unit.get("description"), None),
             "last_seen_run_id": run.pk,
+            "missing_since": None,
         }
         values["ldap_org_unit_id"] = ldap_ids.get(values["path"].casefold())
         ou = existing.get(org_unit_id)
+        if ou is None and (previous := unlisted_by_path.pop(values["path"].casefold(), None)) is not None:
+            ou = previous
+            _org_unit_recreated(integration, run, previous, org_unit_id)
+            del existing[previous.org_unit_id]
+            ou.org_unit_id = org_unit_id
+            existing[org_unit_id] = ou
         if ou is None:
             to_create.append(
                 OrgUnit(
@@ -892,10 +930,71 @@ def _merge_org_units(integration: GoogleIntegration, run: SyncRun, units: list[d
             for key, value in values.items():
                 setattr(ou, key, value)
             to_update.append(ou)
-    OrgUnit.unscoped.bulk_create(to_create, batch_size=2000)
     OrgUnit.unscoped.bulk_update(to_update, fields, batch_size=2000)
-    OrgUnit.unscoped.filter(integration=integration).exclude(org_unit_id__in=seen).delete()
+    OrgUnit.unscoped.bulk_create(to_create, batch_size=2000)
+    gone = [ou for ou_id, ou in existing.items() if ou_id not in seen]
+    assigned = set(
+        PolicyAssignment.unscoped.filter(org_unit__in=[ou.pk for ou in gone]).values_list(
+            "org_unit_id", flat=True
+        )
+    )
+    for ou in gone:
+        if ou.pk in assigned and ou.missing_since is None:
+            _org_unit_missing(integration, run, ou)
+    OrgUnit.unscoped.filter(pk__in=[ou.pk for ou in gone if ou.pk not in assigned]).delete()
     return len(seen)
+
+
+def _assignment_summary(ou: OrgUnit) -> list[dict[str, str]]:
+    return [
+        {
+            "assignment": a.subject_label,
+            "state": a.state,
+            "schemas": ", ".join(sorted(a.applied_values or {})),
+        }
+        for a in PolicyAssignment.unscoped.filter(org_unit=ou).select_related("blueprint", "app")
+    ]
+
+
+def _org_unit_recreated(integration: GoogleIntegration, run: SyncRun, ou: OrgUnit, new_id: str) -> None:
+    """Google's new OU holds none of what the console wrote on the old one: its assignments are kept but go
+    back to "en attente" (nothing applied), for the admin to apply them again."""
+    assignments = _assignment_summary(ou)
+    PolicyAssignment.unscoped.filter(org_unit=ou).update(
+        state=AssignmentState.PENDING,
+        applied_values={},
+        previous_values={},
+        applied_at=None,
+        google_error=str(MSG["ou_recreated_assignment"]),
+        updated_at=timezone.now(),
+    )
+    _log(run, "warning", "ou_recreated", path=ou.path, old=ou.org_unit_id, new=new_id, count=len(assignments))
+    audit_record(
+        tenant=integration.tenant,
+        actor=None,
+        action="chromeos.org_unit.recreated",
+        target=ou.path,
+        details={"old_id": ou.org_unit_id, "new_id": new_id, "assignments": assignments, "run_id": run.pk},
+    )
+
+
+def _org_unit_missing(integration: GoogleIntegration, run: SyncRun, ou: OrgUnit) -> None:
+    assignments = _assignment_summary(ou)
+    OrgUnit.unscoped.filter(pk=ou.pk).update(missing_since=timezone.now())
+    _log(
+        run,
+        "warning",
+        "ou_missing",
+        path=ou.path,
+        assignments="; ".join(a["assignment"] for a in assignments),
+    )
+    audit_record(
+        tenant=integration.tenant,
+        actor=None,
+        action="chromeos.org_unit.missing",
+        target=ou.path,
+        details={"org_unit_id": ou.org_unit_id, "assignments": assignments, "run_id": run.pk},
+    )
 
 
 def _strip_id(value: str) -> str:

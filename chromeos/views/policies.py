@@ -233,6 +233,26 @@ class PolicyUnassignView(_PolicyView):
         return HttpResponseRedirect(reverse("chromeos:policies"))
 
 
+class PolicyReleaseView(_PolicyView):
+    """Forget an assignment whose OU disappeared from Google (nothing to undo there any more)."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        self.assignment(pk)
+        return HttpResponseRedirect(reverse("chromeos:policies"))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        assignment = self.assignment(pk)
+        try:
+            services.policy_assignment_release(assignment=assignment, actor=self.actor)
+        except services.PolicyError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
+        messages.success(
+            request, _("Affectation libérée : l'unité organisationnelle n'existe plus chez Google.")
+        )
+        return HttpResponseRedirect(reverse("chromeos:policies"))
+
+
 class _ReportView(_PolicyView):
     def report(
         self, request: HttpRequest, subject: Blueprint | App, rows: list[PolicyAssignment], **extra: Any
@@ -290,6 +310,7 @@ urlpatterns = [
     ),
     path("politiques/affectations/<int:pk>/appliquer/", PolicyApplyView.as_view(), name="policy_apply"),
     path("politiques/affectations/<int:pk>/retirer/", PolicyUnassignView.as_view(), name="policy_unassign"),
+    path("politiques/affectations/<int:pk>/liberer/", PolicyReleaseView.as_view(), name="policy_release"),
     path(
         "politiques/configurations/<int:pk>/",
         PolicyBlueprintReportView.as_view(),
