@@ -295,6 +295,7 @@ class SambaAdServer:
         )
 
     def _serve(self) -> None:
+        _delete_stale_namespaces()
         self.netns = f"mdm-ad-{os.getpid()}-{secrets.token_hex(3)}"
         _check_call([IP, "netns", "add", self.netns])
         _check_call([IP, "netns", "exec", self.netns, IP, "link", "set", "lo", "up"])
@@ -359,7 +360,12 @@ class SambaAdServer:
     def _spawn(self, args: list[str], log: Any) -> subprocess.Popen[bytes]:
         # Own session: the whole tree (socat's forked children included) is killed through its group.
         process = subprocess.Popen(  # noqa: S603
-            args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self._processes.append(process)
         return process
@@ -399,6 +405,31 @@ def tls_material_in(directory: Path) -> TlsMaterial:
         files[2].chmod(0o600)
     ca, cert, key = (path.read_text(encoding="ascii") for path in files)
     return TlsMaterial(ca_cert_pem=ca, server_cert_pem=cert, server_key_pem=key)
+
+
+def _delete_stale_namespaces() -> None:
+    """Namespaces of fixtures whose process was killed (its samba and relays died with it): empty, deleted."""
+    listing = subprocess.run([IP, "netns", "list"], capture_output=True, text=True, check=False)  # noqa: S603
+    for line in listing.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        parts = name.split("-")
+        if len(parts) != 4 or parts[:2] != ["mdm", "ad"] or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            subprocess.run([IP, "netns", "delete", name], capture_output=True, check=False)  # noqa: S603
+        except PermissionError:
+            continue
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the process that started it dies, even by SIGKILL (a test run
+    killed on timeout must not leave a domain controller running). ``ip netns exec`` keeps it across exec."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

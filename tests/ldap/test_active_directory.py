@@ -96,6 +96,51 @@ def test_stop_kills_every_process_and_deletes_the_namespace(ad_dir: AdDirectory)
     assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
 
+@pytest.mark.skipif(missing_requirements() is not None, reason=str(missing_requirements()))
+def test_a_killed_test_process_leaves_no_domain_controller_running(ad_dir: AdDirectory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A run killed on timeout (SIGKILL: no finally, no atexit) must not leave samba and its relays behind."""
+    import os
+    import signal
+    import sys
+    import time
+
+    script = tmp_path / "start.py"
+    script.write_text(
+        "import time\n"
+        "from ldap_sync import ad_directory\n"
+        "from ldap_sync.samba_ad import SambaAdServer\n"
+        "server = SambaAdServer().start(seed=ad_directory.demo())\n"
+        "print(' '.join(map(str, server.pids)), flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    try:
+        pids = [int(pid) for pid in (child.stdout.readline() if child.stdout else "").split()]
+        assert len(pids) == 5
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [
+            pid
+            for pid in pids
+            if subprocess.run(
+                ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True
+            ).stdout.strip()
+            not in ("", "Z")
+        ]
+    assert alive == []
+
+
 # -- bind names and AD's reasons ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("form", ["dn", "upn", "down-level"])
 def test_service_account_binds_by_dn_upn_or_domain_user(form, samba_ad, ad_dir) -> None:  # type: ignore[no-untyped-def]
