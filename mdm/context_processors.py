@@ -17,6 +17,7 @@ NAV_SECTIONS = (
     ("policies", "chromeos:policies"),
     ("ldap", "ldap_sync:directory"),
     ("audit", "mdm:audit"),
+    ("alerts", "ops:alerts"),
 )
 
 

@@ -254,6 +254,24 @@ CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
 }
 # Worker liveness (ops/worker.py): each worker's heartbeat row, written every this many seconds.
 OPS_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("OPS_WORKER_HEARTBEAT_SECONDS", "15"))
+# Alerts e-mailed to a tenant's admins (ops/alerts.py): after this many failed syncs in a row, and the others.
+OPS_ALERT_SYNC_FAILURES = int(os.environ.get("OPS_ALERT_SYNC_FAILURES", "3"))
+CELERY_BEAT_SCHEDULE["ops-alerts-scan"] = {"task": "ops.tasks.alerts_scan_task", "schedule": 300.0}
+# Outgoing e-mail (alerts): Django's SMTP backend, configured from the environment.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "console-mdm@localhost")
+# Development prints e-mails in the worker's log instead of looking for an SMTP server.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
 # Prometheus /metrics (ops/metrics.py): off in production unless a bearer token or scraper networks are set.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" if DEBUG else "")

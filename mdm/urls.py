@@ -28,6 +28,7 @@ urlpatterns = [
     # django-admin is the support team's tool; "Admin" in the console's sidebar means the tenant's settings.
     path("support/", admin.site.urls),
     path("", include((app_urls, "mdm"))),
+    path("", include("ops.urls", namespace="ops")),
 ]
 
 # Each integration app brings its own pages under its namespace.

@@ -1,9 +1,11 @@
-"""What running the console leaves behind for support: one heartbeat row per Celery worker."""
+"""What running the console leaves behind: a heartbeat row per Celery worker, the alerts e-mailed to admins."""
 
 from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from mdm.tenancy import TenantOwnedModel
 
 
 class WorkerHeartbeat(models.Model):
@@ -27,3 +29,34 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+class AlertKind(models.TextChoices):
+    SYNC_FAILING = "sync_failing", _("Synchronisations en échec")
+    REAUTH_REQUIRED = "reauth_required", _("Réautorisation requise")
+    REMOVAL_GUARDED = "removal_guarded", _("Retraits en attente de confirmation")
+
+
+class Alert(TenantOwnedModel):
+    """An e-mail sent to a tenant's admins about one episode of a problem (ops/alerts.py); once per episode."""
+
+    kind = models.CharField(_("type"), max_length=32, choices=AlertKind.choices)
+    # What makes this episode this one (the first failed run of a streak, the authorization that was refused…).
+    episode = models.CharField(max_length=100)
+    subject = models.CharField(_("objet"), max_length=255)
+    body = models.TextField(_("message"))
+    recipients = models.JSONField(_("destinataires"), default=list)
+    created_at = models.DateTimeField(_("le"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("envoyé le"), null=True, blank=True)
+    error = models.TextField(_("erreur d'envoi"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "kind", "episode"], name="ops_alert_once_per_episode")
+        ]
+        verbose_name = _("alerte envoyée")
+        verbose_name_plural = _("alertes envoyées")
+
+    def __str__(self) -> str:
+        return self.subject

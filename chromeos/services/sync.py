@@ -1028,6 +1028,7 @@ def devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> S
             finished = SyncRun.unscoped.filter(pk=run.pk).first()
             if finished is not None and finished.status in FINISHED_STATUSES:
                 metrics.record_sync_run(finished)
+                _alerts_evaluate(finished)
                 logger.info(
                     "chromeos sync %s: %s",
                     finished.pk,
@@ -1042,6 +1043,16 @@ def devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> S
                     },
                 )
     return run
+
+
+def _alerts_evaluate(run: SyncRun) -> None:
+    from ops.alerts import alerts_evaluate
+
+    try:
+        alerts_evaluate(run.tenant)
+    except Exception:
+        # Telling people must never change what the sync did.
+        logger.exception("alerts of tenant %s not evaluated", run.tenant_id)
 
 
 def _devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> SyncRun:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -30,15 +32,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
-def clean_metrics() -> Iterator[None]:
-    """This test's metrics from zero: the counters live in Redis under the test run's cache prefix."""
+def clean_metrics(settings: Any) -> Iterator[None]:
+    """This test's metrics from zero, under a key prefix of its own (the counters live in Redis; xdist workers
+    share the run's cache prefix)."""
     from ops import metrics
 
-    def clear() -> None:
-        client = metrics._redis()
-        for key in client.scan_iter(f"{metrics._prefix()}:*"):
-            client.delete(key)
-
-    clear()
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": f"metrics-test-{uuid.uuid4().hex}"},
+    }
     yield
-    clear()
+    client = metrics._redis()
+    for key in client.scan_iter(f"{metrics._prefix()}:*"):
+        client.delete(key)
