@@ -16,7 +16,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 
-from ldap_sync import selectors, services
+from ldap_sync import kinds, selectors, services
 from ldap_sync.diagnostics import ConnectionReport
 from ldap_sync.forms import LdapDirectoryForm, OrgUnitSelectionForm
 from ldap_sync.models import LdapDirectory, LdapOrgUnit, LdapSyncRun, SyncTrigger
@@ -109,6 +109,7 @@ class DirectoryView(_LdapView):
                 for group in (report.role_groups if report else [])
             ],
             "password_set": bool(directory and directory.bind_password),
+            "kind_defaults": kinds.DEFAULTS,
         }
         return render(self.request, "ldap_sync/directory.html", context, status=status)
 
