@@ -51,6 +51,9 @@ class GoogleIntegration(TenantOwnedModel):
     sync_offset_seconds = models.PositiveIntegerField(default=0)
     # A sync that would mark more than this share of devices removed stops and asks for confirmation.
     deletion_guard_percent = models.PositiveSmallIntegerField(_("seuil de suppression (%)"), default=10)
+    # Set by a run the deletion guard stopped: from then on no run removes any device, whoever starts it and
+    # whatever the fleet's size, until an admin confirms the removals (or the absent devices come back).
+    removals_held_since = models.DateTimeField(_("retraits suspendus depuis"), null=True, blank=True)
     status_detail = models.TextField(_("détail du statut"), blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

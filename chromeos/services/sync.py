@@ -137,6 +137,13 @@ MSG = {
         "retraits suspendus jusqu'à confirmation."
     ),
     "confirmed": gettext_noop("Retraits confirmés par un administrateur : jusqu'à %(allowance)s autorisés."),
+    "held": gettext_noop(
+        "%(count)s périphériques absents de Google : retraits suspendus depuis le %(since)s, en attente de la "
+        "confirmation d'un administrateur (aucune synchronisation ne les applique d'ici là)."
+    ),
+    "held_released": gettext_noop(
+        "Plus aucun retrait en attente de confirmation (%(removed)s retirés) : la garde est levée."
+    ),
     "integration_gone": gettext_noop(
         "L'intégration a été supprimée ou suspendue pendant la synchronisation."
     ),
@@ -1180,6 +1187,12 @@ def _run(
             return False
         if allowance is not None and candidates <= allowance:
             return True
+        if decision.get("held_since") is not None:
+            # The guard is a state: removals held back by an earlier run wait for an admin, whoever started
+            # this run and whatever share of a (maybe grown) fleet they are now.
+            decision["guarded"] = decision["held"] = True
+            decision["percent"] = round(candidates * 100 / max(present, 1), 1)
+            return False
         if candidates * 100 > present * guard_percent:
             decision["guarded"] = True
             decision["percent"] = round(candidates * 100 / max(present, 1), 1)
@@ -1191,6 +1204,7 @@ def _run(
         locked = GoogleIntegration.unscoped.select_for_update().filter(pk=integration.pk).first()
         if locked is None or locked.status != IntegrationStatus.ACTIVE:
             raise SyncAborted("integration_gone")
+        decision["held_since"] = locked.removals_held_since
         _merge_org_units(locked, run, units)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*) FROM {stage.table}")
@@ -1202,6 +1216,15 @@ def _run(
         if not complete:
             status = SyncStatus.PARTIAL
             _log(run, "warning", "incomplete", listed=listed, before=count_before, after=count_after)
+        elif decision.get("held"):
+            status = SyncStatus.GUARDED
+            _log(
+                run,
+                "warning",
+                "held",
+                count=result.candidates,
+                since=timezone.localtime(decision["held_since"]).strftime("%Y-%m-%d %H:%M"),
+            )
         elif decision.get("guarded"):
             status = SyncStatus.GUARDED
             _log(
@@ -1214,6 +1237,14 @@ def _run(
             )
         else:
             status = SyncStatus.SUCCEEDED
+        if status == SyncStatus.GUARDED and locked.removals_held_since is None:
+            locked.removals_held_since = timezone.now()
+            locked.save(update_fields=["removals_held_since", "updated_at"])
+        elif status == SyncStatus.SUCCEEDED and locked.removals_held_since is not None:
+            # Confirmed and applied, or every absent device came back: nothing is held any more.
+            _log(run, "info", "held_released", removed=result.removed)
+            locked.removals_held_since = None
+            locked.save(update_fields=["removals_held_since", "updated_at"])
         _log(
             run,
             "info",
