@@ -308,3 +308,10 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "mdm.uploads.CappedTemporaryFileUploadHandler",
 ]
+
+# Optional error tracking (ops/sentry.py): only with a DSN, secrets scrubbed before anything is sent.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from ops import sentry as _sentry
+
+    _sentry.init(SENTRY_DSN)
