@@ -1079,25 +1079,27 @@ def _follow_renamed_logins(directory: LdapDirectory, log: RunLog) -> None:
 
 def _apply_console_access(directory: LdapDirectory, listing: Listing, log: RunLog) -> None:
     """Console accounts of directory users follow this listing: an entry deleted (or gone from the listing),
-    disabled, or in no role group is deactivated; a changed group changes the role. Open sessions end at their next request
-    (the session's user is re-read then). Roles are left alone when a role group could not be read."""
+    disabled, or in no role group is deactivated; a changed group changes the role. Open sessions end at their
+    next request (the session's user is re-read then). Roles are left alone when a role group is unreadable."""
     tenant = directory.tenant
     prefix = f"{tenant.slug}:"
     accounts = list(User.objects.filter(tenant=tenant, username__startswith=prefix))
     if not accounts:
         return
-    present = {
-        (user.uid or "").lower(): user
-        for user in LdapUser.unscoped.filter(tenant=tenant, missing_since__isnull=True).only(
-            "uid", "dn", "disabled"
+    entries = list(
+        LdapUser.unscoped.filter(tenant=tenant, missing_since__isnull=True).only(
+            "uid", "dn", "disabled", "console_user_id"
         )
-    }
+    )
+    # An account follows the entry it is linked to (the directory id); unlinked ones, the entry of their name.
+    by_account = {entry.console_user_id: entry for entry in entries if entry.console_user_id}
+    by_uid = {(entry.uid or "").lower(): entry for entry in entries}
     roles_known = bool(listing.role_members) and all(
         members is not None for members in listing.role_members.values()
     )
     revoked = set(DirectoryRevocation.unscoped.filter(tenant=tenant).values_list("user_id", flat=True))
     for account in accounts:
-        entry = present.get(account.username[len(prefix) :])
+        entry = by_account.get(account.pk) or by_uid.get(account.username[len(prefix) :])
         if entry is None:
             if listing.complete:
                 _revoke(account, "deleted", log, revoked)

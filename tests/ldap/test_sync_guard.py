@@ -315,3 +315,32 @@ def test_connection_test_compares_what_the_settings_would_import(
     )
     directory.refresh_from_db()
     assert directory.base_dn == data  # testing saves nothing
+
+
+def test_ldap_configure_sets_the_guard_and_the_grace_period(tenant, make_directory):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    directory = make_directory(tenant)
+    call_command(
+        "ldap_configure",
+        "acme",
+        "--removal-guard-percent",
+        "25",
+        "--missing-grace-days",
+        "7",
+        stdout=StringIO(),
+    )
+    directory.refresh_from_db()
+    assert (
+        directory.removal_guard_percent,
+        directory.removal_guard_minimum,
+        directory.missing_grace_days,
+    ) == (
+        25,
+        5,
+        7,
+    )
+    with pytest.raises(CommandError, match="removal_guard_percent"):
+        call_command("ldap_configure", "acme", "--removal-guard-percent", "150", stdout=StringIO())

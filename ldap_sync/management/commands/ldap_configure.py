@@ -48,6 +48,9 @@ OPTION_FIELDS = {
     "name_attribute": "name_attribute",
     "network_timeout": "network_timeout",
     "operation_timeout": "operation_timeout",
+    "removal_guard_percent": "removal_guard_percent",
+    "removal_guard_minimum": "removal_guard_minimum",
+    "missing_grace_days": "missing_grace_days",
 }
 
 
@@ -112,6 +115,21 @@ class Command(BaseCommand):
             parser.add_argument(f"--{option.replace('_', '-')}", default=None)
         parser.add_argument("--network-timeout", type=int, default=None)
         parser.add_argument("--operation-timeout", type=int, default=None)
+        parser.add_argument(
+            "--removal-guard-percent",
+            type=int,
+            default=None,
+            help="a sync removing more than this share of the OUs or users stops 'à confirmer' (default 10)",
+        )
+        parser.add_argument(
+            "--removal-guard-minimum", type=int, default=None, help="...and at least this many (default 5)"
+        )
+        parser.add_argument(
+            "--missing-grace-days",
+            type=int,
+            default=None,
+            help="days an OU or user gone from the directory is kept, hidden, before being purged (default 30)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
