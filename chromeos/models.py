@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chromeos.policy_schemas import AppContext, InstallType
-from mdm.display import StripInvisible
+from mdm.display import FoldAccents, StripInvisible
 from mdm.fields import EncryptedTextField
 from mdm.tenancy import TenantOwnedModel
 
@@ -165,25 +165,29 @@ class ChromeOSDevice(TenantOwnedModel):
     # What the device list's search box matches (serial, asset id, annotated user, MACs, model, recent user),
     # lower-cased in one column so that one trigram GIN index answers a substring search over all of them.
     # Invisible formatting characters (mdm/display.py) are left out: they never decide a match.
+    # Accents are folded too (« zoe » finds « Zoé »): the query is folded the same way.
     search_text = models.GeneratedField(
-        expression=StripInvisible(
-            Lower(
-                Concat(
-                    "serial_number",
-                    Value("\n"),
-                    "annotated_asset_id",
-                    Value("\n"),
-                    "annotated_user",
-                    Value("\n"),
-                    "mac_address",
-                    Value("\n"),
-                    "ethernet_mac_address",
-                    Value("\n"),
-                    "model",
-                    Value("\n"),
-                    "recent_user",
-                    output_field=models.TextField(),
-                )
+        expression=FoldAccents(
+            StripInvisible(
+                Lower(
+                    Concat(
+                        "serial_number",
+                        Value("\n"),
+                        "annotated_asset_id",
+                        Value("\n"),
+                        "annotated_user",
+                        Value("\n"),
+                        "mac_address",
+                        Value("\n"),
+                        "ethernet_mac_address",
+                        Value("\n"),
+                        "model",
+                        Value("\n"),
+                        "recent_user",
+                        output_field=models.TextField(),
+                    )
+                ),
+                output_field=models.TextField(),
             ),
             output_field=models.TextField(),
         ),

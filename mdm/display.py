@@ -116,3 +116,28 @@ class DisplaySafetyMiddleware:
         if response.has_header("Content-Length"):
             response["Content-Length"] = str(len(response.content))
         return response
+
+
+# -- Accent folding ----------------------------------------------------------------------------------------------
+# Lower-case Latin letters with diacritics and their base letter, one for one (TRANSLATE maps characters, not
+# strings: « œ », « æ », « ß » stay as they are).
+ACCENTED = "àáâãäåāăąçćčďđèéêëēėęěìíîïīįłñńňòóôõöøōőŕřśšşťţùúûüūůűųýÿźżž"
+UNACCENTED = "aaaaaaaaacccddeeeeeeeeiiiiiilnnnoooooooorrsssttuuuuuuuuyyzzz"
+_FOLD = str.maketrans(ACCENTED, UNACCENTED)
+
+
+def fold_accents(text: str) -> str:
+    """« Zoé Lefèvre » → « zoe lefevre »: lower-cased, accents dropped (Python twin of ``FoldAccents``)."""
+    return text.lower().translate(_FOLD)
+
+
+class FoldAccents(Func):
+    """SQL twin of :func:`fold_accents` for lower-cased text: ``translate(expr, 'àá…', 'aa…')``.
+
+    Immutable (unlike ``unaccent``), so a generated column and its index can use it.
+    """
+
+    function = "TRANSLATE"
+
+    def __init__(self, expression: object, **extra: Any) -> None:
+        super().__init__(expression, Value(ACCENTED), Value(UNACCENTED), **extra)

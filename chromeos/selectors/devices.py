@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -30,7 +30,7 @@ from chromeos.models import (
     DeviceCommand,
     OrgUnit,
 )
-from mdm.display import strip_invisible, unmark
+from mdm.display import fold_accents, strip_invisible, unmark
 from mdm.tenancy import current_tenant
 
 # Column key → (model field to sort on, label). Order is the table's default column order.
@@ -86,7 +86,7 @@ def normalise_search(text: str) -> str:
     Invisible formatting characters (and their markers, pasted from a page) are dropped, as they are from the
     ``search_text`` column.
     """
-    needle = strip_invisible(text).strip().lower()
+    needle = fold_accents(strip_invisible(text).strip())
     if _MAC_WITH_SEPARATORS.match(needle):
         needle = re.sub(r"[:\-.]", "", needle)
     return needle
@@ -141,8 +141,7 @@ def devices_filtered(flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
     if flt.status:
         qs = qs.filter(status=flt.status)
     if flt.org_unit:
-        typed = unmark(flt.org_unit).strip()
-        path = "/" + typed.strip("/") if typed != "/" else "/"
+        path = resolve_org_unit_path(unmark(flt.org_unit))
         if flt.include_children:
             if path != "/":
                 qs = qs.filter(Q(org_unit_path=path) | Q(org_unit_path__startswith=path + "/"))
@@ -170,10 +169,37 @@ def devices_filtered(flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
     return qs
 
 
-def devices_sorted(qs: QuerySet[ChromeOSDevice], flt: DeviceFilter) -> QuerySet[ChromeOSDevice]:
+# Columns a device may lack (never synced, no AUE date): those devices come last whatever the direction.
+NULLABLE_SORTS = {"last_sync", "auto_update_expiration"}
+
+
+def resolve_org_unit_path(typed: str) -> str:
+    """The OU path an admin typed, as the tenant's OUs spell it: « /paris/ventes » and « /Paris/Ventes » find
+    the same OU, accents and case aside. A path no OU matches is kept as typed (normalised slashes)."""
+    stripped = typed.strip()
+    path = "/" + stripped.strip("/") if stripped != "/" else "/"
+    if path == "/":
+        return path
+    folded = fold_accents(path)
+    known = [p for p in OrgUnit.objects.values_list("path", flat=True) if fold_accents(p) == folded]
+    if path in known or not known:
+        return path
+    return known[0]
+
+
+def devices_sorted(
+    qs: QuerySet[ChromeOSDevice], flt: DeviceFilter, *, mirror: bool = False
+) -> QuerySet[ChromeOSDevice]:
+    """The list's order; ``mirror``: its exact reverse (the last pages are read from the other end)."""
     column = COLUMNS.get(flt.sort, COLUMNS[DEFAULT_SORT])[0]
-    prefix = "-" if flt.descending else ""
+    descending = flt.descending != mirror
+    prefix = "-" if descending else ""
     # ``id`` last: a total order, so pages neither repeat nor skip rows, served by the (tenant, col, id) index.
+    if column in NULLABLE_SORTS:
+        # Never-synced devices last in both directions (PostgreSQL puts NULLs first when descending).
+        nulls = {"nulls_first": True} if mirror else {"nulls_last": True}
+        expression = F(column).desc(**nulls) if descending else F(column).asc(**nulls)
+        return qs.order_by(expression, f"{prefix}id")
     return qs.order_by(f"{prefix}{column}", f"{prefix}id")
 
 
@@ -268,7 +294,7 @@ def device_page(flt: DeviceFilter, page_number: int, page_size: int) -> DevicePa
             # OFFSET over the whole fleet. The reversed order is the exact mirror (same columns, id included).
             after = max(0, total - start - page_size)
             take = min(page_size, total - start)
-            mirror = devices_sorted(qs, flt.with_sort(flt.sort, not flt.descending)).only(*LIST_FIELDS)
+            mirror = devices_sorted(qs, flt, mirror=True).only(*LIST_FIELDS)
             rows = list(mirror[after : after + take])[::-1]
     return DevicePage(rows=rows, total=total, capped=capped, number=number, pages=pages)
 

@@ -164,4 +164,6 @@ def device_cell(device: Any, key: str) -> SafeString:
     if key == "notes":
         notes = device.notes or ""
         return format_html('<span title="{}">{}</span>', notes, notes[:60] + ("…" if len(notes) > 60 else ""))
-    return format_html("{}", getattr(device, key, "") or "")
+    value = getattr(device, key, "") or ""
+    # Long values are cut to the column's width on screen; the whole value stays in the tooltip.
+    return format_html('<span title="{}">{}</span>', value, value) if value else SafeString("")

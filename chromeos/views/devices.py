@@ -39,6 +39,16 @@ from mdm.services import audit_record
 COLUMNS_SESSION_KEY = "chromeos.device_columns"
 PER_PAGE_SESSION_KEY = "chromeos.device_per_page"
 DEFAULT_PER_PAGE = 50
+# Filters behind « Ajouter un filtre » (search, status and OU are always shown).
+MORE_FILTERS = (
+    "include_children",
+    "support",
+    "os_version",
+    "model",
+    "sync_older_than_days",
+    "aue",
+    "removed",
+)
 # Query-string keys that are the list's state, not its filter.
 NOT_FILTER_KEYS = {"page", "set_columns", "columns", "per_page", "sep"}
 
@@ -105,8 +115,34 @@ class DeviceListView(TenantRoleRequiredMixin, View):
             "export_url": reverse("chromeos:device_export") + (f"?{filter_qs}" if filter_qs else ""),
             # The other separator than the language's (French Excel wants ";", most other tools ",").
             "export_other_sep": "semicolon" if csv_format(request).delimiter == "," else "comma",
+            "chips": self._chips(form, query),
+            "more_filters_open": any(query.get(k) for k in MORE_FILTERS),
         }
         return render(request, "chromeos/device_list.html", context)
+
+    @staticmethod
+    def _chips(form: DeviceFilterForm, query: QueryDict) -> list[dict[str, str]]:
+        """The active filters as chips, each with the list's URL without it (the others kept)."""
+        if not form.is_bound or not form.is_valid():
+            return []
+        chips = []
+        for name, field in form.fields.items():
+            value = query.get(name, "")
+            if not value or name in ("sort", "dir"):
+                continue
+            choices = {str(k): v for k, v in getattr(field, "choices", []) or []}
+            rest = query.copy()
+            rest.pop(name, None)
+            rest.pop("page", None)
+            chips.append(
+                {
+                    "name": name,
+                    "label": str(field.label),
+                    "value": str(choices.get(value, value)),
+                    "url": reverse("chromeos:device_list") + (f"?{rest.urlencode()}" if rest else ""),
+                }
+            )
+        return chips
 
     def _save_columns(self, request: HttpRequest) -> HttpResponse:
         form = ColumnsForm(request.GET)
