@@ -13,7 +13,7 @@ import mdm.display
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chromeos", "0013_org_unit_missing_since"),
+        ("chromeos", "0014_removals_held"),
     ]
 
     operations = [
