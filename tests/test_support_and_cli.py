@@ -83,6 +83,26 @@ def test_tenant_create_and_list(monkeypatch):
             "short",
             "Password rejected",
         ),
+        (
+            ["a" * 64, "--name", "X", "--admin-email", "a@b.fr", "--password-env", "PW"],
+            "long enough pw 123",
+            "longer than 63",
+        ),
+        (
+            ["acme", "--name", "A\x00B", "--admin-email", "a@b.fr", "--password-env", "PW"],
+            "long enough pw 123",
+            "control characters",
+        ),
+        (
+            ["acme", "--name", "N" * 201, "--admin-email", "a@b.fr", "--password-env", "PW"],
+            "long enough pw 123",
+            "1 to 200",
+        ),
+        (
+            ["acme", "--name", "   ", "--admin-email", "a@b.fr", "--password-env", "PW"],
+            "long enough pw 123",
+            "1 to 200",
+        ),
     ],
 )
 def test_tenant_create_rejects_bad_arguments_and_creates_nothing(args, env, message, monkeypatch):

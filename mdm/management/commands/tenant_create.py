@@ -11,6 +11,7 @@ from django.core.validators import validate_email, validate_slug
 
 from mdm import services
 from mdm.models import Tenant, User
+from mdm.outbound import has_control_characters
 
 
 class Command(BaseCommand):
@@ -33,6 +34,19 @@ class Command(BaseCommand):
             validate_email(admin_email)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
+        # What the database would refuse with a traceback: say it in one line instead.
+        name = name.strip()
+        slug_max, name_max = (
+            Tenant._meta.get_field("slug").max_length,
+            Tenant._meta.get_field("name").max_length,
+        )
+        username_max = User._meta.get_field("username").max_length
+        if slug_max and len(slug) > slug_max:
+            raise CommandError(f"The slug is longer than {slug_max} characters.")
+        if not name or (name_max and len(name) > name_max) or has_control_characters(name):
+            raise CommandError(f"--name must be 1 to {name_max} characters, without control characters.")
+        if username_max and len(admin_email) > username_max:
+            raise CommandError("--admin-email is too long for a user name.")
         if Tenant.objects.filter(slug=slug).exists():
             raise CommandError(f"Tenant '{slug}' already exists.")
         if User.objects.filter(username=admin_email).exists():
@@ -43,7 +57,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("Password rejected: " + " ".join(exc.messages)) from exc
         tenant = services.tenant_create(
-            slug=slug, name=name.strip(), admin_email=admin_email, admin_password=password
+            slug=slug, name=name, admin_email=admin_email, admin_password=password
         )
         self.stdout.write(self.style.SUCCESS(f"Created tenant '{tenant.slug}' with admin {admin_email}."))
 
