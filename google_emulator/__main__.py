@@ -30,8 +30,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redirect-uri", action="append", default=[], help="register exact redirect URIs")
     parser.add_argument("--admin-email", help="the consenting admin (default admin@<domain>)")
     parser.add_argument("--command-step-seconds", type=float, default=1.0, help="seconds per command state")
+    parser.add_argument(
+        "--customers", type=int, default=1, help="Google customers (2..N: tenant<i>.<domain>, same sizes)"
+    )
+    parser.add_argument(
+        "--latency",
+        action="append",
+        default=[],
+        metavar="METHOD=MEAN[:SPREAD]",
+        help="latency in ms of a method id (or *), e.g. directory.chromeosdevices.list=250:100 (repeatable)",
+    )
+    parser.add_argument("--user-rate-limit", type=int, help="calls per window per user per project (403)")
+    parser.add_argument(
+        "--customer-concurrency-limit", type=int, help="concurrent calls per Workspace account (429)"
+    )
+    parser.add_argument(
+        "--project-rate-limit", type=int, help="calls per window per project (403 quotaExceeded)"
+    )
+    parser.add_argument("--rate-window-seconds", type=float, default=60.0, help="window of the rates (60)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
+
+
+def parse_latency(values: list[str]) -> dict[str, list[float]]:
+    latency: dict[str, list[float]] = {}
+    for value in values:
+        method, _, model = value.partition("=")
+        mean, _, spread = model.partition(":")
+        try:
+            latency[method or "*"] = [float(mean), float(spread or 0)]
+        except ValueError:
+            raise SystemExit(f"--latency {value!r}: expected METHOD=MEAN[:SPREAD] in ms") from None
+    return latency
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,6 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         redirect_uris=args.redirect_uri,
         admin_email=args.admin_email,
         command_step_seconds=args.command_step_seconds,
+        customers=args.customers,
+        latency_ms=parse_latency(args.latency),
+        user_rate_limit=args.user_rate_limit,
+        customer_concurrency_limit=args.customer_concurrency_limit,
+        project_rate_limit=args.project_rate_limit,
+        rate_window_seconds=args.rate_window_seconds,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -66,13 +102,14 @@ def main(argv: list[str] | None = None) -> None:
     server.start()
     state = server.state
     logging.info(
-        "Google emulator on %s (GOOGLE_EMULATOR_HOST=%s): %s, %d devices, %d org units, client %s",
+        "Google emulator on %s (GOOGLE_EMULATOR_HOST=%s): %s, %d devices, %d org units, client %s%s",
         server.url,
         server.host,
         state.customer["customerDomain"],
         len(state.devices),
         len(state.org_units),
         state.config.client_id,
+        f" (+{len(state.customers) - 1} customers)" if len(state.customers) > 1 else "",
     )
     sys.stdout.flush()
     server.serve_forever()

@@ -20,7 +20,20 @@ button{font-size:14px;padding:9px 24px;border-radius:4px;cursor:pointer}
 """
 
 
-def consent_page(*, consent_id: str, client_id: str, account: str, scopes: list[str]) -> str:
+def consent_page(
+    *, consent_id: str, client_id: str, account: str, scopes: list[str], accounts: list[str] | None = None
+) -> str:
+    chooser = ""
+    if accounts:
+        # Several customers' admins: Google's account chooser, as a select (no JavaScript).
+        options = "".join(
+            f'<option value="{escape(a)}"{" selected" if a == account else ""}>{escape(a)}</option>'
+            for a in accounts
+        )
+        chooser = (
+            '<p><label for="account_chooser">Choose an account</label> '
+            f'<select name="account" id="account_chooser">{options}</select></p>'
+        )
     items = "\n".join(
         f'<li><span class="scope-description">{escape(describe_scope(s))}</span><br>'
         f'<code class="scope">{escape(s)}</code></li>'
@@ -36,6 +49,7 @@ def consent_page(*, consent_id: str, client_id: str, account: str, scopes: list[
 <ul id="scopes">{items}</ul>
 <form method="post" action="/o/oauth2/approval">
 <input type="hidden" name="consent_id" value="{escape(consent_id)}">
+{chooser}
 <div class="buttons">
 <button type="submit" name="decision" value="deny" id="submit_deny_access">Cancel</button>
 <button type="submit" name="decision" value="allow" id="submit_approve_access">Allow</button>

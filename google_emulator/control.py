@@ -57,7 +57,58 @@ def summary(state: EmulatorState, body: dict[str, Any]) -> dict[str, Any]:
             ],
             "free_licenses": state.free_licenses,
             "clock_offset": state.clock.offset,
+            "customers": [customer_summary(c) for c in (state.primary or state).customers],
         }
+
+
+def customer_summary(state: EmulatorState) -> dict[str, Any]:
+    return {
+        "id": state.customer["id"],
+        "domain": state.customer["customerDomain"],
+        "admin": state.admin_email,
+        "devices": len(state.devices),
+        "org_units": len(state.org_units),
+    }
+
+
+# -- customers ---------------------------------------------------------------------------------
+@route("GET", "/customers")
+def list_customers(state: EmulatorState, body: dict[str, Any]) -> dict[str, Any]:
+    with state.lock:
+        return {"customers": [customer_summary(c) for c in (state.primary or state).customers]}
+
+
+@route("POST", "/customers")
+def add_customer(state: EmulatorState, body: dict[str, Any]) -> dict[str, Any]:
+    """``{"domain", "devices"?, "org_units"?, "seed"?, "org_unit_paths"?, "admin_email"?}``: another customer."""
+    try:
+        return customer_summary(state.add_customer(**body))
+    except (TypeError, ValueError) as error:
+        raise ControlError(str(error)) from None
+
+
+# -- latency and limits ------------------------------------------------------------------------
+@route("GET", "/limits")
+def get_limits(state: EmulatorState, body: dict[str, Any]) -> dict[str, Any]:
+    return state.limits.describe()
+
+
+@route("POST", "/limits")
+def set_limits(state: EmulatorState, body: dict[str, Any]) -> dict[str, Any]:
+    """``{"user_rate"?, "customer_concurrency"?, "project_rate"?, "window_seconds"?}``; null lifts a limit."""
+    try:
+        return state.limits.configure(**body)
+    except (TypeError, ValueError) as error:
+        raise ControlError(str(error)) from None
+
+
+@route("POST", "/latency")
+def set_latency(state: EmulatorState, body: dict[str, Any]) -> dict[str, Any]:
+    """``{"method": "<method id>" or "*", "mean_ms", "spread_ms"?}``; 0 and 0 removes the method's latency."""
+    try:
+        return state.limits.set_latency(body.get("method", "*"), body["mean_ms"], body.get("spread_ms", 0))
+    except (TypeError, ValueError, KeyError) as error:
+        raise ControlError(f"bad latency: {error}") from None
 
 
 @route("POST", "/reset")

@@ -79,7 +79,10 @@ def authorize(state: EmulatorState, request: Request) -> Response:
 
     request_state = {k: args[k] for k in ("state",) if k in args}
     with state.lock:
-        user = state.admin_email
+        accounts = [c.admin_email for c in state.customers]
+        # Google's login_hint picks the account; else the first customer's admin (the account chooser's default).
+        hint = args.get("login_hint", "")
+        user = hint if hint in accounts else state.admin_email
         needs_consent = state.oauth.consent_required(client.client_id, user, scopes, args.get("prompt", ""))
         pending = {
             "client_id": client.client_id,
@@ -89,6 +92,8 @@ def authorize(state: EmulatorState, request: Request) -> Response:
             "offline": args.get("access_type") == "offline",
             "include_granted_scopes": args.get("include_granted_scopes") == "true",
             "consent_shown": needs_consent,
+            "user": user,
+            "prompt": args.get("prompt", ""),
             "code_challenge": args.get("code_challenge"),
             "code_challenge_method": method or ("plain" if args.get("code_challenge") else None),
         }
@@ -99,12 +104,20 @@ def authorize(state: EmulatorState, request: Request) -> Response:
             return _redirect(redirect_uri, _approve(state, pending))
         consent_id = secrets.token_urlsafe(16)
         state.oauth.pending[consent_id] = pending
-    return _html(consent_page(consent_id=consent_id, client_id=client.client_id, account=user, scopes=scopes))
+    return _html(
+        consent_page(
+            consent_id=consent_id,
+            client_id=client.client_id,
+            account=user,
+            scopes=scopes,
+            accounts=accounts if len(accounts) > 1 else None,
+        )
+    )
 
 
 def _approve(state: EmulatorState, pending: dict[str, Any]) -> dict[str, str]:
     oauth = state.oauth
-    user = state.admin_email
+    user = pending["user"]
     scopes = oauth.granted(pending["scopes"])
     if pending["include_granted_scopes"] and (
         existing := oauth.authorizations.get((pending["client_id"], user))
@@ -138,6 +151,13 @@ def approval(state: EmulatorState, request: Request) -> Response:
             if pending["state"] is not None:
                 denied["state"] = pending["state"]
             return _redirect(pending["redirect_uri"], denied)
+        chosen = request.form.get("account")
+        if chosen and chosen != pending["user"] and chosen in [c.admin_email for c in state.customers]:
+            # Another account picked in the chooser: whether consent is needed depends on that account's grant.
+            pending["user"] = chosen
+            pending["consent_shown"] = state.oauth.consent_required(
+                pending["client_id"], chosen, pending["scopes"], pending["prompt"]
+            )
         return _redirect(pending["redirect_uri"], _approve(state, pending))
 
 

@@ -108,22 +108,24 @@ class EmulatorApp:
     def dispatch_api(
         self, request: Request, spec: discovery.MethodSpec, path_params: dict[str, str]
     ) -> Response:
-        state = self.state
-        token = authenticate(state, request)
+        token = authenticate(self.state, request)
+        # A grant sees the customer of the account that consented, and only it.
+        state = self.state.customer_for_user(token.user)
         params = discovery.parse_parameters(spec, path_params, request.args.to_dict(flat=False))
         if params.get("alt", "json") != "json":
             raise ApiError(400, "Only alt=json is supported by the emulator.", "invalid", "alt", "parameter")
         check_scopes(spec, token)
         if not state.admin_is_admin:
             raise forbidden()
-        call = ApiCall(state, spec, params, token, parse_body(spec, request))
-        apply_faults(state.faults.take(spec.id), call)
-        result = shape_response(spec, params, HANDLERS[spec.id](call))
-        for mutation in call.after_response:
-            apply_mutation(state, mutation)
-        if result is None:
-            return Response(b"", 204)
-        return json_response(bytes(result) if isinstance(result, RawJson) else result)
+        with state.limits.admit(spec.id, token.client_id, token.user, state.customer["id"]):
+            call = ApiCall(state, spec, params, token, parse_body(spec, request))
+            apply_faults(state.faults.take(spec.id), call)
+            result = shape_response(spec, params, HANDLERS[spec.id](call))
+            for mutation in call.after_response:
+                apply_mutation(state, mutation)
+            if result is None:
+                return Response(b"", 204)
+            return json_response(bytes(result) if isinstance(result, RawJson) else result)
 
     def dispatch_control(self, request: Request) -> Response:
         handler = control.ROUTES.get((request.method, request.path.rstrip("/")))
@@ -137,8 +139,13 @@ class EmulatorApp:
                 body = json.loads(raw) if raw.strip() else {}
             except ValueError:
                 return json_response({"error": "body must be JSON"}, 400)
+        if not isinstance(body, dict):
+            return json_response({"error": "body must be a JSON object"}, 400)
         try:
-            return json_response(handler(self.state, body))
+            # ``customer`` (id, domain, admin email or position) aims an endpoint at another customer.
+            selector = body.pop("customer", None)
+            state = self.state if selector is None else self.state.find_customer(selector)
+            return json_response(handler(state, body))
         except (control.ControlError, ValueError, TypeError, KeyError) as error:
             return json_response({"error": str(error)}, 400)
 

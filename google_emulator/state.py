@@ -17,6 +17,7 @@ from typing import Any
 
 from google_emulator.faults import FaultBook, RequestLog
 from google_emulator.generator import DomainGenerator, generate_domain
+from google_emulator.limits import Limits, LimitSettings
 from google_emulator.listing import Paginator
 from google_emulator.model import Command, DeviceRecord, OrgUnit
 from google_emulator.oauth import OAuthStore
@@ -48,6 +49,24 @@ class EmulatorConfig:
     command_ttl: int = 5 * 24 * 3600
     page_token_ttl: int = 3600
     reference_time: datetime | None = None
+    # More Google customers in the same emulator (the first is this one): customer i (2..N) has domain
+    # ``tenant<i>.<domain>``, admin ``admin@tenant<i>.<domain>``, seed ``seed + 1000 * (i - 1)``, the same sizes.
+    customers: int = 1
+    # Latency and limits (see limits.py); every limit off by default.
+    latency_ms: dict[str, list[float]] = field(default_factory=dict)
+    user_rate_limit: int | None = None
+    customer_concurrency_limit: int | None = None
+    project_rate_limit: int | None = None
+    rate_window_seconds: float = 60.0
+
+    def limit_settings(self) -> LimitSettings:
+        return LimitSettings(
+            user_rate=self.user_rate_limit,
+            customer_concurrency=self.customer_concurrency_limit,
+            project_rate=self.project_rate_limit,
+            window_seconds=self.rate_window_seconds,
+            latency_ms={k: list(v) for k, v in self.latency_ms.items()},
+        )
 
     @property
     def admin(self) -> str:
@@ -68,18 +87,92 @@ class Clock:
 
 
 class EmulatorState:
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    """One Google customer (domain, admin, OUs, devices, commands, policies) and, for the first customer, what
+    every customer of the emulator shares: the OAuth store (one Google, many accounts), the clock, faults, the
+    request log, the lock and the limits. ``customers`` lists every customer, the first (this one) first."""
+
+    def __init__(self, config: EmulatorConfig | None = None, primary: EmulatorState | None = None) -> None:
         self.config = config or EmulatorConfig()
         self.base_config = dataclasses.replace(self.config)  # what reset() returns to
-        # Re-entrant: control operations call the same helpers the API handlers use.
-        self.lock = threading.RLock()
-        self.clock = Clock()
-        self.faults = FaultBook()
-        self.log = RequestLog()
-        self.oauth = self._fresh_oauth()
+        self.primary = primary
+        if primary is None:
+            # Re-entrant: control operations call the same helpers the API handlers use.
+            self.lock = threading.RLock()
+            self.clock = Clock()
+            self.faults = FaultBook()
+            self.log = RequestLog()
+            self.limits = Limits(self.config.limit_settings())
+            self.oauth = self._fresh_oauth()
+        else:
+            self.lock = primary.lock
+            self.clock = primary.clock
+            self.faults = primary.faults
+            self.log = primary.log
+            self.limits = primary.limits
+            self.oauth = primary.oauth
         self.changes = 0  # bumped by every mutation; the state file saver watches it
         self.paginator = Paginator(self.config.page_token_ttl)
+        self.customers: list[EmulatorState] = [self]
         self.seed()
+        if primary is None:
+            self._seed_other_customers()
+
+    def _seed_other_customers(self) -> None:
+        config = self.config
+        del self.customers[1:]
+        for number in range(2, config.customers + 1):
+            domain = f"tenant{number}.{config.domain}"
+            self.add_customer(domain=domain, seed=config.seed + 1000 * (number - 1))
+
+    def add_customer(self, **options: Any) -> EmulatorState:
+        """Another Google customer in this emulator (options: ``domain`` (required), ``devices``, ``org_units``,
+        ``seed``, ``org_unit_paths``, ``admin_email``; sizes default to the first customer's)."""
+        if self.primary is not None:
+            return self.primary.add_customer(**options)
+        allowed = {"domain", "devices", "org_units", "seed", "org_unit_paths", "admin_email"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise ValueError(f"unknown customer options {sorted(unknown)}; known: {sorted(allowed)}")
+        if not options.get("domain"):
+            raise ValueError("domain is required")
+        if any(c.customer["customerDomain"] == options["domain"] for c in self.customers):
+            raise ValueError(f"customer domain {options['domain']!r} already exists")
+        defaults: dict[str, Any] = {
+            "admin_email": None,
+            "org_unit_paths": None,
+            "seed": self.config.seed + 1000 * len(self.customers),
+        }
+        config = dataclasses.replace(self.config, customers=1, **{**defaults, **options})
+        customer = EmulatorState(config, primary=self)
+        with self.lock:
+            self.customers.append(customer)
+            self.changes += 1
+        return customer
+
+    def customer_for_user(self, user: str) -> EmulatorState:
+        """The customer a Google account belongs to: the one it administers, else the one of its domain; an
+        account of no known customer belongs to the first (as it always did with one customer)."""
+        customers = (self.primary or self).customers
+        for customer in customers:
+            if customer.admin_email == user:
+                return customer
+        domain = user.rpartition("@")[2].lower()
+        for customer in customers:
+            if customer.customer["customerDomain"].lower() == domain:
+                return customer
+        return customers[0]
+
+    def find_customer(self, key: str | int) -> EmulatorState:
+        """A customer by its id (``C0...``), domain, admin email or position (1 is the first)."""
+        customers = (self.primary or self).customers
+        for customer in customers:
+            if key in (customer.customer["id"], customer.customer["customerDomain"], customer.admin_email):
+                return customer
+        if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+            index = int(key)
+            if 1 <= index <= len(customers):
+                return customers[index - 1]
+        raise ValueError(f"unknown customer {key!r}")
 
     def _fresh_oauth(self) -> OAuthStore:
         oauth = OAuthStore(self.clock.now, self.config.access_token_ttl, self.config.code_ttl)
@@ -91,11 +184,15 @@ class EmulatorState:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(EmulatorConfig)}
         if unknown:
             raise ValueError(f"unknown reset options {sorted(unknown)}")
+        if self.primary is not None:
+            raise ValueError("reset applies to the whole emulator, not to one customer")
         with self.lock:
             self.config = dataclasses.replace(self.base_config, **overrides)
             self.clock.offset = 0.0
             self.oauth = self._fresh_oauth()
+            self.limits.reset(self.config.limit_settings())
             self.seed()
+            self._seed_other_customers()
 
     # -- seeding -------------------------------------------------------------------------------
     def seed(self, **overrides: Any) -> None:
@@ -128,8 +225,9 @@ class EmulatorState:
             self.command_step_seconds = config.command_step_seconds
             # A generator for devices and OUs added later, seeded apart from the initial domain.
             self.generator = DomainGenerator(config.domain, config.seed + 1, config.reference_time)
-            self.faults.clear()
-            self.log.clear()
+            if self.primary is None:  # shared by every customer: a customer added later keeps them
+                self.faults.clear()
+                self.log.clear()
             self.paginator.expire_all()
             self.changes += 1
         for record in domain.devices:

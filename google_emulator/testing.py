@@ -38,9 +38,13 @@ def build_service(api: str, version: str, host: str, credentials: Any) -> Resour
 
 
 def follow_consent(
-    auth_url: str, approve: bool = True, session: requests.Session | None = None
+    auth_url: str,
+    approve: bool = True,
+    session: requests.Session | None = None,
+    account: str | None = None,
 ) -> dict[str, str]:
-    """Play the browser: open the consent page, click Allow (or Cancel), return the redirect's query."""
+    """Play the browser: open the consent page, pick ``account`` in the chooser if given (an emulator with
+    several customers), click Allow (or Cancel), return the redirect's query."""
     session = session or requests.Session()
     page = session.get(auth_url, allow_redirects=False, timeout=10)
     if page.status_code == 302:  # prompt=none answered without a page
@@ -50,7 +54,11 @@ def follow_consent(
     consent_id = re.search(r'name="consent_id" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
     answer = session.post(
         urljoin(auth_url, action),
-        data={"consent_id": unescape(consent_id), "decision": "allow" if approve else "deny"},
+        data={
+            "consent_id": unescape(consent_id),
+            "decision": "allow" if approve else "deny",
+            **({"account": account} if account else {}),
+        },
         allow_redirects=False,
         timeout=10,
     )
@@ -104,9 +112,13 @@ class EmulatorHandle:
             raise AssertionError(f"control {verb} {path} failed: {response.status_code} {response.text}")
         return response.json()
 
-    def grant(self, scopes: list[str] | None = None) -> dict[str, Any]:
-        """A token response (with ``refresh_token``) as if the admin had consented."""
-        return self.control("POST", "/oauth/grant", {"scopes": scopes or CONSOLE_SCOPES})
+    def grant(self, scopes: list[str] | None = None, customer: str | None = None) -> dict[str, Any]:
+        """A token response (with ``refresh_token``) as if the admin (of ``customer``: id, domain or position;
+        the first by default) had consented."""
+        body: dict[str, Any] = {"scopes": scopes or CONSOLE_SCOPES}
+        if customer is not None:
+            body["customer"] = customer
+        return self.control("POST", "/oauth/grant", body)
 
     def credentials(self, scopes: list[str] | None = None, refresh_token: str | None = None) -> Credentials:
         scopes = scopes or CONSOLE_SCOPES
