@@ -6,6 +6,7 @@ Messages from the client, the checks and the run log are French msgids: they are
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -109,7 +110,7 @@ class DirectoryView(_LdapView):
                 for group in (report.role_groups if report else [])
             ],
             "password_set": bool(directory and directory.bind_password),
-            "kind_defaults": kinds.DEFAULTS,
+            "kind_defaults_json": json.dumps(kinds.DEFAULTS),
         }
         return render(self.request, "ldap_sync/directory.html", context, status=status)
 

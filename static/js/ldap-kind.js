@@ -6,7 +6,7 @@
   var data = document.getElementById("ldap-kind-defaults");
   var select = document.getElementById("id_kind");
   if (!data || !select) return;
-  var defaults = JSON.parse(data.textContent);
+  var defaults = JSON.parse(data.dataset.defaults);
   var previous = select.value;
   select.addEventListener("change", function () {
     var before = defaults[previous] || {};
