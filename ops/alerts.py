@@ -3,7 +3,7 @@
 sync holds removals back until an admin confirms them.
 
 "Once" is per episode (``Alert.episode``, unique per tenant and kind): the first failed run of the streak, the
-authorization that Google refused, the first guarded run of a series. A success ends a failure streak, a new
+authorization that Google refused, the moment removals were first held (``removals_held_since``). A success ends a failure streak, a new
 authorization ends a re-authorization episode: the next problem is a new episode and a new e-mail.
 
 Evaluated after every sync (``chromeos.services.sync.devices_sync``) and every few minutes by beat
@@ -103,12 +103,18 @@ def conditions(tenant: Tenant) -> list[Condition]:
                 },
             )
         )
-    guarded = _streak(integration, SyncStatus.GUARDED, (*COMPLETED[:3],))
-    if guarded:
+    # The deletion guard is a state of the integration: held from the first guarded run until an admin confirms.
+    held_since = integration.removals_held_since
+    if held_since is not None:
+        latest = (
+            SyncRun.unscoped.filter(integration=integration, status=SyncStatus.GUARDED)
+            .order_by("-created_at", "-id")
+            .first()
+        )
         found.append(
             Condition(
                 AlertKind.REMOVAL_GUARDED,
-                f"first-guarded-run:{guarded[-1].pk}",
+                f"removals-held-since:{held_since.isoformat()}",
                 _("Des retraits de périphériques attendent votre confirmation (%(tenant)s)")
                 % {"tenant": tenant.name},
                 _(
@@ -117,7 +123,7 @@ def conditions(tenant: Tenant) -> list[Condition]:
                     "confirmé dans Gestion ChromeOS : %(url)s"
                 )
                 % {
-                    "count": guarded[0].pending_removals,
+                    "count": latest.pending_removals if latest else "?",
                     "threshold": integration.deletion_guard_percent,
                     "url": manage,
                 },

@@ -97,16 +97,22 @@ def test_beat_tells_about_a_reauthorization_found_elsewhere(
     assert len(mail.outbox) == 1
 
 
-def test_guarded_removals_email_once_per_series(
+def test_held_removals_email_once_until_confirmed(
     google_integration: GoogleIntegration, admins: list[str]
 ) -> None:
     tenant = google_integration.tenant
+    held = timezone.now()
+    GoogleIntegration.unscoped.filter(pk=google_integration.pk).update(removals_held_since=held)
     _run(google_integration, SyncStatus.GUARDED, pending_removals=40)
     assert [a.kind for a in alerts_evaluate(tenant)] == [AlertKind.REMOVAL_GUARDED]
     assert "40" in mail.outbox[0].body
-    _run(google_integration, SyncStatus.GUARDED, pending_removals=41)
+    _run(google_integration, SyncStatus.GUARDED, pending_removals=41)  # still held: the same episode
     assert alerts_evaluate(tenant) == []
-    assert len(mail.outbox) == 1
+    GoogleIntegration.unscoped.filter(pk=google_integration.pk).update(removals_held_since=None)  # confirmed
+    assert alerts_evaluate(tenant) == []
+    GoogleIntegration.unscoped.filter(pk=google_integration.pk).update(removals_held_since=timezone.now())
+    assert len(alerts_evaluate(tenant)) == 1  # held again later: a new episode
+    assert len(mail.outbox) == 2
 
 
 def test_the_console_shows_what_was_sent_to_its_tenant_only(

@@ -128,3 +128,13 @@ def test_the_grafana_dashboard_queries_only_metrics_that_exist(clean_metrics: No
         for name in re.findall(r"\bmdm_[a-z_]+", target["expr"])
     }
     assert used and used <= exposed, used - exposed
+
+
+def test_docs_list_every_exposed_metric(clean_metrics: None) -> None:
+    from pathlib import Path
+
+    response = Client().get("/metrics", REMOTE_ADDR="127.0.0.1")
+    exposed = {family.name for family in text_string_to_metric_families(response.content.decode())}
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    missing = [name for name in exposed if f"`{name}`" not in doc and f"`{name}_total`" not in doc]
+    assert not missing, missing
