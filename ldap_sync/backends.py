@@ -188,6 +188,9 @@ class TenantLDAPBackend(LDAPBackend):
         directory = LdapDirectory.unscoped.filter(tenant=found).first()
         if directory is None or not directory.is_configured or not role_groups(directory):
             return None
+        stored = (directory.uri, directory.bind_dn, directory.bind_password or "", directory.base_dn)
+        if any(outbound.has_control_characters(value) for value in (*stored, directory.user_filter)):
+            return None  # saved before the form refused them: still never sent (mdm/outbound.py)
         self.tenant = found
         self.directory = directory
         try:

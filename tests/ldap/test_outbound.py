@@ -191,6 +191,7 @@ def test_the_sync_goes_through_the_same_guard(tenant, test_redis, run_sync, sett
 
 
 def test_ldap_login_goes_through_the_same_guard(tenant, test_redis, settings, rf):
+    connections_before = test_redis.connections()
     LdapDirectory.unscoped.create(
         tenant=tenant,
         uri=f"ldap://127.0.0.1:{test_redis.port}",
@@ -209,6 +210,10 @@ def test_ldap_login_goes_through_the_same_guard(tenant, test_redis, settings, rf
     payload = "pw\r\nSET pwned 1\r\n"
     assert backend.authenticate(request, username=payload, password="pw", tenant=tenant.slug) is None
     assert backend.authenticate(request, username="bob", password=payload, tenant=tenant.slug) is None
+    # A service password saved before the form refused control characters is not sent either.
+    LdapDirectory.unscoped.filter(tenant=tenant).update(bind_password=payload)
+    assert backend.authenticate(request, username="bob", password="pw", tenant=tenant.slug) is None
+    assert test_redis.connections() == connections_before
     assert test_redis.commands_run() == set()
     assert test_redis.keys() == []
 
