@@ -511,6 +511,11 @@ class RemovalRun(TenantOwnedModel):
     # "revoked", "already_invalid" (Google no longer knew the token), or empty while not revoked.
     revocation = models.CharField(_("révocation"), max_length=20, blank=True)
     expected = models.JSONField(_("à supprimer"), default=dict, blank=True)
+    # The admin's choice on the confirmation: put the OUs the console wrote policies on back to inherited
+    # before revoking; ``policies`` is the outcome per assignment ([{"assignment", "org_unit", "outcome",
+    # "detail"}]), in the removal's report.
+    restore_policies = models.BooleanField(_("rétablir l'héritage des règles"), default=False)
+    policies = models.JSONField(_("règles rétablies"), default=list, blank=True)
     deleted = models.JSONField(_("supprimés"), default=dict, blank=True)
     error = models.TextField(_("erreur"), blank=True)
     created_at = models.DateTimeField(_("demandée le"), auto_now_add=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from chromeos.models import GoogleIntegration, RemovalRun, RemovalStatus
+from chromeos.models import GoogleIntegration, PolicyAssignment, RemovalRun, RemovalStatus
 from chromeos.services.removal import (
     REMOVED_MODELS,
     model_key,
@@ -32,6 +32,8 @@ class RemovalPanel:
     deleted: list[CountRow] = field(default_factory=list)
     kept: list[CountRow] = field(default_factory=list)
     progress: dict[str, Any] | None = None
+    # Assignments whose policies the console wrote at Google (what removal leaves in force unless restored).
+    applied_policies: list[Any] = field(default_factory=list)
 
     @property
     def removing(self) -> bool:
@@ -112,4 +114,10 @@ def removal_panel(tenant: Tenant, *, with_preview: bool) -> RemovalPanel:
             panel.progress = {**progress, "label": model_label(progress["model"])}
     if with_preview and panel.can_remove:
         panel.deleted, panel.kept = removal_preview(tenant)
+        panel.applied_policies = list(
+            PolicyAssignment.unscoped.filter(tenant=tenant)
+            .exclude(applied_values={})
+            .select_related("org_unit", "blueprint", "app")
+            .order_by("org_unit__path", "id")[:200]
+        )
     return panel

@@ -565,6 +565,32 @@ def _transient(
     raise RetryLater(0)
 
 
+# -- the integration removed ------------------------------------------------------------------------------------
+def policy_assignments_restore_all(integration: GoogleIntegration) -> list[dict[str, str]]:
+    """Before a removal revokes the grant: put every OU the console wrote policies on back to inherited from its
+    parent (what the console can no longer see or undo afterwards). Never raises: the outcome per assignment is
+    returned for the removal's report."""
+    client = GoogleClient(integration)
+    report: list[dict[str, str]] = []
+    assignments = (
+        PolicyAssignment.unscoped.filter(integration=integration)
+        .exclude(applied_values={})
+        .select_related("org_unit", "blueprint", "app", "tenant")
+        .order_by("org_unit__path", "id")
+    )
+    for assignment in assignments:
+        entry = {"assignment": assignment.subject_label, "org_unit": assignment.org_unit.path}
+        try:
+            plan = revert_plan(assignment, list(assignment.applied_values), UnassignMode.INHERIT)
+            _run_revert(client, assignment, plan, lambda _schemas: None)
+        except (GoogleError, PolicyError) as exc:
+            message = exc.message if isinstance(exc, PolicyError) else _google_message(exc)
+            report.append({**entry, "outcome": "failed", "detail": message[:500]})
+            continue
+        report.append({**entry, "outcome": "restored", "detail": ""})
+    return report
+
+
 # -- an OU that disappeared from Google -------------------------------------------------------------------------
 def policy_assignment_release(*, assignment: PolicyAssignment, actor: User) -> None:
     """Forget an assignment whose OU disappeared from Google ("OU disparue"): nothing is sent to Google (the OU

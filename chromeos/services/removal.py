@@ -155,7 +155,9 @@ def removal_counts(tenant: Tenant) -> dict[str, int]:
 
 
 # -- request -----------------------------------------------------------------------------------------------
-def removal_request(*, tenant: Tenant, actor: User, retry_of: RemovalRun | None = None) -> RemovalRun:
+def removal_request(
+    *, tenant: Tenant, actor: User, retry_of: RemovalRun | None = None, restore_policies: bool = False
+) -> RemovalRun:
     """Mark the integration ``removing`` and queue the removal (the task starts after commit)."""
     from chromeos.tasks.removal import removal_run_task
 
@@ -199,6 +201,7 @@ def removal_request(*, tenant: Tenant, actor: User, retry_of: RemovalRun | None 
                     domain=integration.domain,
                     previous_status=previous_status,
                     expected=removal_counts(tenant),
+                    restore_policies=restore_policies,
                 )
         except IntegrityError:  # a concurrent request won the one-active-removal constraint
             raise RemovalError(_("Une suppression de l'intégration Google est déjà en cours.")) from None
@@ -256,6 +259,13 @@ def _execute(run: RemovalRun) -> RemovalRun:
         # Already gone (a redelivered task whose deletion had committed): nothing left to do.
         return _succeed(run, deleted={}, revocation=run.revocation or RevocationOutcome.ALREADY_INVALID)
 
+    if run.restore_policies and not run.policies and not run.revocation:
+        # While the grant still works: afterwards nothing the console wrote at Google can be undone from here.
+        from chromeos.services.policies import policy_assignments_restore_all
+
+        full = GoogleIntegration.unscoped.select_related("tenant").get(pk=integration.pk)
+        run.policies = policy_assignments_restore_all(full) or [{"outcome": "none"}]
+        RemovalRun.unscoped.filter(pk=run.pk).update(policies=run.policies)
     try:
         revocation = _revoke(integration)
     except (GoogleError, DecryptionError) as exc:

@@ -67,7 +67,12 @@ class RemovalProgressView(TenantRoleRequiredMixin, View):
 def _request_removal(request: HttpRequest, user: User, *, retry_of: RemovalRun | None) -> HttpResponse:
     assert user.tenant is not None
     try:
-        run = removal_request(tenant=user.tenant, actor=user, retry_of=retry_of)
+        run = removal_request(
+            tenant=user.tenant,
+            actor=user,
+            retry_of=retry_of,
+            restore_policies=request.POST.get("restore_policies") == "on",
+        )
     except RemovalError as error:
         messages.error(request, str(error))
     else:
