@@ -75,6 +75,8 @@ MIDDLEWARE = [
     "mdm.display.DisplaySafetyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # Non-breaking spaces inside « » on French pages (mdm/typography.py).
+    "mdm.typography.FrenchTypographyMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -175,3 +175,28 @@ def test_the_domain_information_names_its_language_and_country(tenant):
     rows = {str(label): value for label, value in customer_rows(integration)}
     assert rows["Langue"] == "Français"
     assert rows["Adresse"] == "Paris, France"
+
+
+def test_french_pages_keep_guillemets_and_synchro_maintenant_on_one_line(admin_client_, tenant):
+    from tests.factories import GoogleIntegrationFactory
+
+    GoogleIntegrationFactory(tenant=tenant)
+    body = admin_client_.get(reverse("chromeos:manage")).content.decode()
+    assert "Synchro\u00a0maintenant" in body
+    assert "« " not in body and " »" not in body.replace("\u00a0»", "")
+    assert "«\u00a0" in body
+
+
+def test_french_typography_leaves_attributes_and_form_values_alone():
+    from mdm.typography import french_html
+
+    html = '<input value="« a »"><textarea>« b »</textarea><p title="« c »">« d » Synchro maintenant</p>'
+    assert french_html(html) == (
+        '<input value="« a »"><textarea>« b »</textarea><p title="« c »">«\u00a0d\u00a0» Synchro\u00a0maintenant</p>'
+    )
+
+
+def test_short_durations_read_less_than_a_second():
+    from chromeos.templatetags.chromeos_sync import duration
+
+    assert duration(0) == "< 1 s" and duration(12) == "12 s"

@@ -25,9 +25,11 @@ def sync_panel(context: Any) -> SyncPanel | None:
 
 @register.filter
 def duration(seconds: int | None) -> str:
-    """12 s, 3 min 05 s, 1 h 02 min."""
+    """< 1 s, 12 s, 3 min 05 s, 1 h 02 min (a run shorter than a second does not read "0 s")."""
     if seconds is None:
         return "—"
+    if seconds < 1:
+        return "< 1 s"
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
