@@ -17,6 +17,7 @@ class LdapDirectoryAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
     # TenantOwnedAdmin drops encrypted fields (bind_password) from every form.
     list_display = (
         "tenant",
+        "kind",
         "uri",
         "base_dn",
         "bind_dn",
@@ -36,7 +37,8 @@ class LdapOrgUnitAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
 
 @admin.register(LdapUser)
 class LdapUserAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
-    list_display = ("email", "name", "uid", "tenant", "org_unit", "updated_at")
+    list_display = ("email", "name", "uid", "disabled", "tenant", "org_unit", "updated_at")
+    list_filter = ["tenant", "disabled"]
     search_fields = ("email", "name", "uid", "dn")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:

@@ -28,6 +28,7 @@ class LdapPrerequisites:
     user_count: int
     last_sync: datetime | None  # end of the last successful sync
     last_sync_status: str | None  # status of the most recent finished run, whatever it was
+    disabled_user_count: int = 0  # imported users the directory reports disabled (they cannot sign in)
 
     @property
     def ready(self) -> bool:
@@ -51,6 +52,9 @@ def ldap_prerequisites(tenant: Tenant) -> LdapPrerequisites:
         ous_synced=last_success is not None and ou_count > 0,
         ou_count=ou_count,
         user_count=LdapUser.unscoped.filter(tenant=tenant, missing_since__isnull=True).count(),
+        disabled_user_count=LdapUser.unscoped.filter(
+            tenant=tenant, missing_since__isnull=True, disabled=True
+        ).count(),
         last_sync=last_success.finished_at if last_success else None,
         last_sync_status=last_finished.status if last_finished else None,
     )

@@ -376,3 +376,12 @@ def test_a_login_renamed_in_ad_keeps_its_console_account(
         conn.unbind_s()
     run_sync(directory)
     assert User.objects.get(pk=first.pk).username == "acme:lfontaine"
+
+
+def test_the_ldap_page_says_how_many_imported_users_are_disabled(
+    tenant, make_ad_directory, run_sync, ad_dir, admin_client_
+):  # type: ignore[no-untyped-def]
+    run_sync(make_ad_directory(tenant))
+    page = admin_client_.get(reverse("ldap_sync:directory")).content.decode()
+    disabled = sum(user.disabled for user in ad_dir.all_users())
+    assert f"dont {disabled} désactivés dans l" in page
