@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -410,10 +411,32 @@ def _beating_sleep(job_pk: int) -> Callable[[float], None]:
 
 
 def device_action_job_waiting(job_pk: int, seconds: float) -> None:
-    """The job waits (a Google backoff, a task retry): its heartbeat is due after that wait, not before."""
-    DeviceActionJob.unscoped.filter(pk=job_pk, status=JobStatus.RUNNING).update(
-        heartbeat_at=timezone.now() + timedelta(seconds=seconds)
-    )
+    """The job waits (a Google backoff, a task retry): its heartbeat is due after that wait, not before, and
+    the job page says so (« Google ralentit : nouvelle tentative dans N s »)."""
+    until = timezone.now() + timedelta(seconds=seconds)
+    DeviceActionJob.unscoped.filter(pk=job_pk, status=JobStatus.RUNNING).update(heartbeat_at=until)
+    try:
+        cache.set(_retry_key(job_pk), until.isoformat(), timeout=int(seconds) + 30)
+    except Exception:  # the notice is a courtesy: Redis being down must not break the retry itself
+        logger.warning("device job %s: could not record the retry notice", job_pk)
+
+
+def _retry_key(job_pk: int) -> str:
+    return f"chromeos:device-job:{job_pk}:retry-at"
+
+
+def device_action_job_retry_in(job: DeviceActionJob) -> int | None:
+    """Seconds until the next attempt while Google is being retried, for the job page; None otherwise."""
+    if job.status != JobStatus.RUNNING:
+        return None
+    try:
+        value = cache.get(_retry_key(job.pk))
+    except Exception:
+        return None
+    moment = parse_datetime(value) if isinstance(value, str) else None
+    if moment is None:
+        return None
+    return max(0, round((moment - timezone.now()).total_seconds()))
 
 
 def device_action_job_resume(job_pk: int, *, now: datetime | None = None) -> str:

@@ -215,3 +215,29 @@ def test_a_running_ldap_sync_whose_worker_died_is_reaped(tenant, admin_user):
     assert jobs_reap()["ldap_sync.sync"] == 1
     run.refresh_from_db()
     assert run.status == SyncStatus.FAILED and run.error_code == "interrupted"
+
+
+def test_a_job_waiting_on_google_says_so_on_its_page(
+    operator, google_integration, google_emulator, fleet, tenant, admin_user, settings
+):
+    job = _running_annotate_job(tenant, admin_user, [d for d in fleet if d.status == "ACTIVE"][:2])
+    DeviceActionJob.unscoped.filter(pk=job.pk).update(status="running", started_at=timezone.now())
+    url = reverse("chromeos:device_job", kwargs={"pk": job.pk})
+    assert 'id="job-retry"' not in operator.get(url).content.decode()
+    # What the client's backoff (or the task's retry) records before it waits.
+    services.device_action_job_waiting(job.pk, 16)
+    page = operator.get(url).content.decode()
+    assert "Google ralentit : nouvelle tentative dans 1" in page and 'id="job-retry"' in page
+
+
+def test_the_client_backoff_of_a_device_job_is_recorded_as_a_retry(
+    google_integration, google_emulator, fleet, tenant, admin_user, monkeypatch
+):
+    job = _running_annotate_job(tenant, admin_user, [d for d in fleet if d.status == "ACTIVE"][:1])
+    waits: list[float] = []
+    real = services.device_action_job_waiting
+    monkeypatch.setattr(services, "device_action_job_waiting", lambda pk, s: (waits.append(s), real(pk, s)))
+    google_emulator.add_fault(method=PATCH, status=503, count=2)
+    assert services.device_action_job_run(job.pk)
+    job.refresh_from_db()
+    assert job.status == "succeeded" and len(waits) == 2
