@@ -158,21 +158,23 @@ def _manage(stack: ProdStack, *args: str, env: dict[str, str] | None = None) -> 
     return result.stdout + result.stderr
 
 
-def test_metrics_after_a_sync_with_429s_and_an_ldap_sync(prod_stack: ProdStack) -> None:
-    stack = prod_stack
-    stack.emulator(
+@pytest.fixture(scope="module")
+def synced(prod_stack: ProdStack) -> list[str]:
+    """Once: a sync through the worker that meets one 429 from Google, then an LDAP configuration change and an
+    LDAP sync from the command line; what those commands printed or logged."""
+    prod_stack.emulator(
         "/faults", {"method": "directory.chromeosdevices.list", "status": 429, "count": 1, "retry_after": 0}
     )
-    assert run_sync(stack)[0] == "succeeded"
-    _manage(
-        stack,
-        "ldap_configure",
-        TENANT_SLUG,
-        "--uri",
-        stack.slapd.uri,
-        env={"LDAP_BIND_PASSWORD": SERVICE_PASSWORD},
-    )
-    _manage(stack, "ldap_sync", TENANT_SLUG)
+    assert run_sync(prod_stack)[0] == "succeeded"
+    return [
+        _manage(prod_stack, "ldap_configure", TENANT_SLUG, "--uri", prod_stack.slapd.uri,
+                env={"LDAP_BIND_PASSWORD": SERVICE_PASSWORD}),
+        _manage(prod_stack, "ldap_sync", TENANT_SLUG),
+    ]  # fmt: skip
+
+
+def test_metrics_after_a_sync_with_429s_and_an_ldap_sync(prod_stack: ProdStack, synced: list[str]) -> None:
+    stack = prod_stack
     browser = Browser(stack.base_url)
     # Scraped like Prometheus does: the instance's address, plain HTTP, the bearer token.
     plain = {"X-Forwarded-Proto": "http", "Host": "10.1.2.3:8000"}
@@ -220,13 +222,9 @@ def _stored_secrets(stack: ProdStack) -> list[str]:
     return values
 
 
-def test_logs_are_json_lines_with_context_and_no_secret(prod_stack: ProdStack) -> None:
+def test_logs_are_json_lines_with_context_and_no_secret(prod_stack: ProdStack, synced: list[str]) -> None:
     stack = prod_stack
-    assert run_sync(stack)[0] == "succeeded"
-    outputs = [
-        _manage(stack, "ldap_configure", TENANT_SLUG, "--uri", stack.slapd.uri, env={"LDAP_BIND_PASSWORD": SERVICE_PASSWORD}),
-        _manage(stack, "ldap_sync", TENANT_SLUG),
-    ]  # fmt: skip
+    outputs = synced
     browser = _sign_in(stack)
     status, headers, _ = browser.request("GET", "/", headers={"X-Request-ID": "req-ops-test-0001"})
     assert status == 200 and headers["x-request-id"] == "req-ops-test-0001"
