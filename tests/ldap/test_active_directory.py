@@ -385,3 +385,61 @@ def test_the_ldap_page_says_how_many_imported_users_are_disabled(
     page = admin_client_.get(reverse("ldap_sync:directory")).content.decode()
     disabled = sum(user.disabled for user in ad_dir.all_users())
     assert f"dont {disabled} désactivés dans l" in page
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["*", "*)(sAMAccountName=*", "cdurand)(|(sAMAccountName=*", "EXAMPLE\\*", "*@example.test", "nobody"],
+)
+def test_ad_logins_are_not_filter_injections(username, tenant, make_ad_directory, ad_dir):  # type: ignore[no-untyped-def]
+    make_ad_directory(tenant)
+    assert authenticate(None, username=username, password=ad_dir.user_password, tenant="acme") is None
+
+
+def _some_plain_user(ad_dir: AdDirectory, index: int):  # type: ignore[no-untyped-def]
+    """A generated user no other test signs in with (the role holders come first)."""
+    return [user for user in ad_dir.users[10:] if not user.disabled][index]
+
+
+def test_a_locked_account_says_so(tenant, make_ad_directory, ad_dir, samba_ad):  # type: ignore[no-untyped-def]
+    """AD's 775 (locked out after too many attempts) reaches the login form as plain words."""
+    make_ad_directory(tenant)
+    locked = _some_plain_user(ad_dir, 1)
+    domain = ad_dir.base_dn
+    conn = samba_ad.admin_connection()
+    try:
+        conn.modify_s(domain, [(ldap.MOD_REPLACE, "lockoutThreshold", [b"2"])])
+        for _attempt in range(3):
+            Client().post(reverse("login"), {"tenant": "acme", "username": locked.sam, "password": "wrong"})
+        page = Client().post(
+            reverse("login"), {"tenant": "acme", "username": locked.sam, "password": ad_dir.user_password}
+        )
+        assert "Le compte est verrouillé (trop d&#x27;essais)" in page.content.decode()
+    finally:
+        conn.modify_s(domain, [(ldap.MOD_REPLACE, "lockoutThreshold", [b"0"])])
+        conn.modify_s(locked.dn(domain), [(ldap.MOD_REPLACE, "lockoutTime", [b"0"])])
+        conn.unbind_s()
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("525", "introuvable"),
+        ("52e", "mot de passe incorrect"),
+        ("530", "restriction horaire"),
+        ("531", "restriction de postes"),
+        ("532", "a expiré : changez-le"),
+        ("533", "désactivé"),
+        ("701", "Le compte a expiré"),
+        ("773", "doit être changé"),
+        ("775", "verrouillé"),
+    ],
+)
+def test_every_ad_bind_code_has_its_plain_message(code: str, words: str) -> None:
+    """Samba does not produce them all (773 needs a Windows DC): AD's diagnostic message, as AD writes it."""
+    from ldap_sync.client import AD_BIND_MESSAGES, ad_bind_reason
+
+    info = f"80090308: LdapErr: DSID-0C09042A, comment: AcceptSecurityContext error, data {code}, v3839"
+    error = ldap.INVALID_CREDENTIALS({"desc": "Invalid credentials", "info": info})
+    assert ad_bind_reason(error) == code and words in AD_BIND_MESSAGES[code]
+    assert ad_bind_reason(ldap.INVALID_CREDENTIALS({"desc": "Invalid credentials", "info": ""})) is None
