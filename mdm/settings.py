@@ -200,6 +200,21 @@ GOOGLE_OAUTH_CLIENT_SECRET = os.environ.get("GOOGLE_OAUTH_CLIENT_SECRET", "dev-s
 # host:port of a server speaking Google's wire protocol over plain HTTP (Google's *_EMULATOR_HOST convention).
 # Unset in production: the real Google endpoints are used.
 GOOGLE_EMULATOR_HOST = os.environ.get("GOOGLE_EMULATOR_HOST", "")
+# The quota governor (chromeos/google/quota.py): every Google call of every worker waits for it, through Redis.
+GOOGLE_QUOTA_ENABLED = env_bool("GOOGLE_QUOTA_ENABLED", True)
+# Google's default is 2,400 queries per minute per user per project; stay under it.
+GOOGLE_QUOTA_USER_PER_MINUTE = float(os.environ.get("GOOGLE_QUOTA_USER_PER_MINUTE", "2000"))
+# The project's own per-minute quota as set in the Cloud console (every tenant together); 0: not governed.
+GOOGLE_QUOTA_PROJECT_PER_MINUTE = float(os.environ.get("GOOGLE_QUOTA_PROJECT_PER_MINUTE", "0"))
+# Calls in flight at once per Google Workspace account (429 rateLimitExceeded beyond Google's); 0: not governed.
+GOOGLE_QUOTA_TENANT_CONCURRENCY = int(os.environ.get("GOOGLE_QUOTA_TENANT_CONCURRENCY", "8"))
+GOOGLE_QUOTA_BURST_SECONDS = float(os.environ.get("GOOGLE_QUOTA_BURST_SECONDS", "5"))
+GOOGLE_QUOTA_PENALTY_FACTOR = float(os.environ.get("GOOGLE_QUOTA_PENALTY_FACTOR", "0.5"))
+GOOGLE_QUOTA_PENALTY_SECONDS = int(os.environ.get("GOOGLE_QUOTA_PENALTY_SECONDS", "60"))
+GOOGLE_QUOTA_LEASE_SECONDS = float(os.environ.get("GOOGLE_QUOTA_LEASE_SECONDS", "90"))
+GOOGLE_QUOTA_MAX_WAIT_SECONDS = float(os.environ.get("GOOGLE_QUOTA_MAX_WAIT_SECONDS", "600"))
+# Empty: <CACHE_KEY_PREFIX>:google-quota.
+GOOGLE_QUOTA_KEY_PREFIX = os.environ.get("GOOGLE_QUOTA_KEY_PREFIX", "")
 # Public base URL of the console, used to build the exact OAuth redirect URI. Empty: taken from the request.
 CONSOLE_BASE_URL = os.environ.get("CONSOLE_BASE_URL", "")
 

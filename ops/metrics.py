@@ -55,6 +55,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("trigger", "status"),
     ),
     "mdm_alert_emails": ("Alert e-mails sent to tenant admins, by kind.", ("kind",)),
+    "mdm_google_quota_waits": (
+        "Google calls the quota governor made wait, by the limit that held them (user, project, tenant).",
+        ("limit",),
+    ),
 }
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 WAIT_BUCKETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -75,6 +79,11 @@ HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[float, ...]]] = {
         "caused it: the count is the number of retries.",
         ("status",),
         WAIT_BUCKETS,
+    ),
+    "mdm_google_quota_wait_seconds": (
+        "Time Google calls waited in the quota governor before being sent, by the limit that held them.",
+        ("limit",),
+        (0.05, 0.1, 0.25, *WAIT_BUCKETS),
     ),
 }
 REDIS_TIMEOUT_SECONDS = 1.0
@@ -158,6 +167,11 @@ def record_google_call(method: str, status: int | str | None) -> None:
 
 def record_google_retry_wait(status: int | str | None, seconds: float) -> None:
     observe("mdm_google_retry_wait_seconds", seconds, _status_label(status))
+
+
+def record_google_quota_wait(limit: str, seconds: float) -> None:
+    inc("mdm_google_quota_waits", limit)
+    observe("mdm_google_quota_wait_seconds", seconds, limit)
 
 
 def _status_label(status: int | str | None) -> str:

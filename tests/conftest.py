@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
     """Uploaded files of a test land in its own directory, never in the work tree's ``var/media``."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def google_quota_keys(settings: Any) -> str:
+    """Each test has quota governor buckets of its own in Redis (they expire by themselves): tests, and lanes
+    sharing one Redis, never wait on each other's Google calls."""
+    settings.GOOGLE_QUOTA_KEY_PREFIX = f"test-{uuid.uuid4().hex[:12]}:google-quota"
+    return settings.GOOGLE_QUOTA_KEY_PREFIX
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ Where Google is: the real endpoints, unless ``settings.GOOGLE_EMULATOR_HOST`` (`
 case every Google endpoint is reached over plain HTTP at that address with Google's own paths (Google's
 ``*_EMULATOR_HOST`` convention). That setting is the only switch; nothing else differs.
 
-Every API call goes through :meth:`GoogleClient.execute`, which applies timeouts, turns failures into the
+Every API call goes through :meth:`GoogleClient.execute`, which first waits for the quota governor
+(``quota.py``: Google's per-user, per-project and per-Workspace-account limits, shared by every worker through
+Redis; a rate or quota error shrinks the matching limit for every worker), then applies timeouts, turns failures into the
 typed errors of ``errors.py`` (see the retry policy table there) and retries transient ones with truncated
 exponential backoff and jitter: 1, 2, 4, 8, 16 s (capped at ``GOOGLE_RETRY_MAX_SECONDS``) plus up to 1 s of
 random jitter, or the server's ``Retry-After`` when it sends one; at most ``GOOGLE_RETRY_ATTEMPTS`` attempts.
@@ -44,6 +46,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.model import JsonModel
 
+from chromeos.google import quota
 from chromeos.google.errors import (
     AuthRevoked,
     GoogleBadRequest,
@@ -232,6 +235,14 @@ class GoogleClient:
         )
         self._directory: Resource | None = None
         self._policy: Resource | None = None
+        # Whose quota this client's calls spend, and how long they waited for it (the sync logs it).
+        self.quota_subject = quota.Subject(
+            project=settings.GOOGLE_OAUTH_CLIENT_ID,
+            user=integration.admin_email or "unknown",
+            customer=integration.customer_id or f"tenant-{integration.tenant_id}",
+        )
+        self.quota_waits = 0
+        self.quota_wait_seconds = 0.0
 
     # -- services --------------------------------------------------------------------------------------------
     def _authorized_http(self) -> google_auth_httplib2.AuthorizedHttp:
@@ -269,11 +280,17 @@ class GoogleClient:
         max_attempts = attempts or int(getattr(settings, "GOOGLE_RETRY_ATTEMPTS", 5))
         for attempt in range(max_attempts):
             method = getattr(request, "methodId", "") or "unknown"
+            lease = quota.acquire(self.quota_subject)
+            if lease.waited_seconds:
+                self.quota_waits += 1
+                self.quota_wait_seconds += lease.waited_seconds
             try:
                 response = request.execute()
             except Exception as raw:
+                lease.release()
                 error = translate_exception(raw)
                 metrics.record_google_call(method, error.status)
+                quota.penalize(self.quota_subject, error.status, error.reason)
                 if isinstance(error, TransientGoogleError) and attempt + 1 < max_attempts:
                     delay = backoff_delay(attempt, error.retry_after)
                     metrics.record_google_retry_wait(error.status, delay)
@@ -291,6 +308,7 @@ class GoogleClient:
                 if isinstance(error, AuthRevoked):
                     error.token_fingerprint = token_fingerprint(self._credentials.refresh_token or "")
                 raise error from raw
+            lease.release()
             metrics.record_google_call(method, "2xx")
             self.persist_tokens()
             return response

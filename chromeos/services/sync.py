@@ -124,6 +124,10 @@ MSG = {
     "expected": gettext_noop("Google annonce %(count)s périphériques."),
     "page_size_fallback": gettext_noop("Taille de page %(size)s refusée par Google : pages de %(fallback)s."),
     "listed": gettext_noop("%(devices)s périphériques lus en %(pages)s pages (%(seconds)s s)."),
+    "quota_waits": gettext_noop(
+        "Quota Google : %(count)s appels ont attendu leur tour, %(seconds)s s en tout (limites partagées par "
+        "tous les tenants)."
+    ),
     "skipped_devices": gettext_noop("%(count)s périphériques sans identifiant ignorés."),
     "incomplete": gettext_noop(
         "La liste ne correspond pas au décompte de Google (lus %(listed)s, avant %(before)s, après %(after)s) : "
@@ -1172,6 +1176,10 @@ def _run(
         pages=listing.pages,
         seconds=round(time.monotonic() - started, 1),
     )
+    quota_waits = client.quota_waits + fetcher.client.quota_waits
+    if quota_waits:
+        waited = client.quota_wait_seconds + fetcher.client.quota_wait_seconds
+        _log(run, "info", "quota_waits", count=quota_waits, seconds=round(waited, 1))
     if listing.skipped:
         _log(run, "warning", "skipped_devices", count=listing.skipped)
     if not lock.held():
