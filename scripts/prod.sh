@@ -16,8 +16,10 @@ export DJANGO_SETTINGS_MODULE=mdm.settings PYTHONUNBUFFERED=1
 LOG_LEVEL="${LOG_LEVEL:-INFO}"
 
 release() {
-  "$PYTHON" manage.py collectstatic --no-input -v 0
+  # Independent of each other: side by side, and the release fails if either does.
+  "$PYTHON" manage.py collectstatic --no-input -v 0 & local static=$!
   "$PYTHON" manage.py migrate --no-input -v 0
+  wait "$static"
 }
 web() {
   exec "$PYTHON" -m gunicorn mdm.wsgi --config python:ops.gunicorn_conf \
