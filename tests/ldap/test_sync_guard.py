@@ -344,3 +344,20 @@ def test_ldap_configure_sets_the_guard_and_the_grace_period(tenant, make_directo
     )
     with pytest.raises(CommandError, match="removal_guard_percent"):
         call_command("ldap_configure", "acme", "--removal-guard-percent", "150", stdout=StringIO())
+
+
+def test_the_ldap_page_says_a_run_waits_for_confirmation(
+    tenant, make_directory, run_sync, school, admin_client_
+):
+    data, empty = school
+    directory = make_directory(tenant, base_dn=data)
+    run_sync(directory)
+    assert 'id="guarded-run"' not in admin_client_.get(reverse("ldap_sync:directory")).content.decode()
+    directory.base_dn = empty
+    directory.save()
+    guarded = run_sync(directory).run
+
+    page = " ".join(admin_client_.get(reverse("ldap_sync:directory")).content.decode().split())
+
+    assert 'id="guarded-run"' in page and "elle supprimerait 6 OU et 6 utilisateurs" in page
+    assert reverse("ldap_sync:run", kwargs={"pk": guarded.pk}) in page
