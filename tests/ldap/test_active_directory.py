@@ -389,7 +389,17 @@ def test_the_ldap_page_says_how_many_imported_users_are_disabled(
 
 @pytest.mark.parametrize(
     "username",
-    ["*", "*)(sAMAccountName=*", "cdurand)(|(sAMAccountName=*", "EXAMPLE\\*", "*@example.test", "nobody"],
+    [
+        "*",
+        "*)(sAMAccountName=*",
+        "cdurand)(|(sAMAccountName=*",
+        "EXAMPLE\\*",
+        "*@example.test",
+        "nobody",
+        "EXAMPLE\\",
+        "\\",
+        "  ",
+    ],
 )
 def test_ad_logins_are_not_filter_injections(username, tenant, make_ad_directory, ad_dir):  # type: ignore[no-untyped-def]
     make_ad_directory(tenant)
