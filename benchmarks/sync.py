@@ -1,6 +1,12 @@
 """Benchmark: the ChromeOS sync at 10,000 and 100,000 devices, against the emulator over HTTP.
 
-Usage: ``.venv/bin/python benchmarks/sync.py [--sizes 10000 100000] [--naive-at 10000] [--keep-db]``
+Usage: ``.venv/bin/python benchmarks/sync.py [--sizes 10000 100000] [--naive-at 10000] [--keep-db]
+[--latency-ms MEAN[:SPREAD]]``
+
+``--latency-ms 300`` (or ``250:100``) makes the emulator answer each device page (``chromeosdevices.list``) after
+MEAN ± SPREAD ms, as Google does (its latency model, ``google_emulator/limits.py``): the fetch floor then is the
+sequential floor of any lister (pages × latency, also printed), and the ratios say how much the sync adds to it.
+The naive run is skipped under latency.
 
 For each N it starts the Google emulator as its own process (``python -m google_emulator``) seeded with N
 devices, makes one tenant with an authorized integration in its own database (``DATABASE_URL``, default
@@ -128,13 +134,24 @@ def free_port() -> int:
 
 
 class Emulator:
-    def __init__(self, devices: int) -> None:
+    def __init__(self, devices: int, latency: str | None = None) -> None:
         import requests
 
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
+        command = [
+            sys.executable,
+            "-m",
+            "google_emulator",
+            "--port",
+            str(self.port),
+            "--devices",
+            str(devices),
+        ]
+        if latency:
+            command += ["--latency", f"directory.chromeosdevices.list={latency}"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "google_emulator", "--port", str(self.port), "--devices", str(devices)],
+            command,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -298,11 +315,14 @@ def best(
     return fastest
 
 
-def bench_size(size: int, naive: bool, repeat: int) -> list[dict[str, Any]]:
+def bench_size(size: int, naive: bool, repeat: int, latency: str | None = None) -> list[dict[str, Any]]:
     from django.db import connection
 
-    print(f"\n== N = {size:,}: starting the emulator", flush=True)
-    emulator = Emulator(size)
+    print(
+        f"\n== N = {size:,}: starting the emulator" + (f" ({latency} ms per page)" if latency else ""),
+        flush=True,
+    )
+    emulator = Emulator(size, latency)
     try:
         integration_id = setup_tenant(emulator)
         env = {**os.environ, "GOOGLE_EMULATOR_HOST": emulator.host}
@@ -360,6 +380,11 @@ def main() -> None:
     parser.add_argument("--naive-at", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the fastest is kept")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--latency-ms",
+        metavar="MEAN[:SPREAD]",
+        help="the emulator's latency per device page, e.g. 300 or 250:100",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--integration", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -370,7 +395,8 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     with migrated_database(keep=args.keep_db):
         for size in args.sizes:
-            results += bench_size(size, naive=size == args.naive_at, repeat=args.repeat)
+            naive = size == args.naive_at and not args.latency_ms
+            results += bench_size(size, naive=naive, repeat=args.repeat, latency=args.latency_ms)
     print("\n" + HEADER)
     print("-" * len(HEADER))
     for size in args.sizes:
@@ -380,6 +406,12 @@ def main() -> None:
         floor = rows[0]["seconds"]
         for row in rows:
             print(format_row(row, floor))
+        if args.latency_ms:
+            mean = float(args.latency_ms.partition(":")[0])
+            pages = -(-size // 300)
+            print(
+                f"{'':>8}   sequential floor at {mean:g} ms per page: {pages} pages × {mean:g} ms = {pages * mean / 1000:.1f} s"
+            )
         by_mode = {r["mode"]: r for r in rows}
         if "naive" in by_mode and "full" in by_mode:
             print(
