@@ -260,6 +260,10 @@ class TenantLDAPBackend(LDAPBackend):
             user.is_active = True
         user.role = role
         user.email = self._email(ldap_user)
+        if not (ldap_user.attrs.get("givenname") or ldap_user.attrs.get("sn")):
+            # No given name nor surname (USER_ATTR_MAP's source): the directory's display name names them.
+            names = ldap_user.attrs.get(self.directory.name_attribute.lower()) or [""]
+            user.first_name, user.last_name = str(names[0]).strip()[:150], ""
         return user, built
 
     def _email(self, ldap_user: _LDAPUser) -> str:

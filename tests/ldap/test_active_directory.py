@@ -453,3 +453,29 @@ def test_every_ad_bind_code_has_its_plain_message(code: str, words: str) -> None
     error = ldap.INVALID_CREDENTIALS({"desc": "Invalid credentials", "info": info})
     assert ad_bind_reason(error) == code and words in AD_BIND_MESSAGES[code]
     assert ad_bind_reason(ldap.INVALID_CREDENTIALS({"desc": "Invalid credentials", "info": ""})) is None
+
+
+def test_an_account_without_given_name_is_named_by_its_display_name(
+    tenant, make_ad_directory, ad_dir, samba_ad
+):  # type: ignore[no-untyped-def]
+    make_ad_directory(tenant)
+    dn = f"CN=Accueil Standard,OU=Services,{ad_dir.base_dn}"
+    password = f'"{ad_dir.user_password}"'.encode("utf-16-le")
+    conn = samba_ad.admin_connection()
+    try:
+        conn.add_s(
+            dn,
+            [
+                ("objectClass", [b"user"]),
+                ("sAMAccountName", [b"accueil"]),
+                ("displayName", ["Accueil – Standard".encode()]),
+                ("unicodePwd", [password]),
+                ("userAccountControl", [b"66048"]),
+            ],
+        )
+        conn.modify_s(ad_dir.group_dn("read_only"), [(ldap.MOD_ADD, "member", [dn.encode()])])
+        user = authenticate(None, username="accueil", password=ad_dir.user_password, tenant="acme")
+        assert user is not None and user.display_name == "Accueil – Standard"
+    finally:
+        conn.delete_s(dn)
+        conn.unbind_s()
