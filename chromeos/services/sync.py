@@ -1036,7 +1036,9 @@ def devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> S
         try:
             run = _devices_sync(run, progress=progress)
         finally:
-            finished = SyncRun.unscoped.filter(pk=run.pk).first()
+            finished = None
+            with contextlib.suppress(DatabaseError):  # PostgreSQL down: the task's retry matters, not counting
+                finished = SyncRun.unscoped.filter(pk=run.pk).first()
             if finished is not None and finished.status in FINISHED_STATUSES:
                 metrics.record_sync_run(finished)
                 _alerts_evaluate(finished)
