@@ -1037,7 +1037,8 @@ def devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> S
             run = _devices_sync(run, progress=progress)
         finally:
             finished = None
-            with contextlib.suppress(DatabaseError):  # PostgreSQL down: the task's retry matters, not counting
+            # PostgreSQL down: the task's retry matters, not counting.
+            with contextlib.suppress(DatabaseError):
                 finished = SyncRun.unscoped.filter(pk=run.pk).first()
             if finished is not None and finished.status in FINISHED_STATUSES:
                 metrics.record_sync_run(finished)
