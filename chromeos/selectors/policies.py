@@ -70,9 +70,24 @@ def org_unit_rows(integration: GoogleIntegration) -> list[OrgUnitRow]:
     for assignment in assignments().filter(integration=integration):
         by_ou.setdefault(assignment.org_unit_id, []).append(assignment)
     return [
-        OrgUnitRow(ou, org_unit_unsupported_reason(ou), by_ou.get(ou.pk, []))
+        OrgUnitRow(ou, _row_reason(ou, by_ou.get(ou.pk, [])), by_ou.get(ou.pk, []))
         for ou in OrgUnit.objects.filter(integration=integration).order_by("path")
     ]
+
+
+def _row_reason(ou: OrgUnit, assigned: list[PolicyAssignment]) -> str | None:
+    """An OU that carries assignments but lost its LDAP OU (deleted or renamed in the directory) is not "a local
+    OU": say what is true, that what the console wrote there is still applied at Google."""
+    reason = org_unit_unsupported_reason(ou)
+    if reason and assigned and not ou.supported and ou.missing_since is None and ou.path != "/":
+        applied = [a for a in assigned if a.applied_values]
+        if applied:
+            return _(
+                "Unité LDAP disparue ou renommée dans l'annuaire : cette unité n'est plus prise en charge, mais les "
+                "règles de ses affectations (%(assignments)s) restent appliquées chez Google. Retirez-les, ou "
+                "recréez l'unité dans l'annuaire."
+            ) % {"assignments": ", ".join(a.subject_label for a in applied)}
+    return reason
 
 
 def ancestor_paths(path: str) -> list[str]:

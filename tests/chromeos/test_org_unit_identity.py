@@ -113,3 +113,24 @@ def test_an_existing_ou_cannot_be_released_and_an_unassigned_ou_that_goes_is_del
     google_emulator.control("POST", "/org-units/delete", {"paths": [others[-1]]})
     run_sync(google_integration)
     assert not OrgUnit.unscoped.filter(path=others[-1]).exists()
+
+
+@pytest.mark.django_db
+def test_an_ou_whose_ldap_ou_went_says_its_policies_are_still_applied_at_google(
+    google_integration: GoogleIntegration, admin_client_: Any
+) -> None:
+    from tests.chromeos.policies_helpers import link_ldap
+
+    ou = OrgUnit.unscoped.create(
+        tenant=google_integration.tenant,
+        integration=google_integration,
+        org_unit_id="03ph8a2z1",
+        path="/Écoles",
+        name="Écoles",
+    )
+    link_ldap(ou)
+    _assign(google_integration, "/Écoles")
+    ou.refresh_from_db()
+    ou.ldap_org_unit.delete()  # deleted in the directory, then by the LDAP sync: the link goes (SET_NULL)
+    page = admin_client_.get(reverse("chromeos:policies")).content.decode()
+    assert "Unité LDAP disparue ou renommée" in page and "restent appliquées chez Google" in page
