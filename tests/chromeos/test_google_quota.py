@@ -129,3 +129,43 @@ def test_the_sync_run_log_says_how_long_calls_waited_for_quota(
     assert run.status == SyncStatus.SUCCEEDED, run.log
     waits = [line for line in run.log if line["msg"].startswith("Quota Google")]
     assert len(waits) == 1 and waits[0]["params"]["count"] >= 2, run.log
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(customers=2, devices=5)
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_project_bucket_is_shared_by_every_tenant(
+    governed: Any,
+    google_integration: GoogleIntegration,
+    google_emulator: EmulatorHandle,
+    other_tenant: Any,
+    enabled: bool,
+) -> None:
+    from tests.chromeos.test_multi_customer_sync import authorize
+
+    # One OAuth client = one project: 30 calls per 3 s for both tenants together. The governor's project bucket
+    # (6/s, 3 deep: at most 21 calls in any 3 s) keeps both under it; each admin alone would be far from it.
+    governed.GOOGLE_QUOTA_ENABLED = enabled
+    governed.GOOGLE_QUOTA_USER_PER_MINUTE = 6000
+    governed.GOOGLE_QUOTA_PROJECT_PER_MINUTE = 360
+    google_emulator.control("POST", "/limits", {"project_rate": 30, "window_seconds": 3})
+    other = authorize(other_tenant, google_emulator, "2")
+    results: list[tuple[int, list[GoogleClient]]] = []
+
+    def tenant_burst(integration: GoogleIntegration) -> None:
+        try:
+            results.append(burst(integration))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=tenant_burst, args=(i,)) for i in (google_integration, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = sum(count for count, _ in results)
+    refused = google_emulator.control("GET", "/limits")["refused"]
+    if enabled:
+        assert (errors, refused) == (0, {})
+    else:
+        assert errors > 0 and refused == {"quotaExceeded": errors}
