@@ -74,7 +74,8 @@ def zip_bytes(entries: dict[str, bytes] | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in (entries or {"manifest.json": b'{"manifest_version": 3, "name": "Demo"}'}).items():
-            archive.writestr(name, data)
+            # A fixed time: writestr(name) stamps the current time, so two calls a second apart differed.
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data)
     return buffer.getvalue()
 
 
