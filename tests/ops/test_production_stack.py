@@ -228,8 +228,13 @@ def test_logs_are_json_lines_with_context_and_no_secret(prod_stack: ProdStack, s
     browser = _sign_in(stack)
     status, headers, _ = browser.request("GET", "/", headers={"X-Request-ID": "req-ops-test-0001"})
     assert status == 200 and headers["x-request-id"] == "req-ops-test-0001"
-    time.sleep(0.5)
+    # gunicorn writes the request's line after answering: wait for it rather than for a fixed time (a loaded
+    # machine took longer than half a second).
+    deadline = time.monotonic() + 20
     log = stack.services["prod"].log()
+    while "req-ops-test-0001" not in log and time.monotonic() < deadline:
+        time.sleep(0.2)
+        log = stack.services["prod"].log()
     lines = [line for line in log.splitlines() if line.strip()]
     records = []
     for line in lines:
