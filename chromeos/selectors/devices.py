@@ -49,15 +49,16 @@ COLUMNS: dict[str, tuple[str, Any]] = {
     "auto_update_expiration": ("auto_update_expiration", _("Fin des mises à jour")),
     "notes": ("notes", _("Notes")),
 }
+# « Dernière synchro » and the AUE come before the longer text columns: at 1440 px they are in view by default.
 DEFAULT_COLUMNS = (
     "serial_number",
     "status",
     "model",
-    "os_version",
     "org_unit_path",
-    "annotated_user",
     "last_sync",
     "auto_update_expiration",
+    "os_version",
+    "annotated_user",
 )
 DEFAULT_SORT = "serial_number"
 # A page never shows more than this many rows.

@@ -12,3 +12,17 @@ document.addEventListener("DOMContentLoaded", () => {
     sidebar.classList.toggle("open", open);
   });
 });
+
+// A region that scrolls must be reachable from the keyboard: tables and code blocks wider than the page
+// (on a phone they scroll inside themselves) take the focus when they overflow.
+const markScrollable = () => {
+  document.querySelectorAll("main table, main pre, main div").forEach((el) => {
+    const style = getComputedStyle(el);
+    const scroller = [style.overflowX, style.overflowY].some((o) => o === "auto" || o === "scroll");
+    if (scroller && !el.hasAttribute("tabindex")) el.setAttribute("tabindex", "0");
+  });
+};
+document.addEventListener("DOMContentLoaded", markScrollable);
+window.addEventListener("load", markScrollable);
+window.addEventListener("resize", markScrollable);
+document.addEventListener("htmx:afterSettle", markScrollable);
