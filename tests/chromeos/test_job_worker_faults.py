@@ -13,6 +13,7 @@ database and the in-process emulator over HTTP.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -225,26 +226,50 @@ def test_broker_down_at_confirm_the_page_says_so_and_the_job_runs_once_redis_is_
     assert len(google_emulator.requests("admin.customer.devices.chromeos.batchChangeStatus")) == 1
 
 
+# (action, params, Google method, devices per call, how to read the device ids of one request)
+KINDS = {
+    "annotate": (
+        {"annotations": {"annotated_location": "Salle 12"}},
+        PATCH,
+        lambda r: [r["path"].rsplit("/", 1)[-1].split("?")[0]],
+    ),
+    "disable": (
+        {},
+        "admin.customer.devices.chromeos.batchChangeStatus",
+        lambda r: list(r["body"]["deviceIds"]),
+    ),
+    "cmd_reboot": (
+        {},
+        "admin.customer.devices.chromeos.issueCommand",
+        lambda r: [r["path"].split("/chromeos/", 1)[1].split(":", 1)[0]],
+    ),
+}
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.google_emulator(devices=300)
-def test_worker_killed_mid_bulk_the_job_resumes_and_no_device_is_patched_twice(
-    google_integration, google_emulator, fleet, tenant, admin_user, workers, settings
+@pytest.mark.parametrize(("action", "seed"), [("annotate", 1), ("disable", 2), ("cmd_reboot", 3)])
+def test_worker_killed_mid_job_the_job_resumes_and_no_device_is_sent_twice(
+    google_integration, google_emulator, fleet, tenant, admin_user, workers, settings, action, seed
 ):
+    """The whole worker SIGKILLed at a seeded point of a device job of each kind (per device, batches of 50,
+    remote commands): the reaper resumes it and Google never receives a device twice."""
+    params, method, device_ids = KINDS[action]
     settings.JOB_HEARTBEAT_TIMEOUT_SECONDS = (
         2  # this (reaping) process only: "dead within minutes" in production
     )
-    google_emulator.add_fault(method=PATCH, delay_ms=20, count=None)  # time to aim the kill
+    # Time to aim the kill: per-device calls take 20 ms, a batch of 50 takes 400 ms.
+    google_emulator.add_fault(method=method, delay_ms=400 if action == "disable" else 20, count=None)
     chosen = [d for d in fleet if d.status == "ACTIVE"][:120]
+    kill_after = random.Random(seed).randint(10, 60) if action != "disable" else 50
     first = workers()
     with tenant_context(tenant):
         job = services.device_action_prepare(
-            actor=admin_user, action="annotate", device_pks=[d.pk for d in chosen]
+            actor=admin_user, action=action, device_pks=[d.pk for d in chosen]
         )
-        services.device_action_confirm(
-            job=job, actor=admin_user, params={"annotations": {"annotated_location": "Salle 12"}}
-        )
+        services.device_action_confirm(job=job, actor=admin_user, params=params)
     done = DeviceActionItem.unscoped.filter(job=job, status="succeeded")
-    _wait(lambda: done.count() >= 40, 60, "40 devices annotated")
+    _wait(lambda: done.count() >= kill_after, 60, f"{kill_after} devices done")
     first.kill()
     killed_at = time.monotonic()
     at_kill = done.count()
@@ -257,15 +282,18 @@ def test_worker_killed_mid_bulk_the_job_resumes_and_no_device_is_patched_twice(
         lambda: (j := _job(job.pk)).status not in (JobStatus.QUEUED, JobStatus.RUNNING) and j, 120, "the job"
     )
     recovered_in = time.monotonic() - killed_at
-    print(f"\nkilled after {at_kill} of {len(chosen)} devices; finished {recovered_in:.1f} s after the kill")
+    print(
+        f"\n{action} seed={seed}: killed after {at_kill} of {len(chosen)}; finished {recovered_in:.1f} s later"
+    )
 
     assert final.resumes == 1
     assert final.succeeded + final.failed == len(chosen)
     in_doubt = DeviceActionItem.unscoped.filter(job=job, status="failed")
-    assert final.failed <= 1 and all("résultat inconnu" in i.message for i in in_doubt)
+    batch = 50 if action == "disable" else 1
+    assert final.failed <= batch and all("résultat inconnu" in i.message for i in in_doubt)
     assert not DeviceActionItem.unscoped.filter(job=job, status__in=["pending", "sending"]).exists()
-    # Google saw each device at most once, and every device but the one in doubt exactly once.
-    patched = Counter(r["path"].rsplit("/", 1)[-1].split("?")[0] for r in google_emulator.requests(PATCH))
-    assert max(patched.values()) == 1
-    assert len(patched) >= len(chosen) - 1
-    assert set(patched) <= {d.device_id for d in chosen}
+    # Google saw each device at most once, and every device but those in doubt exactly once.
+    sent = Counter(d for r in google_emulator.requests(method) for d in device_ids(r))
+    assert max(sent.values()) == 1
+    assert len(sent) >= len(chosen) - batch
+    assert set(sent) <= {d.device_id for d in chosen}
