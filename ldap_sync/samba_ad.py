@@ -143,7 +143,8 @@ class SambaAdServer:
         if problem:
             raise SambaAdError(problem)
         started = time.monotonic()
-        self.data_dir = Path(tempfile.mkdtemp(prefix="mdm-samba-ad-"))
+        _delete_stale_leftovers()
+        self.data_dir = Path(tempfile.mkdtemp(prefix=f"mdm-samba-ad-{os.getpid()}-"))
         atexit.register(self.stop)
         try:
             self._restore_or_build(seed)
@@ -295,7 +296,6 @@ class SambaAdServer:
         )
 
     def _serve(self) -> None:
-        _delete_stale_namespaces()
         self.netns = f"mdm-ad-{os.getpid()}-{secrets.token_hex(3)}"
         _check_call([IP, "netns", "add", self.netns])
         _check_call([IP, "netns", "exec", self.netns, IP, "link", "set", "lo", "up"])
@@ -407,20 +407,29 @@ def tls_material_in(directory: Path) -> TlsMaterial:
     return TlsMaterial(ca_cert_pem=ca, server_cert_pem=cert, server_key_pem=key)
 
 
-def _delete_stale_namespaces() -> None:
-    """Namespaces of fixtures whose process was killed (its samba and relays died with it): empty, deleted."""
+def _pid_is_gone(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def _delete_stale_leftovers() -> None:
+    """What a fixture killed by SIGKILL leaves (its samba and relays died with it): its empty namespace and its
+    folder, both named after its pid, deleted once that pid is gone."""
     listing = subprocess.run([IP, "netns", "list"], capture_output=True, text=True, check=False)  # noqa: S603
     for line in listing.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         parts = name.split("-")
-        if len(parts) != 4 or parts[:2] != ["mdm", "ad"] or not parts[2].isdigit():
-            continue
-        try:
-            os.kill(int(parts[2]), 0)
-        except ProcessLookupError:
+        if len(parts) == 4 and parts[:2] == ["mdm", "ad"] and parts[2].isdigit() and _pid_is_gone(parts[2]):
             subprocess.run([IP, "netns", "delete", name], capture_output=True, check=False)  # noqa: S603
-        except PermissionError:
-            continue
+    for folder in Path(tempfile.gettempdir()).glob("mdm-samba-ad-*-*"):
+        pid = folder.name.split("-")[3]
+        if pid.isdigit() and _pid_is_gone(pid):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _die_with_parent() -> None:

@@ -110,7 +110,7 @@ def test_a_killed_test_process_leaves_no_domain_controller_running(ad_dir: AdDir
         "from ldap_sync import ad_directory\n"
         "from ldap_sync.samba_ad import SambaAdServer\n"
         "server = SambaAdServer().start(seed=ad_directory.demo())\n"
-        "print(' '.join(map(str, server.pids)), flush=True)\n"
+        "print(' '.join(map(str, server.pids)), server.data_dir, server.netns, flush=True)\n"
         "time.sleep(300)\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -121,7 +121,8 @@ def test_a_killed_test_process_leaves_no_domain_controller_running(ad_dir: AdDir
         env={**os.environ, "PYTHONPATH": root},
     )
     try:
-        pids = [int(pid) for pid in (child.stdout.readline() if child.stdout else "").split()]
+        *numbers, folder, netns = (child.stdout.readline() if child.stdout else "").split()
+        pids = [int(pid) for pid in numbers]
         assert len(pids) == 5
     finally:
         child.send_signal(signal.SIGKILL)
@@ -139,6 +140,12 @@ def test_a_killed_test_process_leaves_no_domain_controller_running(ad_dir: AdDir
             not in ("", "Z")
         ]
     assert alive == []
+    # What it could not clean itself (its folder, its now empty namespace) goes at the next start.
+    from ldap_sync.samba_ad import _delete_stale_leftovers
+
+    _delete_stale_leftovers()
+    assert not os.path.exists(folder)
+    assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
 
 # -- bind names and AD's reasons ------------------------------------------------------------------------------------
