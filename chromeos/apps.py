@@ -44,6 +44,9 @@ class ChromeosConfig(AppConfig):
 
         register_reaper("chromeos.sync", sync_runs_reap)
         register_reaper("chromeos.device_jobs", device_jobs_reap)
+        from chromeos.services.policies import policy_jobs_reap
+
+        register_reaper("chromeos.policy_jobs", policy_jobs_reap)
 
         # Deleting a Blueprint or an app deletes its assignments (CASCADE) and puts back at Google what they wrote.
         from django.db.models.signals import pre_delete

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -381,6 +381,42 @@ def _send_revert(
 
 # -- apply ----------------------------------------------------------------------------------------------------
 POLICY_KIND = "chromeos.policyassignment"
+
+
+# Past this, an apply or a removal still in progress (no task retry lasts this long: 1, 5, 15 min) lost its
+# worker: the reaper fails it with the reason, and the admin decides (nothing is sent to Google again by itself).
+REAP_AFTER = 2 * STUCK_AFTER
+
+
+def policy_jobs_reap(now: datetime) -> int:
+    """The reaper of policy jobs (registered in ``mdm.jobs``)."""
+    stale = PolicyAssignment.unscoped.filter(
+        state__in=(AssignmentState.APPLYING, AssignmentState.REMOVING), updated_at__lt=now - REAP_AFTER
+    ).select_related("tenant", "org_unit", "blueprint", "app")
+    reaped = 0
+    for assignment in stale[:500]:
+        if jobs.publication_pending(POLICY_KIND, assignment.pk):
+            continue  # waiting for the broker, not dead
+        removing = assignment.state == AssignmentState.REMOVING
+        message = _(
+            "Interrompu : le worker s'est arrêté pendant l'opération chez Google (résultat incertain). "
+            "Relancez-la."
+        )
+        done = PolicyAssignment.unscoped.filter(pk=assignment.pk, state=assignment.state).update(
+            state=AssignmentState.REMOVAL_FAILED if removing else AssignmentState.FAILED,
+            google_error=message,
+            updated_at=now,
+        )
+        if done:
+            reaped += 1
+            audit_record(
+                tenant=assignment.tenant,
+                actor=None,
+                action="policy.unassign_failed" if removing else "policy.apply_failed",
+                target=str(assignment),
+                details=_audit_details(assignment, error=message),
+            )
+    return reaped
 
 
 def _is_stuck(assignment: PolicyAssignment) -> bool:

@@ -241,3 +241,17 @@ def test_the_client_backoff_of_a_device_job_is_recorded_as_a_retry(
     assert services.device_action_job_run(job.pk)
     job.refresh_from_db()
     assert job.status == "succeeded" and len(waits) == 2
+
+
+def test_a_policy_job_whose_worker_died_is_failed_with_a_reason(google_integration, tenant):
+    from chromeos.models import PolicyAssignment
+    from tests.factories import PolicyAssignmentFactory
+
+    stuck = PolicyAssignmentFactory(tenant=tenant, state="applying")
+    fresh = PolicyAssignmentFactory(tenant=tenant, state="removing")
+    PolicyAssignment.unscoped.filter(pk=stuck.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert jobs_reap()["chromeos.policy_jobs"] == 1
+    stuck.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stuck.state == "failed" and "worker s'est arrêté" in stuck.google_error
+    assert fresh.state == "removing"  # still within its time
