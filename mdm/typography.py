@@ -19,7 +19,8 @@ _SKIP = re.compile(r"<(textarea|script|style|pre)\b.*?</\1\s*>|<[^>]*>", re.S | 
 _FIXES = (
     (re.compile(r"« +"), "«" + NBSP),
     (re.compile(r" +»"), NBSP + "»"),
-    (re.compile(r"Synchro maintenant"), "Synchro" + NBSP + "maintenant"),
+    # Quoted, the button's name stays whole too (the button itself does not wrap: console.css).
+    (re.compile("«" + NBSP + "Synchro maintenant"), "«" + NBSP + "Synchro" + NBSP + "maintenant"),
 )
 
 

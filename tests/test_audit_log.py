@@ -45,9 +45,10 @@ def test_each_event_reads_as_a_sentence_with_its_object_linked(admin_client_, ev
     edit = reverse("mdm:blueprint_edit", args=[events["blueprint_obj"].pk])
     assert f'a modifié la configuration <a href="{edit}">Écoles primaires</a>.' in body
     job = reverse("chromeos:device_job", args=[events["job"].pk])
-    assert f'a lancé « Régler le volume » sur <a href="{job}">1 périphérique(s)</a>.' in body
+    # French pages keep « and » with their word (non-breaking spaces, mdm/typography.py).
+    assert f'a lancé «\u00a0Régler le volume\u00a0» sur <a href="{job}">1 périphérique(s)</a>.' in body
     assert "a modifié la configuration de l&#x27;annuaire LDAP" in body and "(bind_dn, uri)" in body
-    assert "action « future.thing » sur" in body
+    assert "action «\u00a0future.thing\u00a0» sur" in body
     # No Python reprs, no None: details in words.
     assert "{&#x27;volume&#x27;: 40}" not in body and "{'volume'" not in body and ">None<" not in body
     assert "volume : 40" in body
