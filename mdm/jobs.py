@@ -11,15 +11,14 @@ eventually published; an outage delays it, never loses it. A message may be publ
 it but the delete did not commit): every task is idempotent on its row's state.
 
 Reaping. Beat runs :func:`jobs_reap` every ``JOBS_REAP_SECONDS`` (60 s): the outbox first, then each kind's
-reaper, registered by its app (``register_reaper``). The life cycle of each kind (states, who moves them, how a
-dead worker is noticed and how fast) is in ``/work/notes/rel.md`` and in each kind's module docstring:
+reaper, registered by its app (``register_reaper``). How each kind notices a dead worker, and what it does then:
 
 | kind             | row                     | dead worker noticed by                                   | then                          |
 |------------------|-------------------------|----------------------------------------------------------|-------------------------------|
 | ChromeOS sync    | ``SyncRun``             | its tenant's advisory lock is free (at once)             | failed « interrompue », the next run continues |
 | LDAP sync        | ``LdapSyncRun``         | its tenant's advisory lock is free (at once); queued and not taken for ``LDAP_SYNC_QUEUED_TIMEOUT_SECONDS`` | failed with the reason |
 | device job       | ``DeviceActionJob``     | ``heartbeat_at`` older than ``JOB_HEARTBEAT_TIMEOUT_SECONDS`` (beats per chunk and during Google backoffs) | resumed: items sent when the worker died are failed « résultat inconnu », pending ones continue; failed after ``JOB_MAX_RESUMES`` |
-| policy job       | ``PolicyAssignment``    | state unchanged for ``STUCK_AFTER`` (policies service)   | the admin may apply / remove again |
+| policy job       | ``PolicyAssignment``    | applying / removing unchanged for ``REAP_AFTER`` (30 min, policies service) | failed with the reason; the admin applies / removes again |
 | removal          | ``RemovalRun``          | older than the task's hard time limit (removal service)  | failed, the admin may retry   |
 """
 
