@@ -508,7 +508,8 @@ class RemovalRun(TenantOwnedModel):
     domain = models.CharField(_("domaine"), max_length=255, blank=True)
     # The integration's status when the removal was asked, restored if revocation fails.
     previous_status = models.CharField(max_length=20, blank=True)
-    # "revoked", "already_invalid" (Google no longer knew the token), or empty while not revoked.
+    # "revoked", "already_invalid" (Google no longer knew the token), "token_unreadable" (no key decrypts it: not
+    # revoked), or empty while not revoked.
     revocation = models.CharField(_("révocation"), max_length=20, blank=True)
     expected = models.JSONField(_("à supprimer"), default=dict, blank=True)
     # The admin's choice on the confirmation: put the OUs the console wrote policies on back to inherited

@@ -1142,7 +1142,7 @@ def _revoke(account: User, reason: str, log: RunLog, revoked: set[int]) -> None:
     account.save(update_fields=["is_active"])
     DirectoryRevocation.unscoped.create(tenant=account.tenant, user=account, reason=reason)
     audit_record(
-        tenant=account.tenant,  # type: ignore[arg-type]
+        tenant=account.tenant,
         actor=None,
         action="ldap.account.revoke",
         target=account.username,

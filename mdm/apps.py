@@ -22,3 +22,11 @@ class MdmConfig(AppConfig):
             app_package_release(instance)
 
         post_delete.connect(app_deleted, sender=App, weak=False, dispatch_uid="mdm.app_package_release")
+
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
+
+        from mdm import auth, checks  # noqa: F401  (checks registers the deployment checks)
+
+        # After axes' own receivers (axes is listed before mdm): they mark a throttled request first.
+        user_logged_in.connect(auth.on_user_logged_in, dispatch_uid="mdm-signin-audit-success")
+        user_login_failed.connect(auth.on_user_login_failed, dispatch_uid="mdm-signin-audit-failure")

@@ -27,6 +27,7 @@ CATEGORIES: dict[str, Any] = {
     "google": _("Intégration Google"),
     "devices": _("Périphériques"),
     "policies": _("Affectations"),
+    "signin": _("Connexions"),
     "other": _("Autres"),
 }
 # Code prefix → category; the longest matching prefix wins.
@@ -34,6 +35,7 @@ CATEGORY_PREFIXES: dict[str, str] = {
     "tenant.": "console",
     "blueprint.": "console",
     "app.": "console",
+    "auth.": "signin",
 }
 
 
@@ -194,4 +196,16 @@ def core_messages() -> dict[str, AuditMessage]:
         "app.create": AuditMessage(_("%(actor)s a ajouté l'appli %(object)s."), app),
         "app.update": AuditMessage(_("%(actor)s a modifié l'appli %(object)s."), app),
         "app.delete": AuditMessage(_("%(actor)s a supprimé l'appli %(object)s.")),
+        # Sign-ins (mdm.services.signin_record): the object is the user name as typed.
+        "auth.login": AuditMessage(_("Connexion de %(object)s depuis l'adresse %(address)s.")),
+        "auth.login_failed": AuditMessage(
+            _(
+                "Échec de connexion pour %(object)s depuis l'adresse %(address)s (mot de passe ou compte refusé)."
+            )
+        ),
+        "auth.login_blocked": AuditMessage(
+            _(
+                "Connexion refusée sans vérification pour %(object)s depuis l'adresse %(address)s : trop d'échecs."
+            )
+        ),
     }

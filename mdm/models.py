@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import PurePath
+from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -75,8 +76,14 @@ class User(AbstractUser):
 
 
 class AuditEvent(TenantOwnedModel):
-    """Who did what, when, to what. Written through ``mdm.services.audit_record``; never holds secrets."""
+    """Who did what, when, to what. Written through ``mdm.services.audit_record``; never holds secrets.
 
+    Events of no tenant (support staff signing in, a sign-in attempt with an unknown user name or organisation)
+    have an empty tenant: no tenant sees them, support does in /support/."""
+
+    tenant = models.ForeignKey(  # type: ignore[assignment]
+        "mdm.Tenant", on_delete=models.CASCADE, related_name="+", editable=False, null=True, blank=True
+    )
     actor = models.ForeignKey(
         User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("acteur")
     )
@@ -95,6 +102,10 @@ class AuditEvent(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # An event may belong to no tenant: never filled in from the current tenant (audit_record passes it).
+        models.Model.save(self, *args, **kwargs)
 
 
 class Platform(models.TextChoices):

@@ -21,7 +21,7 @@ SYSTEM_ACTOR = "système"
 
 def audit_record(
     *,
-    tenant: Tenant,
+    tenant: Tenant | None,
     actor: User | None,
     action: str,
     target: str = "",
@@ -38,13 +38,67 @@ def audit_record(
         target=target[:300],
         details=details or {},
     )
-    logger.info("audit tenant=%s actor=%s action=%s target=%s", tenant.slug, label, action, target)
+    logger.info(
+        "audit tenant=%s actor=%s action=%s target=%s", tenant.slug if tenant else "-", label, action, target
+    )
     return event
 
 
+def signin_record(
+    *,
+    succeeded: bool,
+    username: str,
+    organisation: str = "",
+    user: User | None = None,
+    address: str | None = None,
+    site: str = "console",
+    blocked: bool = False,
+    locked_out: bool = False,
+) -> AuditEvent:
+    """Audit one sign-in attempt. Only what was typed as a user name and organisation is kept, never the
+    password. A failed attempt is filed under the tenant it aimed at (the organisation typed, or the local
+    account's tenant) so the tenant's admins see attacks on their accounts; attempts at nothing known are
+    filed under no tenant, for support."""
+    username = username.strip()[:150]
+    organisation = organisation.strip()[:63]
+    tenant: Tenant | None = None
+    if user is not None:
+        tenant = user.tenant
+    elif organisation:
+        tenant = Tenant.objects.filter(slug=organisation).first()
+    elif username:
+        user = User.objects.filter(username=username).select_related("tenant").first()
+        tenant = user.tenant if user is not None else None
+    if succeeded:
+        action = "auth.login"
+    elif blocked:
+        action = "auth.login_blocked"
+    else:
+        action = "auth.login_failed"
+    details: dict[str, Any] = {"site": site, "address": address or ""}
+    if organisation:
+        details["organisation"] = organisation
+    if locked_out:
+        details["locked_out"] = True
+    label = (user.get_username() if user is not None and succeeded else username) or "?"
+    return audit_record(
+        tenant=tenant,
+        actor=user if succeeded else None,
+        action=action,
+        target=label,
+        details=details,
+        actor_label=label,
+    )
+
+
 def audit_purge(*, older_than_days: int) -> int:
+    from axes.models import AccessFailureLog, AccessLog
+
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _ = AuditEvent.unscoped.filter(created_at__lt=cutoff).delete()
+    # django-axes keeps its own sign-in logs for support (/support/): same retention as the audit trail.
+    AccessLog.objects.filter(attempt_time__lt=cutoff).delete()
+    AccessFailureLog.objects.filter(attempt_time__lt=cutoff).delete()
     return deleted
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -59,6 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "axes",
+    "csp",
     "mdm",
     "ldap_sync",
     "chromeos",
@@ -73,6 +76,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outside every middleware that renders or changes a page: it rewrites their final HTML (mdm/display.py).
     "mdm.display.DisplaySafetyMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     # Non-breaking spaces inside « » on French pages (mdm/typography.py).
@@ -85,7 +90,10 @@ MIDDLEWARE = [
     "ops.logs.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "mdm.jobs.BrokerNoticeMiddleware",
+    "mdm.middleware.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mdm.middleware.EncryptionKeyErrorMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mdm.urls"
@@ -128,8 +136,10 @@ CACHES = {
 }
 
 AUTH_USER_MODEL = "mdm.User"
+# The throttle comes first: a locked-out attempt reaches no other backend, so no bind to the directory (mdm/auth.py).
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "mdm.auth.ThrottleBackend",
+    "mdm.auth.LocalAccountBackend",
     "ldap_sync.backends.TenantLDAPBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -185,12 +195,77 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = 0 if DEBUG else int(os.environ.get("DJANGO_HSTS_SECONDS", str(60 * 60 * 24 * 365)))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", not DEBUG)
+# Preloading is a commitment for the whole domain that is slow to undo: only on request.
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# check --deploy warns when preload is off; off is this deployment's deliberate default.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("DJANGO_BEHIND_TLS_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# htmx sends the CSRF token from the page (hx-headers), never from the cookie: scripts need not read it.
+CSRF_COOKIE_HTTPONLY = True
+
+# Sessions: signed out after DJANGO_SESSION_IDLE_SECONDS without a request, and DJANGO_SESSION_MAX_AGE_SECONDS
+# after signing in whatever the activity (mdm.middleware.SessionTimeoutMiddleware).
+SESSION_IDLE_TIMEOUT = int(os.environ.get("DJANGO_SESSION_IDLE_SECONDS", str(2 * 60 * 60)))
+SESSION_MAX_AGE = int(os.environ.get("DJANGO_SESSION_MAX_AGE_SECONDS", str(12 * 60 * 60)))
+SESSION_COOKIE_AGE = SESSION_MAX_AGE
+
+# Sign-in throttling (django-axes, see mdm/auth.py): per account and per client address, growing cool-off.
+AXES_FAILURE_LIMIT = int(os.environ.get("MDM_SIGNIN_ACCOUNT_LIMIT", "5"))
+MDM_SIGNIN_ADDRESS_LIMIT = int(os.environ.get("MDM_SIGNIN_ADDRESS_LIMIT", "30"))
+MDM_SIGNIN_COOLOFF_BASE = timedelta(seconds=int(os.environ.get("MDM_SIGNIN_COOLOFF_SECONDS", "300")))
+MDM_SIGNIN_COOLOFF_MAX = timedelta(seconds=int(os.environ.get("MDM_SIGNIN_COOLOFF_MAX_SECONDS", "86400")))
+# Proxies in front of the console whose X-Forwarded-For is trusted (the client address is that many from the right).
+MDM_TRUSTED_PROXY_COUNT = int(
+    os.environ.get("DJANGO_TRUSTED_PROXY_COUNT", "1" if env_bool("DJANGO_BEHIND_TLS_PROXY") else "0")
+)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_CALLABLE = "mdm.auth.throttle_key"
+AXES_CLIENT_IP_CALLABLE = "mdm.auth.client_address"
+AXES_COOLOFF_TIME = "mdm.auth.cool_off"
+AXES_HANDLER = "mdm.auth.ThrottleHandler"
+AXES_LOCKOUT_CALLABLE = "mdm.auth.lockout_response"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+AXES_VERBOSE = False
+
+# Headers. No inline script or style anywhere (htmx's own indicator style is off: templates/base.html).
+_GOOGLE_ACCOUNTS = "https://accounts.google.com"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        # "Autoriser Google" posts here, then is redirected to Google's consent page (the emulator's in tests).
+        "form-action": [
+            "'self'",
+            _GOOGLE_ACCOUNTS,
+            *(
+                [f"http://{os.environ['GOOGLE_EMULATOR_HOST']}"]
+                if os.environ.get("GOOGLE_EMULATOR_HOST")
+                else []
+            ),
+        ],
+    }
+}
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media", "fullscreen",
+        "geolocation", "gyroscope", "magnetometer", "microphone", "midi", "payment", "picture-in-picture",
+        "publickey-credentials-get", "screen-wake-lock", "sync-xhr", "usb", "xr-spatial-tracking",
+    )
+}  # fmt: skip
 
 # --- Google ----------------------------------------------------------------------------------------------
 GOOGLE_OAUTH_CLIENT_ID = os.environ.get(
@@ -314,6 +389,8 @@ _outbound.parse_ports(MDM_OUTBOUND_ALLOWED_PORTS)
 # JSON lines in production, text in development; request, tenant, user, run/job and task ids (ops/logs.py).
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = _ops_logging_config(json_lines=LOG_FORMAT == "json", level=os.environ.get("LOG_LEVEL", "INFO"))
+# django-axes logs every attempt at INFO; the audit trail records them already (mdm/auth.py).
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
 
 # Uploaded app packages. Production mounts persistent storage here (or sets STORAGES to an object store).
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "var" / "media"))

@@ -253,7 +253,7 @@ def removal_run_execute(run_id: int) -> RemovalRun:
 def _execute(run: RemovalRun) -> RemovalRun:
     tenant = run.tenant
     _set_status(run, RemovalStatus.REVOKING, started_at=run.started_at or timezone.now())
-    # Not the tokens yet: a token no key can decrypt must fail the run, not crash the task.
+    # Not the tokens yet: reading them is the revocation's business (and may find them unreadable).
     integration = GoogleIntegration.unscoped.only("id", "status").filter(tenant=tenant).first()
     if integration is None:
         # Already gone (a redelivered task whose deletion had committed): nothing left to do.
@@ -263,12 +263,26 @@ def _execute(run: RemovalRun) -> RemovalRun:
         # While the grant still works: afterwards nothing the console wrote at Google can be undone from here.
         from chromeos.services.policies import policy_assignments_restore_all
 
-        full = GoogleIntegration.unscoped.select_related("tenant").get(pk=integration.pk)
-        run.policies = policy_assignments_restore_all(full) or [{"outcome": "none"}]
+        try:
+            full = GoogleIntegration.unscoped.select_related("tenant").get(pk=integration.pk)
+        except DecryptionError:
+            # The token is unreadable: Google cannot be reached for this tenant, so nothing can be restored.
+            run.policies = [{"outcome": TOKEN_UNREADABLE}]
+        else:
+            run.policies = policy_assignments_restore_all(full) or [{"outcome": "none"}]
         RemovalRun.unscoped.filter(pk=run.pk).update(policies=run.policies)
+
+    revocation: str
     try:
         revocation = _revoke(integration)
-    except (GoogleError, DecryptionError) as exc:
+    except DecryptionError as exc:
+        # No configured key reads the token (a key lost or left out of MDM_ENCRYPTION_KEYS): nobody can use it,
+        # and the console cannot revoke it either. The admin asked for the removal and must be able to get it:
+        # the data goes, the run says the grant was not revoked (the error page told the admin to remove the
+        # console's access in Google Admin).
+        logger.warning("removal %s: token unreadable, not revoked: %s", run.support_reference, exc)
+        revocation = TOKEN_UNREADABLE
+    except GoogleError as exc:
         message = _("Google n'a pas pu révoquer l'accès : %(error)s") % {"error": _error_text(exc)}
         logger.warning("removal %s: revocation failed: %s", run.support_reference, exc)
         # Nothing was deleted and the grant still works: the integration carries on as before.
@@ -307,6 +321,10 @@ def _execute(run: RemovalRun) -> RemovalRun:
         cache.delete(progress_key(run.pk))
     logger.info("removal %s succeeded: %s", run.support_reference, run.deleted)
     return run
+
+
+# RemovalRun.revocation when the stored token could not be decrypted, so was not revoked at Google.
+TOKEN_UNREADABLE = "token_unreadable"  # noqa: S105 (an outcome, not a secret)
 
 
 def _revoke(integration: GoogleIntegration) -> RevocationOutcome:

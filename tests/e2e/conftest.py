@@ -66,6 +66,20 @@ def context(browser: Browser, stack: Stack) -> Iterator[BrowserContext]:
 
 
 @pytest.fixture
-def page(context: BrowserContext, stack: Stack) -> Page:
-    """A fresh page (its own cookies), with the stack's base URL: ``page.goto("/login/")``."""
-    return context.new_page()
+def page(context: BrowserContext, stack: Stack) -> Iterator[Page]:
+    """A fresh page (its own cookies), with the stack's base URL: ``page.goto("/login/")``.
+
+    Any Content-Security-Policy violation Chromium reports on the console fails the test: a blocked script or
+    style is a feature silently broken (htmx's live progress, a dialog)."""
+    page_ = context.new_page()
+    violations: list[str] = []
+    page_.on(
+        "console",
+        lambda message: (
+            violations.append(f"{page_.url}: {message.text}")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    yield page_
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)

@@ -266,3 +266,28 @@ def test_logs_are_json_lines_with_context_and_no_secret(prod_stack: ProdStack, s
     everything = log + "\n".join(outputs)
     leaked = [name for name, value in secrets.items() if value in everything]
     assert not leaked, leaked
+
+
+def test_security_headers_of_a_real_response(prod_stack: ProdStack) -> None:
+    """Every header the console sends in production, through gunicorn (the list is written to
+    ``test-artifacts/production-headers.txt``)."""
+    from tests.e2e.stack import ARTIFACTS
+
+    browser = Browser(prod_stack.base_url)
+    status, headers, _ = browser.get("/login/")
+    assert status == 200
+    ARTIFACTS.parent.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS.parent / "production-headers.txt").write_text(
+        "".join(f"{name}: {value}\n" for name, value in sorted(headers.items()))
+    )
+    csp = {
+        part.split()[0]: part.split()[1:]
+        for part in headers["content-security-policy"].split(";")
+        if part.strip()
+    }
+    assert csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
+    assert csp["frame-ancestors"] == ["'none'"] and csp["object-src"] == ["'none'"]
+    assert "camera=()" in headers["permissions-policy"] and "geolocation=()" in headers["permissions-policy"]
+    assert headers["referrer-policy"] == "same-origin"
+    assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    assert "HttpOnly" in headers["set-cookie"] and "Secure" in headers["set-cookie"]

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from mdm.checks import key_problems
 from mdm.fields import DecryptionError, encrypted_fields, primary_key_id
 
 
@@ -15,6 +17,11 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        # The development key is refused by check --deploy, not here: rotating away from it is the cure.
+        problems = [p for p in key_problems(list(settings.MDM_ENCRYPTION_KEYS)) if p[0] != "mdm.E003"]
+        if problems:
+            # One line per bad key, no traceback: this runs in the middle of a key rotation, under stress.
+            raise CommandError(" ".join(message for _, message in problems))
         primary = primary_key_id()
         total = 0
         for model, field in encrypted_fields():
