@@ -141,6 +141,7 @@ MSG = {
         "retraits suspendus jusqu'à confirmation."
     ),
     "confirmed": gettext_noop("Retraits confirmés par un administrateur : jusqu'à %(allowance)s autorisés."),
+    "google_retry": gettext_noop("Google ralentit : nouvelle tentative dans %(seconds)s s."),
     "held": gettext_noop(
         "%(count)s périphériques absents de Google : retraits suspendus depuis le %(since)s, en attente de la "
         "confirmation d'un administrateur (aucune synchronisation ne les applique d'ici là)."
@@ -446,12 +447,22 @@ class PageFetcher:
     memory flat whatever the number of devices. Errors in the thread are raised in the run's thread.
     """
 
-    def __init__(self, integration: GoogleIntegration, *, depth: int = 2) -> None:
-        self.client = _DeferredClient(integration)
+    def __init__(
+        self,
+        integration: GoogleIntegration,
+        *,
+        depth: int = 2,
+        on_retry: Callable[[float], None] | None = None,
+    ) -> None:
+        self.client = _DeferredClient(integration, sleep=self._backoff)
         self.integration = integration
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._fallbacks: list[tuple[int, int]] = []
+        # Google's backoffs in the fetch thread, told to the run's thread (which alone writes the run's log)
+        # while it waits for the next page: the progress stops, the log says why.
+        self._retries: queue.SimpleQueue[float] = queue.SimpleQueue()
+        self._on_retry = on_retry
         self._thread = threading.Thread(target=self._fetch, name="chromeos-sync-fetch", daemon=True)
 
     def _fetch(self) -> None:
@@ -475,6 +486,18 @@ class PageFetcher:
                 continue
         return False
 
+    def _backoff(self, seconds: float) -> None:
+        self._retries.put(seconds)
+        time.sleep(seconds)
+
+    def _tell_retries(self) -> None:
+        while self._on_retry is not None:
+            try:
+                seconds = self._retries.get_nowait()
+            except queue.Empty:
+                return
+            self._on_retry(seconds)
+
     def take_fallbacks(self) -> list[tuple[int, int]]:
         taken, self._fallbacks = self._fallbacks, []
         return taken
@@ -482,7 +505,12 @@ class PageFetcher:
     def __iter__(self) -> Iterator[list[Any]]:
         self._thread.start()
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                self._tell_retries()
+                continue
+            self._tell_retries()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
@@ -1162,7 +1190,9 @@ def _run(
     stage.create()
     listing = Listing()
 
-    fetcher = PageFetcher(integration)
+    fetcher = PageFetcher(
+        integration, on_retry=lambda seconds: _log(run, "warning", "google_retry", seconds=round(seconds))
+    )
     try:
         for devices in fetcher:
             for size, smaller in fetcher.take_fallbacks():

@@ -83,3 +83,15 @@ def test_an_active_integration_shows_no_alert_and_its_next_sync_time(
     assert 'id="integration-alert"' not in admin_client_.get(reverse("home")).content.decode()
     manage = admin_client_.get(reverse("chromeos:manage")).content.decode()
     assert "Suspendue" not in manage.split('id="next-sync">', 1)[1].split("</p>", 1)[0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(devices=30)
+def test_googles_retries_during_the_listing_reach_the_run_log(
+    google_integration: GoogleIntegration, google_emulator: Any
+) -> None:
+    google_emulator.add_fault(method="directory.chromeosdevices.list", status=503, count=2)
+    run = run_sync(google_integration)
+    assert run.status == "succeeded", run.log
+    retries = [line for line in run.log if "nouvelle tentative" in str(line.get("msg", ""))]
+    assert len(retries) == 2 and all(line["level"] == "warning" for line in retries)
