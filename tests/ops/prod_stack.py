@@ -50,6 +50,7 @@ class ProdStack(Stack):
 
     secrets: dict[str, str] = field(default_factory=dict)
     static_root: Path = Path()
+    artifacts: Path = ARTIFACTS
 
 
 class Browser:
@@ -144,8 +145,10 @@ def running_production_stack() -> Iterator[ProdStack]:
     run_id = f"mdm-prod-{os.getpid()}"
     base_db_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mdm")
     database_url = base_db_url.rsplit("/", 1)[0] + f"/mdm_prod_{os.getpid()}"
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # Its own folder: another stack started at the same time (a second pytest run) must not replace its logs.
+    artifacts = ARTIFACTS / run_id
+    shutil.rmtree(artifacts, ignore_errors=True)
+    artifacts.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="mdm-prod-"))
     create_database(database_url)
     directory = demo_directory.demo()
@@ -194,6 +197,7 @@ def running_production_stack() -> Iterator[ProdStack]:
             admin_password=ADMIN_PASSWORD,
             secrets=secrets,
             static_root=workdir / "static",
+            artifacts=artifacts,
         )
         services["google"] = _start(
             "google",
@@ -203,9 +207,9 @@ def running_production_stack() -> Iterator[ProdStack]:
                 "--client-id", env["GOOGLE_OAUTH_CLIENT_ID"], "--client-secret", secrets["GOOGLE_OAUTH_CLIENT_SECRET"],
             ],
             env,
-            ARTIFACTS,
+            artifacts,
         )  # fmt: skip
-        services["prod"] = _start("prod", ["scripts/prod.sh", "all"], env, ARTIFACTS)
+        services["prod"] = _start("prod", ["scripts/prod.sh", "all"], env, artifacts)
         _wait_http(f"{stack.emulator_url}/_emulator/health", services["google"])
         _wait_http(f"{stack.base_url}/healthz", services["prod"], timeout=90)
         grant = stack.emulator("/oauth/grant", {"scopes": _console_scopes()})

@@ -19,14 +19,13 @@ from tests.e2e.stack import PYTHON, ROOT
 from tests.ops.prod_stack import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
-    ARTIFACTS,
     TENANT_SLUG,
     Browser,
     ProdStack,
     csrf_token,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prod")]
+pytestmark = [pytest.mark.slow]
 
 HASHED = re.compile(rb'(?:href|src)="(/static/[^"]+\.[0-9a-f]{12}\.(?:css|js))"')
 
@@ -43,19 +42,19 @@ def _sign_in(stack: ProdStack) -> Browser:
     return browser
 
 
-def test_check_deploy_passes_with_the_production_environment(prod_stack: ProdStack) -> None:
+def check_check_deploy_passes_with_the_production_environment(prod_stack: ProdStack) -> None:
     output = prod_stack.manage("check", "--deploy", "--fail-level", "WARNING")
     assert "no issues" in output
 
 
-def test_plain_http_is_redirected_to_https(prod_stack: ProdStack) -> None:
+def check_plain_http_is_redirected_to_https(prod_stack: ProdStack) -> None:
     browser = Browser(prod_stack.base_url)
     status, headers, _ = browser.request("GET", "/login/", headers={"X-Forwarded-Proto": "http"})
     assert status == 301
     assert headers["location"].startswith("https://")
 
 
-def test_css_and_js_load_hashed_and_compressed(prod_stack: ProdStack) -> None:
+def check_css_and_js_load_hashed_and_compressed(prod_stack: ProdStack) -> None:
     browser = Browser(prod_stack.base_url)
     status, _, page = browser.get("/login/")
     assert status == 200
@@ -76,7 +75,7 @@ def test_css_and_js_load_hashed_and_compressed(prod_stack: ProdStack) -> None:
     assert b'/static/vendor/pico/pico.min.css"' not in page
 
 
-def test_login_works_and_the_console_renders(prod_stack: ProdStack) -> None:
+def check_login_works_and_the_console_renders(prod_stack: ProdStack) -> None:
     browser = _sign_in(prod_stack)
     status, _, page = browser.get("/")
     assert status == 200
@@ -104,13 +103,13 @@ def run_sync(stack: ProdStack) -> tuple[str, int, int]:
     return row
 
 
-def test_a_sync_runs_through_the_worker(prod_stack: ProdStack) -> None:
+def check_a_sync_runs_through_the_worker(prod_stack: ProdStack) -> None:
     status, seen, _ = run_sync(prod_stack)
     assert status == "succeeded", prod_stack.logs()
     assert seen == 60
 
 
-def test_health_and_readiness(prod_stack: ProdStack) -> None:
+def check_health_and_readiness(prod_stack: ProdStack) -> None:
     browser = Browser(prod_stack.base_url)
     # Probes reach the instance over plain HTTP, by address: no redirect, no host check.
     for path in ("/healthz", "/readyz"):
@@ -130,7 +129,7 @@ def test_health_and_readiness(prod_stack: ProdStack) -> None:
     assert set(answer) == {"status", "checks"}
 
 
-def test_the_worker_beats_and_counts_its_tasks(prod_stack: ProdStack) -> None:
+def check_the_worker_beats_and_counts_its_tasks(prod_stack: ProdStack) -> None:
     assert run_sync(prod_stack)[0] == "succeeded"
     with psycopg.connect(prod_stack.database_url, autocommit=True) as conn:
         rows = conn.execute(
@@ -173,7 +172,7 @@ def synced(prod_stack: ProdStack) -> list[str]:
     ]  # fmt: skip
 
 
-def test_metrics_after_a_sync_with_429s_and_an_ldap_sync(prod_stack: ProdStack, synced: list[str]) -> None:
+def check_metrics_after_a_sync_with_429s_and_an_ldap_sync(prod_stack: ProdStack, synced: list[str]) -> None:
     stack = prod_stack
     browser = Browser(stack.base_url)
     # Scraped like Prometheus does: the instance's address, plain HTTP, the bearer token.
@@ -184,7 +183,7 @@ def test_metrics_after_a_sync_with_429s_and_an_ldap_sync(prod_stack: ProdStack, 
     )
     assert status == 200 and headers["content-type"].startswith("text/plain")
     text = body.decode()
-    (ARTIFACTS / "metrics-after-sync.txt").write_text(text, encoding="utf-8")
+    (stack.artifacts / "metrics-after-sync.txt").write_text(text, encoding="utf-8")
     samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -222,7 +221,7 @@ def _stored_secrets(stack: ProdStack) -> list[str]:
     return values
 
 
-def test_logs_are_json_lines_with_context_and_no_secret(prod_stack: ProdStack, synced: list[str]) -> None:
+def check_logs_are_json_lines_with_context_and_no_secret(prod_stack: ProdStack, synced: list[str]) -> None:
     stack = prod_stack
     outputs = synced
     browser = _sign_in(stack)
@@ -268,7 +267,7 @@ def test_logs_are_json_lines_with_context_and_no_secret(prod_stack: ProdStack, s
     assert not leaked, leaked
 
 
-def test_security_headers_of_a_real_response(prod_stack: ProdStack) -> None:
+def check_security_headers_of_a_real_response(prod_stack: ProdStack) -> None:
     """Every header the console sends in production, through gunicorn (the list is written to
     ``test-artifacts/production-headers.txt``)."""
     from tests.e2e.stack import ARTIFACTS
@@ -291,3 +290,24 @@ def test_security_headers_of_a_real_response(prod_stack: ProdStack) -> None:
     assert headers["referrer-policy"] == "same-origin"
     assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
     assert "HttpOnly" in headers["set-cookie"] and "Secure" in headers["set-cookie"]
+
+
+def test_production_mode(prod_stack: ProdStack, synced: list[str]) -> None:
+    """Every check above against one production-mode stack, in one test: one xdist worker starts the stack
+    (this pytest-xdist's loadgroup does not keep a module's tests together)."""
+    for check in (
+        check_check_deploy_passes_with_the_production_environment,
+        check_plain_http_is_redirected_to_https,
+        check_css_and_js_load_hashed_and_compressed,
+        check_login_works_and_the_console_renders,
+        check_a_sync_runs_through_the_worker,
+        check_health_and_readiness,
+        check_the_worker_beats_and_counts_its_tasks,
+        check_metrics_after_a_sync_with_429s_and_an_ldap_sync,
+        check_logs_are_json_lines_with_context_and_no_secret,
+        check_security_headers_of_a_real_response,
+    ):
+        if "synced" in check.__code__.co_varnames[: check.__code__.co_argcount]:
+            check(prod_stack, synced)
+        else:
+            check(prod_stack)
