@@ -11,7 +11,7 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 
-from mdm.settings import _DEV_ENCRYPTION_KEY
+from mdm.settings import _DEV_ENCRYPTION_KEY, _DEV_SECRET_KEY
 from tests.test_support_and_cli import ROOT
 from tests.test_support_and_cli import production_env as base_production_env
 
@@ -86,11 +86,11 @@ def test_hsts_preload_is_off_unless_asked(production):
     assert asked["headers"]["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
 
 
-def _check_deploy(keys: str) -> subprocess.CompletedProcess[str]:
+def _check_deploy(keys: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
-        env=production_env(MDM_ENCRYPTION_KEYS=keys),
+        env=production_env(MDM_ENCRYPTION_KEYS=keys, **env),
         capture_output=True,
         text=True,
     )
@@ -101,16 +101,51 @@ def _check_deploy(keys: str) -> subprocess.CompletedProcess[str]:
     [
         (_DEV_ENCRYPTION_KEY, "mdm.E003"),
         (f"{Fernet.generate_key().decode()},{_DEV_ENCRYPTION_KEY}", "mdm.E003"),
+        # The base64 decoder ignores extra padding and characters outside its alphabet: same key, other spelling.
+        (_DEV_ENCRYPTION_KEY + "==", "mdm.E003"),
+        (_DEV_ENCRYPTION_KEY[:20] + "*" + _DEV_ENCRYPTION_KEY[20:], "mdm.E003"),
         ("not-a-fernet-key", "mdm.E002"),
         (Fernet.generate_key().decode()[:-2], "mdm.E002"),
     ],
-    ids=["development key", "development key kept second", "garbage", "truncated key"],
+    ids=[
+        "development key",
+        "development key kept second",
+        "development key re-padded",
+        "development key with a stray character",
+        "garbage",
+        "truncated key",
+    ],
 )
 def test_check_deploy_fails_on_a_development_or_malformed_key(keys, check_id):
     result = _check_deploy(keys)
     assert result.returncode != 0
     assert check_id in result.stderr
     assert keys not in result.stderr  # a key is never printed
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "check_id"),
+    [
+        (_DEV_SECRET_KEY, "mdm.E004"),
+        (_DEV_SECRET_KEY + "\n", "mdm.E004"),
+        ("short-but-varied-0123456789", "mdm.E005"),
+        ("ab" * 40, "mdm.E005"),
+        ("django-insecure-" + Fernet.generate_key().decode(), "mdm.E005"),
+    ],
+    ids=[
+        "development key",
+        "development key with a newline",
+        "short",
+        "few distinct characters",
+        "insecure prefix",
+    ],
+)
+def test_check_deploy_fails_on_a_development_or_weak_secret_key(secret_key, check_id):
+    result = _check_deploy(Fernet.generate_key().decode(), DJANGO_SECRET_KEY=secret_key)
+    assert result.returncode != 0
+    assert check_id in result.stderr
+    assert f"ERRORS:\n?: ({check_id})" in result.stderr  # an error, not Django's W009 warning
+    assert secret_key.strip() not in result.stderr
 
 
 def test_rotate_reports_a_malformed_key_in_one_line():
