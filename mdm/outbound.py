@@ -8,8 +8,10 @@ the socket itself), which:
 1. resolves the host once and checks **every** resolved address (one refused address refuses the name: a
    round-robin record cannot smuggle an internal address in);
 2. refuses internal addresses: loopback, private ranges (RFC 1918, fc00::/7), link-local (169.254/16 holds the
-   cloud metadata services), shared (100.64/10), unspecified, multicast, reserved, documentation; IPv4-mapped
-   IPv6 addresses are judged as the IPv4 address they carry;
+   cloud metadata services), shared (100.64/10), unspecified, multicast, reserved, documentation; an IPv6
+   address that carries an IPv4 address (mapped ``::ffff:a.b.c.d``, compatible ``::a.b.c.d``, 6to4 2002::/16,
+   NAT64 64:ff9b::/96 and 64:ff9b:1::/48, Teredo 2001::/32) is judged by that IPv4 address: a translator or
+   tunnel on the way delivers it there;
 3. always refuses the console's own services (the database, Redis as cache and broker): their exact
    address:port, and their port on any internal address, even inside a network the operator allowed;
 4. allows only the LDAP ports (389, 636, 3268, 3269) plus the ones the operator adds;
@@ -210,15 +212,60 @@ def policy() -> Policy:
 
 
 # -- addresses ---------------------------------------------------------------------------------------------------
+_LOW_32_BITS = 0xFFFFFFFF
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291 (deprecated, still routed by some stacks)
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: only ever used as a /96
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: the operator's prefix, /48 to /96
+# Where RFC 6052 puts the IPv4 address (bit spans) for the prefix lengths a 64:ff9b:1::/48 prefix can have; bits
+# 64-71 (the "u" octet) are always skipped.
+_RFC6052_SPANS = (((48, 16), (72, 16)), ((56, 8), (72, 24)), (((72, 32),)), ((96, 32),))
+
+
+def _bits(value: int, spans: tuple[tuple[int, int], ...]) -> int:
+    result = 0
+    for start, length in spans:
+        result = (result << length) | ((value >> (128 - start - length)) & ((1 << length) - 1))
+    return result
+
+
 def _plain(address: IPAddress) -> IPAddress:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    """The IPv4 address an IPv6 address stands for where there is exactly one (mapped, compatible, 6to4, NAT64's
+    well-known prefix); the address itself otherwise."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    # :: and ::1 are the IPv6 unspecified and loopback addresses, not IPv4-compatible ones.
+    if (address in _IPV4_COMPATIBLE and int(address) > 1) or address in _NAT64_WELL_KNOWN:
+        return ipaddress.IPv4Address(int(address) & _LOW_32_BITS)
     return address
+
+
+def _carried(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """IPv4 addresses an IPv6 address may deliver to, where which one depends on a prefix length we cannot know
+    (NAT64 local-use) or where it holds two (Teredo: server and client)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return ()
+    if address in _NAT64_LOCAL:
+        # A translator never delivers to 0.0.0.0/8 ("this network"): such a candidate is the zero bits of another
+        # layout, and keeping it would refuse every local-use NAT64 address.
+        candidates = (ipaddress.IPv4Address(_bits(int(address), spans)) for spans in _RFC6052_SPANS)
+        return tuple(candidate for candidate in candidates if candidate not in _THIS_NETWORK)
+    if address.teredo is not None:
+        return address.teredo
+    return ()
+
+
+def _internal(address: IPAddress) -> bool:
+    return not address.is_global or address.is_multicast or address.is_unspecified
 
 
 def is_internal(address: IPAddress) -> bool:
     address = _plain(address)
-    return not address.is_global or address.is_multicast or address.is_unspecified
+    return _internal(address) or any(_internal(carried) for carried in _carried(address))
 
 
 def _resolve_quietly(host: str, port: int) -> set[IPAddress]:
@@ -239,7 +286,9 @@ def check_address(address: IPAddress, port: int, rules: Policy | None = None) ->
             raise ServiceRefused(detail=f"{address}:{port}")
     if not rules.port_allowed(port):
         raise PortRefused(detail=f"{address}:{port}")
-    if internal and not rules.network_allowed(address):
+    # A carried internal IPv4 address must be allowed as well as the IPv6 address that carries it.
+    judged = [address, *(carried for carried in _carried(address) if _internal(carried))]
+    if internal and not all(rules.network_allowed(each) for each in judged):
         raise AddressRefused(detail=f"{address}:{port}")
 
 

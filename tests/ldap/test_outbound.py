@@ -7,6 +7,7 @@ cannot make the console send the stored bind password to an address of their cho
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import socket
 import subprocess
@@ -248,6 +249,61 @@ def test_internal_destinations_are_refused_with_a_clear_message(uri, expected, a
     assert expected in steps[0]["message"], steps[0]
     # Refused before connecting: a connection attempt to 10.0.0.1 would have waited for the 2 s timeout.
     assert time.monotonic() - started < 2
+
+
+@pytest.fixture
+def connect_attempts(monkeypatch) -> list[object]:  # type: ignore[no-untyped-def]
+    """Every socket connection the code under test tries: none is made (the test never connects anywhere)."""
+    attempts: list[object] = []
+
+    def refuse(self, address):  # type: ignore[no-untyped-def]
+        attempts.append(address)
+        raise ConnectionRefusedError("this test allows no connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed", "port", "expected"),
+    [
+        ("::7f00:1", [], 389, "adresse est interne"),  # IPv4-compatible 127.0.0.1
+        ("::a00:1", [], 389, "adresse est interne"),  # IPv4-compatible 10.0.0.1
+        ("2002:7f00:1::", [], 389, "adresse est interne"),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", [], 389, "adresse est interne"),  # 6to4 of the metadata service
+        ("64:ff9b::7f00:1", [], 389, "adresse est interne"),  # NAT64 well-known prefix
+        ("64:ff9b::a9fe:a9fe", [], 636, "adresse est interne"),
+        ("64:ff9b:1::7f00:1", [], 389, "adresse est interne"),  # NAT64 local-use, /96 layout
+        ("64:ff9b:1:7f00:0:100:808:808", [], 389, "adresse est interne"),  # 127.0.0.1 in the /48 layout
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", [], 389, "adresse est interne"),  # Teredo, client 127.0.0.1
+        # The operator trusts every IPv6 destination, not the IPv4 loopback those carry.
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", ["::/0"], 389, "adresse est interne"),
+        ("64:ff9b:1::7f00:1", ["::/0"], 389, "adresse est interne"),
+        ("2002:7f00:1::", ["::/0"], 389, "adresse est interne"),
+        ("2002:7f00:1::", ["::/0"], 5432, "service interne de la console"),
+        ("64:ff9b::7f00:1", ["::/0"], 6379, "service interne de la console"),
+    ],
+)
+def test_ipv6_addresses_are_judged_by_the_ipv4_address_they_carry(
+    address, allowed, port, expected, admin_client_, settings, connect_attempts
+):
+    settings.MDM_OUTBOUND_ALLOWED_NETWORKS = allowed
+    settings.MDM_OUTBOUND_ALLOWED_PORTS = ["1-65535"] if port not in (389, 636) else []
+    response = admin_client_.post(TEST_URL, _clean_form(f"ldap://[{address}]:{port}"))
+    assert response.status_code == 200
+    steps = response.context["report"]
+    assert steps[0]["status"] == "failed"
+    assert expected in steps[0]["message"], steps[0]
+    assert connect_attempts == []  # refused by the guard, before any connection attempt
+
+
+def test_public_addresses_carried_in_ipv6_stay_reachable():
+    """Judging by the carried IPv4 address refuses internal ones only: a public one passes the guard."""
+    rules = outbound.Policy(
+        allowed_networks=(), allowed_ports=frozenset({389}), extra_port_ranges=(), services=()
+    )
+    for address in ("::ffff:808:808", "2002:808:808::1", "64:ff9b::808:808"):
+        outbound.check_address(ipaddress.ip_address(address), 389, rules)
 
 
 @pytest.mark.parametrize("service", ["database", "redis"])
