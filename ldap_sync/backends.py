@@ -56,6 +56,7 @@ from ldap_sync.client import (
 )
 from ldap_sync.kinds import DirectoryKind, GroupType
 from ldap_sync.models import DirectoryRevocation, LdapDirectory, LdapUser
+from mdm import auth as throttle
 from mdm import outbound
 from mdm.models import Role, Tenant, User
 
@@ -206,6 +207,10 @@ class TenantLDAPBackend(LDAPBackend):
         bind_as = ldap_user._bind_as
 
         def bind_keeping_reason(bind_dn: str, bind_password: str, sticky: bool = False) -> None:
+            if bind_dn != self.settings.BIND_DN and not throttle.directory_account_allowed(
+                self.request, self.tenant.slug, normalize_dn(bind_dn)
+            ):
+                raise ldap_user.AuthenticationFailed("directory account locked out: no bind sent")
             try:
                 bind_as(bind_dn, bind_password, sticky=sticky)
             except ldap.INVALID_CREDENTIALS as exc:

@@ -159,6 +159,9 @@ class SlapdServer:
     root_password: str = DEFAULT_ROOT_PASSWORD
     config_password: str = DEFAULT_CONFIG_PASSWORD
     tls_material: TlsMaterial | None = None
+    # slapd's -d level; "stats" writes every operation (BIND dn=..., RESULT err=...) to log_path, for tests
+    # that count what reached the directory.
+    debug: str = "0"
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _owns_data_dir: bool = field(default=False, init=False, repr=False)
 
@@ -404,7 +407,7 @@ olcAccess: to * by users read by * none
             log = self.log_path.open("ab")
             # -d 0 keeps slapd in the foreground, so we own its pid and it dies with our kill.
             self.process = subprocess.Popen(  # noqa: S603
-                [SLAPD, "-d", "0", "-h", urls, "-F", str(self.config_dir)],
+                [SLAPD, "-d", self.debug, "-h", urls, "-F", str(self.config_dir)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

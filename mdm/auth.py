@@ -28,23 +28,33 @@ support                      sees attempts and lockouts in /support/ (Axes › A
 
 A successful sign-in clears its own account's counter, never the address's: one valid account must not let a
 sprayer reset the counter of the address it guesses other accounts from.
+
+A directory account has several names (``uid`` and ``mail``, AD's sAMAccountName, userPrincipalName and
+``DOMAIN\\user``): each typed name has its own counter, so the directory entry has one more. Once the service
+account has resolved the entry, and before the user's bind, ``ldap_sync.backends`` calls
+:func:`directory_account_allowed`: the entry's counter (key :func:`directory_account_key`, from its DN) is checked
+like the others, a failure counts against it too, a success clears it. However the aliases are alternated, at
+most ``AXES_FAILURE_LIMIT`` wrong passwords reach the directory per cool-off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
 from datetime import timedelta
 from typing import Any
 
+from axes.attempts import get_cool_off_threshold
 from axes.backends import AxesStandaloneBackend
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_cool_off
 from axes.models import AccessAttempt, AccessFailureLog
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
-from django.db.models import Sum
+from django.db import transaction
+from django.db.models import F, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -56,6 +66,8 @@ FAILURE_WINDOW = timedelta(hours=24)
 # Set at sign-in, read by mdm.middleware.SessionTimeoutMiddleware (seconds since the epoch).
 SESSION_STARTED_KEY = "mdm_signed_in_at"
 SESSION_SEEN_KEY = "mdm_seen_at"
+# Set on the request by directory_account_allowed: the directory entry the attempt resolved to.
+DIRECTORY_ACCOUNT_ATTR = "mdm_directory_account"
 
 
 def throttle_key(request: HttpRequest | None, credentials: dict[str, Any] | None = None) -> str | None:
@@ -70,6 +82,33 @@ def throttle_key(request: HttpRequest | None, credentials: dict[str, Any] | None
         username = username.split("\\", 1)[1]
     key = f"{tenant}:{username}" if tenant else username
     return key.casefold()[:255]
+
+
+def directory_account_key(organisation: str, dn: str) -> str:
+    """The counter of one directory entry, whatever name it was typed as: ``dn`` is the one the directory's own
+    search returned, normalised by the caller. A DN too long for axes' column is hashed."""
+    key = f"{organisation}:dn:{dn}".casefold()
+    if len(key) > 255:
+        key = f"{organisation}:dn#{hashlib.sha256(key.encode()).hexdigest()}".casefold()
+    return key
+
+
+def _entry_failures(key: str, since: Any) -> int:
+    attempts = AccessAttempt.objects.filter(username=key, attempt_time__gte=since)
+    return int(attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0)
+
+
+def directory_account_allowed(request: HttpRequest | None, organisation: str, dn: str) -> bool:
+    """Called between the service account's search and the user's bind. False (and the attempt becomes a
+    blocked one, answered by the lockout page) while the entry is locked out: the bind is not sent."""
+    if request is None or not hasattr(request, "axes_attempt_time"):
+        return True  # no web request (a shell, a test): nothing to throttle, as ThrottleBackend
+    key = directory_account_key(organisation, dn)
+    setattr(request, DIRECTORY_ACCOUNT_ATTR, key)
+    if _entry_failures(key, get_cool_off_threshold(request)) >= settings.AXES_FAILURE_LIMIT:
+        request.axes_locked_out = True  # type: ignore[attr-defined]
+        return False
+    return True
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -105,6 +144,9 @@ def cool_off(request: HttpRequest | None = None) -> timedelta:
     if request is None or request.method != "POST":
         return base
     failures = recent_failures(throttle_key(request), getattr(request, "axes_ip_address", None))
+    entry = getattr(request, DIRECTORY_ACCOUNT_ATTR, None)
+    if entry:
+        failures = max(failures, _entry_failures(entry, timezone.now() - FAILURE_WINDOW))
     steps = max(0, failures // settings.AXES_FAILURE_LIMIT - 1)
     if steps >= 32:
         return ceiling
@@ -119,7 +161,40 @@ class ThrottleHandler(AxesDatabaseHandler):
             attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
             for attempts in self.get_user_attempts(request, credentials)
         )
-        return max(by_account, _scaled_address_failures(by_address))
+        entry = getattr(request, DIRECTORY_ACCOUNT_ATTR, None)
+        by_entry = _entry_failures(entry, get_cool_off_threshold(request)) if entry else 0
+        return max(by_account, _scaled_address_failures(by_address), by_entry)
+
+    def user_login_failed(
+        self, sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+    ) -> None:
+        entry = getattr(request, DIRECTORY_ACCOUNT_ATTR, None)
+        if request is not None and entry and not getattr(request, "axes_locked_out", False):
+            # Counted before axes decides on a lockout, so the failure that reaches the entry's limit locks.
+            self._count_entry_failure(request, entry)
+        super().user_login_failed(sender, credentials, request, **kwargs)
+
+    @staticmethod
+    def _count_entry_failure(request: HttpRequest, key: str) -> None:
+        with transaction.atomic():
+            attempt, created = AccessAttempt.objects.select_for_update().get_or_create(
+                username=key,
+                ip_address=request.axes_ip_address,  # type: ignore[attr-defined]
+                user_agent=request.axes_user_agent,  # type: ignore[attr-defined]
+                defaults={
+                    "get_data": "",
+                    "post_data": "",
+                    "http_accept": request.axes_http_accept,  # type: ignore[attr-defined]
+                    "path_info": request.axes_path_info,  # type: ignore[attr-defined]
+                    "failures_since_start": 1,
+                    "attempt_time": request.axes_attempt_time,  # type: ignore[attr-defined]
+                },
+            )
+            if not created:
+                AccessAttempt.objects.filter(pk=attempt.pk).update(
+                    failures_since_start=F("failures_since_start") + 1,
+                    attempt_time=request.axes_attempt_time,  # type: ignore[attr-defined]
+                )
 
     def clean_expired_user_attempts(
         self, request: HttpRequest | None = None, credentials: dict[str, Any] | None = None
@@ -133,7 +208,8 @@ class ThrottleHandler(AxesDatabaseHandler):
     def user_logged_in(self, sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
         super().user_logged_in(sender, request, user, **kwargs)
         key = throttle_key(request) or user.get_username().casefold()
-        AccessAttempt.objects.filter(username=key).delete()
+        keys = [key, getattr(request, DIRECTORY_ACCOUNT_ATTR, None)]
+        AccessAttempt.objects.filter(username__in=[k for k in keys if k]).delete()
 
 
 class ThrottleBackend(AxesStandaloneBackend):

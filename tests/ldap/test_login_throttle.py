@@ -120,3 +120,59 @@ def test_an_unreadable_bind_password_gives_a_clear_page_not_a_server_error(
     assert (
         "MDM_ENCRYPTION_KEYS" not in page
     )  # nothing about the server's configuration for an anonymous visitor
+
+
+def user_binds(server, user_dn: str) -> int:  # type: ignore[no-untyped-def]
+    """Binds as ``user_dn`` the slapd received, from its own log (stats level): the service account's binds,
+    which resolve the typed name, are not the user's."""
+    needle = f'BIND dn="{user_dn}"'.casefold()
+    return sum(needle in line.casefold() for line in server.log_path.read_text(errors="replace").splitlines())
+
+
+def test_aliases_of_one_directory_account_share_one_allowance(
+    tenant, make_directory, own_slapd, demo_dir, settings
+):
+    """uid and mail name one entry: alternating them must not multiply the wrong passwords the directory sees."""
+    server = own_slapd(debug="stats")
+    make_directory(tenant, server=server, login_attributes="uid mail")
+    user_dn = demo_dir.person("camille.durand").dn(demo_dir.base_dn)
+    assert user_binds(server, user_dn) == 0
+    attacker = Client(REMOTE_ADDR="203.0.113.51")
+    aliases = ["camille.durand", "camille.durand@example.com"]
+    statuses = []
+    for attempt in range(4 * settings.AXES_FAILURE_LIMIT):
+        form = {"tenant": "acme", "username": aliases[attempt % 2], "password": "wrong"}
+        statuses.append(attacker.post("/login/", form).status_code)
+    assert user_binds(server, user_dn) == settings.AXES_FAILURE_LIMIT
+    assert statuses[: settings.AXES_FAILURE_LIMIT - 1] == [200] * (settings.AXES_FAILURE_LIMIT - 1)
+    assert set(statuses[settings.AXES_FAILURE_LIMIT - 1 :]) == {429}
+    # A third name, and the right password from elsewhere: still no bind as the user while locked out.
+    owner = Client(REMOTE_ADDR="198.51.100.21")
+    response = owner.post(
+        "/login/",
+        {"tenant": "acme", "username": "Camille.Durand@Example.com", "password": demo_dir.user_password},
+    )
+    assert response.status_code == 429
+    assert user_binds(server, user_dn) == settings.AXES_FAILURE_LIMIT
+    assert AuditEvent.unscoped.filter(tenant=tenant, action="auth.login_failed").count() == (
+        settings.AXES_FAILURE_LIMIT
+    )
+
+
+def test_a_success_clears_the_directory_account_counter(tenant, make_directory, demo_dir, settings):
+    assert settings.AXES_FAILURE_LIMIT == 5
+    make_directory(tenant, login_attributes="uid mail")
+    client = Client(REMOTE_ADDR="192.0.2.31")
+    uid, mail = "camille.durand", "camille.durand@example.com"
+
+    def wrong(name: str) -> int:
+        return client.post("/login/", {"tenant": "acme", "username": name, "password": "wrong"}).status_code
+
+    assert [wrong(name) for name in (uid, mail, uid, mail)] == [200] * 4  # the entry: 4 failures
+    form = {"tenant": "acme", "username": uid, "password": demo_dir.user_password}
+    assert client.post("/login/", form).status_code == 302
+    client.logout()
+    # The entry's counter started again (mail's own counter did not: it is not the name that signed in).
+    assert [wrong(name) for name in (mail, mail, uid, uid)] == [200] * 4
+    # Fifth failure of the entry since the success: uid has 3, mail 4, the entry locks.
+    assert wrong(uid) == 429
