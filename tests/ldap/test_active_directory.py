@@ -486,3 +486,38 @@ def test_an_account_without_given_name_is_named_by_its_display_name(
     finally:
         conn.delete_s(dn)
         conn.unbind_s()
+
+
+def test_ad_names_of_one_account_share_one_sign_in_allowance(  # type: ignore[no-untyped-def]
+    tenant, make_ad_directory, ad_dir, samba_ad, settings
+):
+    """sAMAccountName, UPN and DOMAIN\\user are one account: alternating them does not buy more wrong passwords
+    at the customer's AD. AD's own badPwdCount is the witness (Samba keeps it once the domain has a lockout
+    threshold; 1000 here, so nothing locks)."""
+    make_ad_directory(tenant)
+    user = ad_dir.user("cdurand")
+    dn = user.dn(ad_dir.base_dn)
+    conn = samba_ad.admin_connection()
+
+    def bad_passwords() -> int:
+        found = conn.search_s(dn, ldap.SCOPE_BASE, attrlist=["badPwdCount"])
+        return int(found[0][1].get("badPwdCount", [b"0"])[0])
+
+    conn.modify_s(ad_dir.base_dn, [(ldap.MOD_REPLACE, "lockoutThreshold", [b"1000"])])
+    try:
+        start = bad_passwords()
+        names = ["cdurand", user.upn, f"{ad_dir.netbios_domain}\\cdurand"]
+        attacker = Client(REMOTE_ADDR="203.0.113.52")
+        limit = settings.AXES_FAILURE_LIMIT
+        statuses = [
+            attacker.post(
+                reverse("login"), {"tenant": "acme", "username": names[i % 3], "password": "wrong"}
+            ).status_code
+            for i in range(3 * limit)
+        ]
+        assert bad_passwords() - start == limit
+        assert statuses == [200] * (limit - 1) + [429] * (len(statuses) - limit + 1)
+    finally:
+        conn.modify_s(ad_dir.base_dn, [(ldap.MOD_REPLACE, "lockoutThreshold", [b"0"])])
+        conn.modify_s(dn, [(ldap.MOD_REPLACE, "badPwdCount", [b"0"])])
+        conn.unbind_s()
