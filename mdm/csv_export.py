@@ -1,8 +1,8 @@
 """CSV exports that spreadsheets open right and cannot turn into formulas.
 
 * **Formulas.** A cell a spreadsheet would read as a formula gets a leading apostrophe: one starting with
-  ``= + - @``, a tab or a carriage return, also after leading spaces or tabs (`` =1+1``), and the full-width
-  signs Excel folds into them (``＝ ＋ － ＠``). Exported text comes from people (annotations) and from Google.
+  ``= + - @``, a tab, a carriage return or a line feed, also after leading blanks (`` =1+1``: spaces, tabs,
+  no-break and typographic spaces), and the full-width signs Excel folds into them (``＝ ＋ － ＠``). Exported text comes from people (annotations) and from Google.
 * **Language.** With the interface in French the separator is ``;`` (French Excel splits on it; ``,`` is the
   decimal comma), dates are ``dd/mm/yyyy``, decimals take a comma, yes/no are « oui »/« non »; in English, ``,``
   and ISO dates. ``?sep=comma`` or ``?sep=semicolon`` (or ``,`` / ``;``) overrides the separator whatever the
@@ -29,8 +29,10 @@ from django.utils.translation import gettext as _
 from mdm.display import neutralise
 
 BOM = "\ufeff"
-_FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")
-_LEADING_BLANKS = " \t\u00a0\u3000"
+_FORMULA_STARTS = frozenset("=+-@\t\r\n＝＋－＠")
+# Spaces a spreadsheet skips before a formula: ASCII, no-break, the typographic ones (en/em/thin/hair… U+2000-200A,
+# narrow no-break U+202F, medium mathematical U+205F) and the ideographic one.
+_LEADING_BLANKS = " \t\u00a0" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
 SEPARATORS = {"semicolon": ";", "comma": ",", ";": ";", ",": ","}
 
 

@@ -38,6 +38,13 @@ LIST = reverse("chromeos:device_list")
         " ＝1",
         "\u3000=1",
         "\u00a0=1",
+        "\n=1+1",
+        "\nplain text after a line feed",
+        " \n=1",
+        *(f"{chr(blank)}=1" for blank in range(0x2000, 0x200B)),
+        "\u202f=1",
+        "\u205f@x",
+        "\u2003\u00a0＝1",
     ],
 )
 def test_formula_cells_are_neutralised(text):
