@@ -610,6 +610,28 @@ def ou_path_segment(name: str) -> str:
     return name.replace("\\", "\\\\").replace("/", "\\/")
 
 
+def google_org_unit_path(path: str) -> str | None:
+    r"""A console OU path (``ou_path_segment``'s escapes) as Google writes it: names as they are, ``/`` between
+    them (``/Équipe \\ Réseau`` → ``/Équipe \ Réseau``). None when a name holds a ``/``: Google's path for it
+    would be another OU's (``3e/4e`` and ``3e > 4e`` are both ``/3e/4e`` at Google), so that OU never links."""
+    names: list[str] = []
+    name: list[str] = []
+    characters = iter(path.removeprefix("/"))
+    for character in characters:
+        if character == "\\":
+            escaped = next(characters, "")
+            if escaped == "/":
+                return None
+            name.append(escaped)
+        elif character == "/":
+            names.append("".join(name))
+            name = []
+        else:
+            name.append(character)
+    names.append("".join(name))
+    return "/" + "/".join(names)
+
+
 def _read_org_unit(
     entry: LdapEntry, base_rdns: list[tuple[str, str]], listing: Listing, log: RunLog, id_attribute: str
 ) -> None:

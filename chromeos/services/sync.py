@@ -70,6 +70,7 @@ from chromeos.models import (
 )
 from chromeos.services.integration import integration_google_refused
 from ldap_sync.models import LdapOrgUnit
+from ldap_sync.services import google_org_unit_path
 from mdm import jobs
 from mdm.locks import AdvisoryLock, advisory_lock_held
 from mdm.services import audit_record
@@ -1041,9 +1042,16 @@ def _strip_id(value: str) -> str:
 
 
 def _ldap_org_unit_ids(tenant_id: int) -> dict[str, int]:
-    """casefolded path → id of the tenant's LDAP OUs that were added to the console."""
+    """casefolded Google path → id of the tenant's LDAP OUs that were added to the console. The console's paths
+    escape ``\\`` and ``/`` in names, Google's do not: an OU named ``Équipe \\ Réseau`` is matched by its Google
+    path; one with a ``/`` in a name has none."""
     rows = LdapOrgUnit.unscoped.filter(tenant_id=tenant_id, added=True).values_list("path", "id")
-    return {path.casefold(): pk for path, pk in rows}
+    ids: dict[str, int] = {}
+    for path, pk in rows:
+        google_path = google_org_unit_path(path)
+        if google_path is not None:
+            ids[google_path.casefold()] = pk
+    return ids
 
 
 def _supported_count(units: list[dict[str, Any]], tenant_id: int) -> int:

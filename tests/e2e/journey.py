@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any, Protocol
 
 from playwright.sync_api import FloatRect, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -12,6 +13,15 @@ from tests.e2e.a11y import assert_dialog_keyboard, assert_page_accessible
 from tests.e2e.stack import SCREENSHOTS, SYNC_PAGE_SIZE, Stack
 
 SUCCEEDED = {"fr": "Réussie", "en": "Succeeded"}
+
+
+class GoogleSide(Protocol):
+    """The Google emulator a journey authorizes and syncs against: the e2e ``Stack``'s, or a test's own."""
+
+    emulator_url: str
+    google_domain: str
+
+    def emulator(self, path: str, body: dict[str, Any] | None = None) -> Any: ...
 
 
 def shot(page: Page, name: str, *, start: str | None = None) -> None:
@@ -102,7 +112,9 @@ def configure_ldap(page: Page, stack: Stack) -> None:
     expect(page.locator("section[aria-labelledby=state-title]")).to_contain_text(f"{ou_total} OU")
 
 
-def authorize_google(page: Page, stack: Stack, *, button: str = "Autoriser Google", success: str) -> None:
+def authorize_google(
+    page: Page, stack: GoogleSide, *, button: str = "Autoriser Google", success: str
+) -> None:
     """ "Autoriser Google", then the consent page at Google (the emulator): the account, the scopes, Allow."""
     page.goto("/admin/google/chromeos/")
     page.get_by_role("button", name=button, exact=True).click()
@@ -115,12 +127,18 @@ def authorize_google(page: Page, stack: Stack, *, button: str = "Autoriser Googl
     expect(page.locator("#domain-info")).to_contain_text(stack.google_domain)
 
 
-def sync_now(page: Page, stack: Stack, *, expected_devices: int) -> list[int]:
+def sync_now(page: Page, stack: GoogleSide, *, expected_devices: int, live: bool = True) -> list[int]:
     """ "Synchro maintenant" and its live progress until the result; the device counts seen while it ran.
 
     Google answers each listing page slowly here (an emulator latency, as over a real network), so the run
-    lasts a few seconds and the page must show it moving, not only its end.
+    lasts a few seconds and the page must show it moving, not only its end. ``live=False`` for a web server
+    that runs tasks eagerly (pytest's live server): the run ends within the click, only its result is shown.
     """
+    if not live:
+        page.goto("/admin/google/chromeos/")
+        page.locator("#sync-now").click()
+        expect(page.locator("#sync-result-status")).to_have_text(SUCCEEDED[page_lang(page)], timeout=60_000)
+        return []
     pages = -(-expected_devices // SYNC_PAGE_SIZE)
     stack.emulator("/faults", {"method": "directory.chromeosdevices.list", "delay_ms": 1200, "count": pages})
     page.goto("/admin/google/chromeos/")

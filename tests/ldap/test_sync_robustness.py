@@ -165,3 +165,34 @@ def test_an_ou_named_with_a_slash_never_takes_another_ous_google_path(
     assert by_dn[slashed].path != by_dn[nested].path == "/3e/4e"
     assert OrgUnit.unscoped.get(tenant=tenant, org_unit_id="03ou-3e-4e").ldap_org_unit_id == by_dn[nested].pk
     assert not OrgUnit.unscoped.filter(tenant=tenant, ldap_org_unit=by_dn[slashed]).exists()
+
+
+def test_an_ou_named_with_a_backslash_links_to_its_google_ou(tenant, make_directory, run_sync, scratch_ou):
+    # Google's paths hold names as they are: GCDS mirrors "Équipe \ Réseau" as "/Équipe \ Réseau", while the
+    # console's path escapes the backslash ("/Équipe \\ Réseau"). The OU and its children must still link.
+    scratch_ou.add_ou("Équipe \\ Réseau")
+    scratch_ou.add_ou("Équipe \\ Réseau", "Classe 1")
+    directory = make_directory(tenant, base_dn=scratch_ou.dn)
+    run_sync(directory)
+    integration = GoogleIntegrationFactory(tenant=tenant)
+    google = [
+        {
+            "orgUnitId": "id:03ou-eq",
+            "orgUnitPath": "/Équipe \\ Réseau",
+            "name": "Équipe \\ Réseau",
+            "parentOrgUnitId": "",
+        },
+        {
+            "orgUnitId": "id:03ou-eq-c1",
+            "orgUnitPath": "/Équipe \\ Réseau/Classe 1",
+            "name": "Classe 1",
+            "parentOrgUnitId": "id:03ou-eq",
+        },
+    ]
+
+    _merge_org_units(integration, SyncRun.unscoped.create(tenant=tenant, integration=integration), google)
+
+    by_name = {unit.name: unit for unit in LdapOrgUnit.unscoped.filter(tenant=tenant)}
+    assert by_name["Équipe \\ Réseau"].path == "/Équipe \\\\ Réseau"
+    linked = {ou.org_unit_id: ou.ldap_org_unit_id for ou in OrgUnit.unscoped.filter(tenant=tenant)}
+    assert linked == {"03ou-eq": by_name["Équipe \\ Réseau"].pk, "03ou-eq-c1": by_name["Classe 1"].pk}
