@@ -15,6 +15,7 @@ resolve, the outbound policy refuses the loopback). Random examples per URL: ``M
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 from html.parser import HTMLParser
@@ -25,29 +26,83 @@ import pytest
 from django.apps import apps
 from django.db import connection
 from django.test import Client
-from django.urls import Resolver404, resolve, reverse
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdm.models import Role, User
-from tests.factories import ChromeOSDeviceFactory, OrgUnitFactory, UserFactory
-from tests.ldap.factories import LdapDirectoryFactory
+from chromeos.models import DeviceAction, OrgUnit, SyncRun, SyncStatus
+from chromeos.services.devices import TYPED_CONFIRMATION_THRESHOLD
+from ldap_sync.models import LdapDirectory
+from mdm.models import AppKind, Role, User
+from tests.factories import (
+    AppFactory,
+    BlueprintFactory,
+    ChromeOSDeviceFactory,
+    DeviceActionJobFactory,
+    GoogleIntegrationFactory,
+    OrgUnitFactory,
+    PolicyAssignmentFactory,
+    UserFactory,
+)
+from tests.ldap.factories import LdapDirectoryFactory, LdapOrgUnitFactory, LdapSyncRunFactory
 from tests.sweep import SWEEP, console_url_patterns
 
 EXAMPLES = int(os.environ.get("MDM_FUZZ_EXAMPLES", "3"))
 PATTERNS = sorted(console_url_patterns(), key=lambda item: item[0])
 LOGIN_PAGES = ["login", "admin:login"]
 ROLES = ["admin", "operator", "read_only", "support"]
-REFUSALS = {400, 403, 404, 405}
-# POST-only endpoints: the page whose forms post to them.
+REFUSALS = {400, 403, 404, 405, 409, 429}
+# Endpoints posted to from another page: the pages whose forms post to them. A page that takes arguments is
+# given the endpoint's own (the job's confirmation page for its cancel button, the assignment's page...).
 HOST_PAGES = {
-    "ldap_sync:test": "ldap_sync:directory",
-    "ldap_sync:sync": "ldap_sync:directory",
-    "ldap_sync:org_units": "ldap_sync:directory",
-    "chromeos:authorize": "chromeos:manage",
-    "chromeos:sync_now": "chromeos:manage",
-    "chromeos:sync_confirm_removals": "chromeos:manage",
-    "chromeos:device_action_prepare": "chromeos:device_list",
+    "ldap_sync:test": ["ldap_sync:directory"],
+    "ldap_sync:sync": ["ldap_sync:directory"],
+    "ldap_sync:org_units": ["ldap_sync:directory"],
+    "ldap_sync:confirm_removals": ["ldap_sync:run"],
+    "chromeos:authorize": ["chromeos:manage"],
+    "chromeos:sync_now": ["chromeos:manage"],
+    "chromeos:sync_confirm_removals": ["chromeos:manage"],
+    "chromeos:remove": ["chromeos:manage"],
+    "chromeos:removal_retry": ["chromeos:manage"],
+    "chromeos:device_action_prepare": ["chromeos:device_list"],
+    "chromeos:device_action": ["chromeos:device_detail"],
+    "chromeos:device_action_cancel": ["chromeos:device_action_confirm"],
+    "chromeos:policy_assign": ["chromeos:policies"],
+    "chromeos:policy_release": ["chromeos:policies"],
+    "chromeos:policy_apply": ["chromeos:policy_assignment"],
+    "chromeos:policy_unassign": ["chromeos:policy_assignment"],
+}
+# POST endpoints that read no field at all (the button is the whole request): the object is in the URL or is
+# the tenant's one integration/directory. ``test_every_post_endpoint_is_fuzzed_with_its_fields`` checks that
+# their view never reads request.POST, so a field added later cannot hide behind this list.
+FIELDLESS_POSTS = {
+    "chromeos:authorize": "starts Google's OAuth consent for the tenant's integration",
+    "chromeos:sync_now": "queues a sync of the tenant's integration",
+    "chromeos:remove": "removes the tenant's integration (the confirmation is the page itself)",
+    "chromeos:removal_retry": "retries the removal run named in the URL",
+    "chromeos:device_action_cancel": "cancels the job named in the URL",
+    "chromeos:policy_apply": "applies the assignment named in the URL",
+    "chromeos:policy_release": "releases the assignment named in the URL",
+    "ldap_sync:sync": "queues a sync of the tenant's directory",
+    "ldap_sync:confirm_removals": "confirms the guarded run named in the URL",
+    "mdm:app_delete": "deletes the app named in the URL",
+    "mdm:blueprint_delete": "deletes the Blueprint named in the URL",
+}
+# Read-only pages whose view defines ``post`` only to answer 404 (another tenant's object) or 405 (ours):
+# no form posts to them. The same test checks that the admin's POST answers 405.
+READ_ONLY_POSTS = {
+    "chromeos:device_detail",
+    "chromeos:device_commands",
+    "chromeos:device_job",
+    "chromeos:policy_assignment",
+    "chromeos:policy_state",
+    "chromeos:policy_preview",
+    "chromeos:policy_unassign_preview",
+    "chromeos:policy_blueprint_report",
+    "chromeos:policy_app_report",
+    "ldap_sync:run",
+    "mdm:app_download",
 }
 NASTY = [
     "",
@@ -115,6 +170,8 @@ KILLERS = [
     "-1",
     "0123abcd$gAAAAAnot-a-token",
 ]
+# The names a tampered request adds to a form.
+TAMPERED = ["pk", "id", "tenant", "tenant_id", "role", "is_superuser", "selected", "run"]
 TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=60)
 VALUE = st.one_of(st.sampled_from(NASTY), TEXT, st.integers(min_value=-(2**70), max_value=2**70).map(str))
 VALUES = st.one_of(VALUE, st.lists(VALUE, min_size=0, max_size=3))
@@ -122,46 +179,101 @@ VALUES = st.one_of(VALUE, st.lists(VALUE, min_size=0, max_size=3))
 
 # -- finding the forms -------------------------------------------------------------------------------------------
 class FormParser(HTMLParser):
-    """Every <form> of a page: its method, action and fields with the values a browser would send."""
+    """Every way a page posts: each <form> (its method, ``action`` or ``hx-post``/``hx-put``/``hx-delete``, and
+    fields with the values a browser would send, including controls outside it that name it with ``form=``), and
+    each ``formaction`` button as a form of its own (same fields, other endpoint)."""
+
+    HX = ("hx-post", "hx-put", "hx-delete", "hx-patch")
 
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[dict[str, Any]] = []
         self._form: dict[str, Any] | None = None
-        self._select: str | None = None
+        self._select: tuple[dict[str, Any], str] | None = None
+        self._by_id: dict[str, dict[str, Any]] = {}
+        self._orphans: list[tuple[str, str, dict[str, str]]] = []
+
+    def _owner(self, a: dict[str, str]) -> dict[str, Any] | None:
+        if a.get("form"):
+            return self._by_id.get(a["form"])
+        return self._form
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
+        hx = next((a[k] for k in self.HX if k in a), None)
         if tag == "form":
             self._form = {
-                "method": a.get("method", "get").lower(),
+                "method": "post" if hx is not None else a.get("method", "get").lower(),
                 "action": a.get("action", ""),
                 "fields": {},
+                "also": [hx] if hx is not None and hx != a.get("action", "") else [],
             }
             self.forms.append(self._form)
-        elif self._form is not None and tag in ("input", "textarea", "select", "button") and a.get("name"):
-            name = a["name"]
-            fields = self._form["fields"]
-            kind = a.get("type", "text").lower()
-            if tag == "select":
-                self._select = name
-                fields.setdefault(name, [])
-            elif kind in ("checkbox", "radio"):
-                fields.setdefault(name, [])
-                if "checked" in a:
-                    fields[name].append(a.get("value", "on"))
-            elif kind == "file":
-                fields.setdefault(name, [])
-            elif tag != "button":
-                fields.setdefault(name, []).append(a.get("value", ""))
-        elif tag == "option" and self._form is not None and self._select and "selected" in a:
-            self._form["fields"][self._select].append(a.get("value", ""))
+            if a.get("id"):
+                self._by_id[a["id"]] = self._form
+            return
+        if tag == "option":
+            if self._select and "selected" in a:
+                form, name = self._select
+                form["fields"][name].append(a.get("value", ""))
+            return
+        if tag not in ("input", "textarea", "select", "button"):
+            if hx is not None:
+                self.forms.append({"method": "post", "action": hx, "fields": {}, "also": []})
+            return
+        owner = self._owner(a)
+        if a.get("form") and owner is None:
+            self._orphans.append((tag, a["form"], a))
+            return
+        if owner is None:
+            if hx is not None:
+                self.forms.append({"method": "post", "action": hx, "fields": {}, "also": []})
+            return
+        for alternative in (a.get("formaction"), hx):
+            if alternative:
+                owner["also"].append(alternative)
+        self._field(owner, tag, a)
+
+    def _field(self, form: dict[str, Any], tag: str, a: dict[str, str]) -> None:
+        name = a.get("name")
+        if not name:
+            return
+        fields = form["fields"]
+        kind = a.get("type", "text").lower()
+        if tag == "select":
+            self._select = (form, name)
+            fields.setdefault(name, [])
+        elif kind == "radio":
+            # The checked choice, else the first: the fuzz starts from a choice the user would make.
+            if "checked" in a or not fields.get(name):
+                fields[name] = [a.get("value", "on")]
+        elif kind == "checkbox":
+            fields.setdefault(name, [])
+            # A box the user would tick (the first one at least), so the view's real path runs.
+            if "checked" in a or not fields[name]:
+                fields[name].append(a.get("value", "on"))
+        elif kind == "file":
+            fields.setdefault(name, [])
+        elif tag == "button" or kind in ("submit", "image"):
+            # The submitter's name/value is sent; the first one is what pressing Enter sends.
+            fields.setdefault(name, [a.get("value", "")])
+        else:
+            fields.setdefault(name, []).append(a.get("value", ""))
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
             self._form = None
         elif tag == "select":
             self._select = None
+
+    def close(self) -> None:
+        super().close()
+        for tag, form_id, a in self._orphans:
+            if form_id in self._by_id:
+                self._field(self._by_id[form_id], tag, a)
+        for form in list(self.forms):
+            for action in dict.fromkeys(form.pop("also", [])):
+                self.forms.append({"method": "post", "action": action, "fields": dict(form["fields"])})
 
 
 def page_forms(client: Client, url: str) -> list[dict[str, Any]]:
@@ -170,17 +282,10 @@ def page_forms(client: Client, url: str) -> list[dict[str, Any]]:
         return []
     parser = FormParser()
     parser.feed(response.content.decode())
+    parser.close()
     for form in parser.forms:
         form["action"] = urlsplit(form["action"]).path or urlsplit(url).path
     return parser.forms
-
-
-def url_name(path: str) -> str | None:
-    try:
-        match = resolve(path)
-    except Resolver404:
-        return None
-    return match.view_name
 
 
 # -- the world the fuzz runs in ----------------------------------------------------------------------------------
@@ -219,11 +324,40 @@ def offline(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     settings.MDM_OUTBOUND_ALLOWED_PORTS = []
 
 
+def linked_org_unit(tenant: Any, directory: Any) -> Any:
+    """A Google OU mirrored from an LDAP OU of the same path: one the console manages policies on."""
+    ldap_ou = LdapOrgUnitFactory(tenant=tenant, directory=directory, added=True)
+    return OrgUnitFactory(tenant=tenant, path=ldap_ou.path, name=ldap_ou.name, ldap_org_unit=ldap_ou)
+
+
 @pytest.fixture
-def clients(tenant: Any, support_user: User, client_for: Any) -> dict[str, Client]:
-    LdapDirectoryFactory(tenant=tenant, uri="ldap://127.0.0.1:389")
-    ChromeOSDeviceFactory(tenant=tenant)
-    OrgUnitFactory(tenant=tenant)
+def world(tenant: Any) -> dict[str, Any]:
+    """The state in which every form of the console renders with its real fields: an authorized Google
+    integration (the chromeos tests' factory), synced Google OUs linked to LDAP OUs (the LDAP page's OU
+    selection, the policy assignment form, the move action's choices), an assignable Blueprint and apps, a
+    guarded sync run (the removals confirmation), a failed removal run (its retry)."""
+    integration = GoogleIntegrationFactory(tenant=tenant)
+    directory = LdapDirectoryFactory(tenant=tenant, uri="ldap://127.0.0.1:389")
+    ChromeOSDeviceFactory(tenant=tenant, integration=integration)
+    OrgUnitFactory(tenant=tenant, integration=integration, path="/", name="", parent_org_unit_id="")
+    org_units = [linked_org_unit(tenant, directory) for _ in range(2)]
+    LdapOrgUnitFactory(tenant=tenant, directory=directory, added=False)
+    LdapSyncRunFactory(tenant=tenant, directory=directory, status="succeeded", finished_at=timezone.now())
+    BlueprintFactory(tenant=tenant, settings={"guest_mode": False, "incognito_mode": True})
+    AppFactory(tenant=tenant, kind=AppKind.CHROME, identifier="a" * 32)
+    AppFactory(tenant=tenant)
+    SyncRun.unscoped.create(
+        tenant=tenant,
+        integration=integration,
+        trigger="manual",
+        status=SyncStatus.GUARDED,
+        pending_removals=7,
+    )
+    return {"integration": integration, "directory": directory, "org_units": org_units}
+
+
+@pytest.fixture
+def clients(tenant: Any, support_user: User, client_for: Any, world: dict[str, Any]) -> dict[str, Client]:
     users = {
         "admin": UserFactory(tenant=tenant, role=Role.ADMIN),
         "operator": UserFactory(tenant=tenant, role=Role.OPERATOR),
@@ -233,22 +367,69 @@ def clients(tenant: Any, support_user: User, client_for: Any) -> dict[str, Clien
     return {role: client_for(user) for role, user in users.items()}
 
 
-def endpoint(name: str, pattern: Any, tenant: Any) -> str:
-    kwargs = SWEEP[name](tenant) if pattern.pattern.regex.groups else {}
-    return reverse(name, kwargs=kwargs)
+def _job(action: str, total: int = 1) -> Any:
+    return lambda t: {"pk": DeviceActionJobFactory(tenant=t, action=action, total=total).pk}
 
 
-def known_forms(name: str, url: str, admin: Client) -> list[dict[str, Any]]:
-    """The forms of the console's pages that post to ``name`` (found on its own page or its host page)."""
-    pages = [url]
-    if name in HOST_PAGES:
-        pages.append(reverse(HOST_PAGES[name]))
+def _assignment(t: Any) -> dict[str, Any]:
+    directory = LdapDirectory.unscoped.get(tenant=t)
+    return {"pk": PolicyAssignmentFactory(tenant=t, org_unit=linked_org_unit(t, directory)).pk}
+
+
+def _vanished_assignment(t: Any) -> dict[str, Any]:
+    """An assignment whose OU Google no longer lists: the only one the overview offers to release."""
+    assignment = PolicyAssignmentFactory(tenant=t)
+    OrgUnit.unscoped.filter(pk=assignment.org_unit_id).update(missing_since=timezone.now())
+    return {"pk": assignment.pk}
+
+
+# The objects the fuzz posts to, where the sweep's one would hide fields: each device action's confirmation
+# has its own (the move's OU, the deprovision's reason and, above the threshold, the typed confirmation, the
+# volume, the annotations, the Powerwash acknowledgement); a supported OU's assignment shows apply and unassign.
+FUZZ_OBJECTS = {
+    "chromeos:device_action_confirm": [
+        _job(DeviceAction.MOVE),
+        _job(DeviceAction.DEPROVISION, total=TYPED_CONFIRMATION_THRESHOLD + 1),
+        _job(DeviceAction.SET_VOLUME),
+        _job(DeviceAction.ANNOTATE),
+        _job(DeviceAction.POWERWASH),
+        _job(DeviceAction.DISABLE),
+    ],
+    "chromeos:device_action_cancel": [_job(DeviceAction.DISABLE)],
+    "chromeos:policy_apply": [_assignment],
+    "chromeos:policy_unassign": [_assignment],
+    "chromeos:policy_release": [_vanished_assignment],
+}
+
+
+def endpoints(name: str, pattern: Any, tenant: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The URLs (and their kwargs) the fuzz posts to for this pattern."""
+    if not pattern.pattern.regex.groups:
+        return [(reverse(name), {})]
+    makers = FUZZ_OBJECTS.get(name) or [SWEEP[name]]
+    return [(reverse(name, kwargs=kwargs), kwargs) for kwargs in (maker(tenant) for maker in makers)]
+
+
+def host_page(name: str, kwargs: dict[str, Any]) -> str:
+    try:
+        return reverse(name, kwargs=kwargs or None)
+    except NoReverseMatch:
+        return reverse(name)
+
+
+def known_forms(name: str, url: str, kwargs: dict[str, Any], admin: Client) -> list[dict[str, Any]]:
+    """The forms of the console's pages that post to ``url`` (found on its own page or its host pages)."""
+    pages = [url] + [host_page(host, kwargs) for host in HOST_PAGES.get(name, [])]
     found = []
     for page in pages:
         for form in page_forms(admin, page):
-            if url_name(form["action"]) == name:
+            if form["action"] == url:
                 found.append(form)
     return found
+
+
+def real_fields(form: dict[str, Any]) -> list[str]:
+    return [field for field in form["fields"] if field != "csrfmiddlewaretoken"]
 
 
 def declared_fields(view_class: Any) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -286,7 +467,7 @@ def mutate(
     for name in draw(st.lists(st.sampled_from(names), max_size=2, unique=True), label="dropped"):
         data.pop(name, None)
     if draw(st.booleans()):
-        extra = draw(st.sampled_from(["pk", "id", "tenant", "tenant_id", "role", "is_superuser", "selected"]))
+        extra = draw(st.sampled_from(TAMPERED))
         data[extra] = draw(VALUES)
     return {name: value for name, value in data.items() if name != "csrfmiddlewaretoken"}
 
@@ -319,24 +500,71 @@ def test_the_state_check_sees_a_write(tenant):
     assert snapshot() > before
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("name,pattern", PATTERNS, ids=[n for n, _ in PATTERNS])
-def test_no_input_gives_a_500_or_a_silent_change(name, pattern, tenant, clients, offline):
-    url = endpoint(name, pattern, tenant)
-    view_class = getattr(pattern.callback, "view_class", None)
-    methods = [
+def post_methods(view_class: Any) -> list[str]:
+    return [
         m
         for m in ("get", "post")
         if view_class is None or (m in view_class.http_method_names and hasattr(view_class, m))
     ]
-    forms = known_forms(name, url, clients["admin"])
+
+
+@pytest.mark.django_db
+def test_every_post_endpoint_is_fuzzed_with_its_fields(tenant, clients):
+    """Each URL that takes a POST is reached by the fuzz through a real form with at least one real field, or is
+    on an allow-list that the test holds to its reason: field-less views never read ``request.POST``, read-only
+    pages answer 405."""
+    missing, wrong = [], []
+    for name, pattern in PATTERNS:
+        view_class = getattr(pattern.callback, "view_class", None)
+        if "post" not in post_methods(view_class):
+            continue
+        declared, _choices = declared_fields(view_class)
+        found = {
+            url: [f for f in known_forms(name, url, kwargs, clients["admin"]) if f["method"] == "post"]
+            for url, kwargs in endpoints(name, pattern, tenant)
+        }
+        forms = [form for url_forms in found.values() for form in url_forms]
+        if name in READ_ONLY_POSTS:
+            for url in found:
+                status = clients["admin"].post(url).status_code
+                if forms or status != 405:
+                    wrong.append(
+                        f"{name}: read-only, yet {len(forms)} form(s) post to it and POST gives {status}"
+                    )
+        elif name in FIELDLESS_POSTS:
+            if not all(found.values()):
+                missing.append(
+                    f"{name}: no form on its pages posts to {[u for u, f in found.items() if not f]}"
+                )
+            if "request.POST" in inspect.getsource(view_class.post):
+                wrong.append(f"{name}: on the field-less list, but its view reads request.POST")
+        elif not all(found.values()) or not (declared or any(real_fields(f) for f in forms)):
+            missing.append(
+                f"{name}: forms found { ({u: [sorted(f['fields']) for f in fs] for u, fs in found.items()}) }"
+            )
+    assert not missing and not wrong, "\n".join(missing + wrong)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name,pattern", PATTERNS, ids=[n for n, _ in PATTERNS])
+def test_no_input_gives_a_500_or_a_silent_change(name, pattern, tenant, clients, offline):
+    view_class = getattr(pattern.callback, "view_class", None)
+    methods = post_methods(view_class)
     declared, choices = declared_fields(view_class)
-    post_fields = [{**declared, **form["fields"]} for form in forms if form["method"] == "post"] or [declared]
-    get_fields = [form["fields"] for form in forms if form["method"] == "get"] or [{}]
+    targets = []
+    for url, kwargs in endpoints(name, pattern, tenant):
+        forms = known_forms(name, url, kwargs, clients["admin"])
+        post_fields = [{**declared, **form["fields"]} for form in forms if form["method"] == "post"] or [
+            declared
+        ]
+        get_fields = [form["fields"] for form in forms if form["method"] == "get"] or [{}]
+        targets.append((url, post_fields, get_fields))
 
     state = {"before": snapshot()}
 
-    def send(client: Client, method: str, payload: dict[str, Any], what: str, htmx: str = "") -> None:
+    def send(
+        client: Client, url: str, method: str, payload: dict[str, Any], what: str, htmx: str = ""
+    ) -> None:
         if method == "post":
             response = client.post(url, payload, HTTP_HX_REQUEST=htmx)
         else:
@@ -349,22 +577,39 @@ def test_no_input_gives_a_500_or_a_silent_change(name, pattern, tenant, clients,
             )
         state["before"] = after
 
-    # Deterministic: every killer value in every field at once (a form validates each field on its own).
-    for fields in post_fields if "post" in methods else get_fields:
-        for killer in KILLERS if fields else []:
-            payload = {name: killer for name in fields if name != "csrfmiddlewaretoken"}
-            method = "post" if "post" in methods else "get"
-            send(clients["admin"], method, payload, f"{method.upper()} {url} with {killer!r:.40} everywhere")
+    # Deterministic: every killer value in every field at once (a form validates each field on its own); a form
+    # with no field of its own gets them in the names a tampered request would add.
+    method = "post" if "post" in methods else "get"
+    for url, post_fields, get_fields in targets:
+        for fields in post_fields if method == "post" else get_fields:
+            names = [n for n in fields if n != "csrfmiddlewaretoken"] or TAMPERED
+            for killer in KILLERS:
+                payload = dict.fromkeys(names, killer)
+                send(
+                    clients["admin"],
+                    url,
+                    method,
+                    payload,
+                    f"{method.upper()} {url} with {killer!r:.40} everywhere",
+                )
 
     @FUZZ_SETTINGS
     @given(data=st.data())
     def fuzz(data: st.DataObject) -> None:
+        url, post_fields, get_fields = data.draw(st.sampled_from(targets), label="url")
         role = data.draw(st.sampled_from(ROLES), label="role")
         method = data.draw(st.sampled_from(methods), label="method")
         fields = data.draw(st.sampled_from(post_fields if method == "post" else get_fields), label="form")
         payload = mutate(fields, data.draw, choices)
         htmx = data.draw(st.sampled_from(["", "true"]))
-        send(clients[role], method, payload, f"{method.upper()} {url} as {role} with {payload!r:.300}", htmx)
+        send(
+            clients[role],
+            url,
+            method,
+            payload,
+            f"{method.upper()} {url} as {role} with {payload!r:.300}",
+            htmx,
+        )
 
     fuzz()
 
