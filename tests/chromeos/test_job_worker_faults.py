@@ -15,19 +15,15 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from chromeos.models import DeviceActionItem, DeviceActionJob, JobStatus
@@ -37,112 +33,22 @@ from mdm.jobs import jobs_reap, publication_pending
 from mdm.tenancy import tenant_context
 from tests.chromeos.test_device_actions import prepare
 from tests.chromeos.test_sync_faults import reset_pool
+from tests.processes import RedisServer, start_celery_worker, stop_process, wait_for
 
 pytest_plugins = ["tests.chromeos.test_device_actions"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("job-worker")]
 
-ROOT = Path(__file__).resolve().parents[2]
 PATCH = "directory.chromeosdevices.patch"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Redis:
-    def __init__(self, port: int, log: Path) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=self.log.open("a"),
-            stderr=subprocess.STDOUT,
-        )
-        _wait(self._answers, 10, "redis to start")
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 class Worker:
     """``celery worker`` (prefork, one child) in its own process group, so that the test can kill all of it."""
 
     def __init__(self, emulator: EmulatorHandle, broker: str, prefix: str, log: Path) -> None:
-        db = connection.settings_dict
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "mdm.settings_test",
-            "MDM_CELERY_EAGER": "0",
-            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}",
-            "DATABASE_CONN_MAX_AGE": "0",
-            "CELERY_BROKER_URL": broker,
-            "CELERY_BROKER_KEY_PREFIX": prefix,
-            "GOOGLE_EMULATOR_HOST": emulator.host,
-            "GOOGLE_OAUTH_CLIENT_ID": emulator.client_id,
-            "GOOGLE_OAUTH_CLIENT_SECRET": emulator.client_secret,
-        }
         self.log_path = log
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "celery_app",
-                "worker",
-                "--pool=prefork",
-                "--concurrency=1",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-                "--loglevel=INFO",
-                f"--hostname=job-fault-{uuid.uuid4().hex[:6]}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.process = start_celery_worker(
+            emulator, broker=broker, prefix=prefix, log=log, name="job-fault", own_session=True
         )
-        _wait(lambda: "ready" in log.read_text(), 60, "the worker to start")
 
     def kill(self) -> None:
         """SIGKILL the whole worker, parent and child: nothing acknowledges or requeues its message."""
@@ -150,21 +56,15 @@ class Worker:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process(self.process, group=True)
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[tuple[Redis, str]]:
+def broker(tmp_path: Path) -> Iterator[tuple[RedisServer, str]]:
     """A Redis of this test's own, and the console's Celery app publishing to it for real (not eager)."""
     from celery_app import app
 
-    redis = Redis(_free_port(), tmp_path / "redis.log")
+    redis = RedisServer(tmp_path / "redis.log")
     redis.start()
     prefix = f"mdm-job-fault-{uuid.uuid4().hex[:8]}:"
     keys = ("task_always_eager", "broker_url", "broker_connection_timeout", "broker_transport_options")
@@ -185,7 +85,9 @@ def broker(tmp_path: Path) -> Iterator[tuple[Redis, str]]:
 
 
 @pytest.fixture
-def workers(google_emulator: EmulatorHandle, broker: tuple[Redis, str], tmp_path: Path) -> Iterator[Any]:
+def workers(
+    google_emulator: EmulatorHandle, broker: tuple[RedisServer, str], tmp_path: Path
+) -> Iterator[Any]:
     started: list[Worker] = []
 
     def start() -> Worker:
@@ -222,7 +124,7 @@ def test_broker_down_at_confirm_the_page_says_so_and_the_job_runs_once_redis_is_
     redis.start()
     assert _job(job.pk).status == JobStatus.QUEUED  # nothing was lost meanwhile
     assert jobs_reap(timezone.now() + timedelta(minutes=1))["outbox"] == 1
-    _wait(lambda: _job(job.pk).status == JobStatus.SUCCEEDED, 60, "the job to run on the worker")
+    wait_for(lambda: _job(job.pk).status == JobStatus.SUCCEEDED, 60, "the job to run on the worker")
     assert len(google_emulator.requests("admin.customer.devices.chromeos.batchChangeStatus")) == 1
 
 
@@ -269,7 +171,7 @@ def test_worker_killed_mid_job_the_job_resumes_and_no_device_is_sent_twice(
         )
         services.device_action_confirm(job=job, actor=admin_user, params=params)
     done = DeviceActionItem.unscoped.filter(job=job, status="succeeded")
-    _wait(lambda: done.count() >= kill_after, 60, f"{kill_after} devices done")
+    wait_for(lambda: done.count() >= kill_after, 60, f"{kill_after} devices done")
     first.kill()
     killed_at = time.monotonic()
     at_kill = done.count()
@@ -278,7 +180,7 @@ def test_worker_killed_mid_job_the_job_resumes_and_no_device_is_sent_twice(
     workers()
     time.sleep(settings.JOB_HEARTBEAT_TIMEOUT_SECONDS + 0.5)
     assert jobs_reap()["chromeos.device_jobs"] == 1
-    final = _wait(
+    final = wait_for(
         lambda: (j := _job(job.pk)).status not in (JobStatus.QUEUED, JobStatus.RUNNING) and j, 120, "the job"
     )
     recovered_in = time.monotonic() - killed_at

@@ -17,33 +17,21 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from celery import Celery
 from django.conf import settings
-from django.db import connection
 
 from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncRun, SyncStatus
 from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
+from tests.processes import start_celery_worker, stop_process, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 LIST = "directory.chromeosdevices.list"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sync-worker")]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return (
-        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
 
 
 def _children(pid: int) -> list[int]:
@@ -61,75 +49,31 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _wait(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Worker:
     def __init__(self, google_emulator: EmulatorHandle, log_path: Path) -> None:
         self.prefix = f"mdm-sync-kill-{uuid.uuid4().hex[:8]}:"
         broker = settings.CELERY_BROKER_URL
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "mdm.settings_test",
-            "MDM_CELERY_EAGER": "0",
-            "DATABASE_URL": _database_url(),
-            "DATABASE_CONN_MAX_AGE": "0",
-            "CELERY_BROKER_URL": broker,
-            "CELERY_BROKER_KEY_PREFIX": self.prefix,
-            "GOOGLE_EMULATOR_HOST": google_emulator.host,
-            "GOOGLE_OAUTH_CLIENT_ID": google_emulator.client_id,
-            "GOOGLE_OAUTH_CLIENT_SECRET": google_emulator.client_secret,
-            "CHROMEOS_SYNC_PAGE_SIZE": "20",
-        }
-        self.log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "celery_app",
-                "worker",
-                "--pool=prefork",
-                "--concurrency=1",
-                "--without-mingle",
-                "--without-gossip",
-                "--without-heartbeat",
-                "--loglevel=INFO",
-                f"--hostname=sync-kill-{uuid.uuid4().hex[:6]}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        self.process = start_celery_worker(
+            google_emulator,
+            broker=broker,
+            prefix=self.prefix,
+            log=log_path,
+            name="sync-kill",
+            extra_env={"CHROMEOS_SYNC_PAGE_SIZE": "20"},
         )
         self.app = Celery("sync-kill-test", broker=broker)
         self.app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
-        _wait(lambda: "ready" in log_path.read_text(), 60, "the worker to start")
 
     def send(self, run_id: int) -> None:
         self.app.send_task("chromeos.tasks.devices_sync_task", args=[run_id])
 
     def kill_child(self) -> int:
-        [child] = _wait(lambda: _children(self.process.pid), 10, "the pool child")
+        [child] = wait_for(lambda: _children(self.process.pid), 10, "the pool child")
         os.kill(child, signal.SIGKILL)
         return child
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.log.close()
+        stop_process(self.process)
 
 
 @pytest.fixture
@@ -179,21 +123,21 @@ def test_sigkill_at_any_point_loses_nothing_and_the_next_run_completes(
     integration_pk = google_integration.pk
 
     def kill_while_paging(run: SyncRun) -> None:
-        _wait(lambda: SyncRun.unscoped.get(pk=run.pk).pages >= 2, 30, "page 2")
+        wait_for(lambda: SyncRun.unscoped.get(pk=run.pk).pages >= 2, 30, "page 2")
         worker.kill_child()
 
     def kill_at(table_lock_sql: str, waiting_query: str) -> Callable[[SyncRun], None]:
         def kill(run: SyncRun) -> None:
             with dedicated_connection() as blocker:
                 blocker.execute(table_lock_sql, [integration_pk] if "%s" in table_lock_sql else [])
-                _wait(lambda: _waiting_on_lock(waiting_query), 30, f"the merge to wait on {waiting_query}")
+                wait_for(lambda: _waiting_on_lock(waiting_query), 30, f"the merge to wait on {waiting_query}")
                 worker.kill_child()
                 blocker.rollback()
 
         return kill
 
     def kill_after_commit(run: SyncRun) -> None:
-        _wait(lambda: SyncRun.unscoped.get(pk=run.pk).status == SyncStatus.SUCCEEDED, 30, "the commit")
+        wait_for(lambda: SyncRun.unscoped.get(pk=run.pk).status == SyncStatus.SUCCEEDED, 30, "the commit")
         worker.kill_child()
 
     scenarios: list[tuple[str, Callable[[SyncRun], None]]] = [
@@ -221,7 +165,7 @@ def test_sigkill_at_any_point_loses_nothing_and_the_next_run_completes(
         )
         worker.send(run.pk)
         kill(run)
-        final = _wait(
+        final = wait_for(
             lambda run=run: _settled(google_integration, run.pk), 60, f"the sync after a kill {point}"
         )
         run.refresh_from_db()

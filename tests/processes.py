@@ -1,0 +1,160 @@
+"""Real processes that tests start beside the in-process stack: a throwaway Redis and a Celery worker.
+
+One place for what several fault tests need (the broker that a test stops and restarts, the worker that it
+SIGKILLs), so that each test says only what it does to them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.db import connection
+
+from google_emulator.testing import EmulatorHandle
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """The first truthy value of ``condition()``, or AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def current_database_url() -> str:
+    """The URL of the database this test runs in, for a process started beside it."""
+    db = connection.settings_dict
+    return (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+class RedisServer:
+    """A ``redis-server`` on a free port, without persistence, never the console's own: stopped by pid."""
+
+    def __init__(self, log: Path | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        command = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        output = self.log.open("a") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        wait_for(self.answers, 10, "redis to start")
+        return self
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def start_celery_worker(
+    emulator: EmulatorHandle,
+    *,
+    broker: str,
+    prefix: str,
+    log: Path,
+    name: str,
+    extra_env: dict[str, str] | None = None,
+    own_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """``celery worker`` (prefork, one child) on this test's database and ``emulator``, ready when it returns.
+
+    ``own_session``: the worker leads its own process group, so that a test can kill parent and child at once.
+    """
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mdm.settings_test",
+        "MDM_CELERY_EAGER": "0",
+        "DATABASE_URL": current_database_url(),
+        "DATABASE_CONN_MAX_AGE": "0",
+        "CELERY_BROKER_URL": broker,
+        "CELERY_BROKER_KEY_PREFIX": prefix,
+        "GOOGLE_EMULATOR_HOST": emulator.host,
+        "GOOGLE_OAUTH_CLIENT_ID": emulator.client_id,
+        "GOOGLE_OAUTH_CLIENT_SECRET": emulator.client_secret,
+        **(extra_env or {}),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_app",
+        "worker",
+        "--pool=prefork",
+        "--concurrency=1",
+        "--without-mingle",
+        "--without-gossip",
+        "--without-heartbeat",
+        "--loglevel=INFO",
+        f"--hostname={name}-{uuid.uuid4().hex[:6]}@%h",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=own_session,
+    )
+    wait_for(lambda: "ready" in log.read_text(), 60, "the worker to start")
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
+    """SIGTERM (the whole group with ``group``), then SIGKILL if it is still there after 20 s."""
+    if process.poll() is not None:
+        return
+
+    def send(sig: signal.Signals) -> None:
+        os.killpg(process.pid, sig) if group else process.send_signal(sig)
+
+    send(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        process.wait(timeout=10)
