@@ -49,6 +49,12 @@ def current_database_url() -> str:
     )
 
 
+def reset_pool(app: Any) -> None:
+    """Forget the Celery app's producer pool so that the next publish connects to the configured broker."""
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 class RedisServer:
     """A ``redis-server`` on a free port, without persistence, never the console's own: stopped by pid."""
 

@@ -26,6 +26,7 @@ from google_emulator.pytest_plugin import (  # noqa: F401 - fixtures and marker 
 )
 from google_emulator.testing import EmulatorHandle
 from mdm.models import Tenant, User
+from tests.processes import reset_pool
 
 
 @pytest.fixture
@@ -64,3 +65,18 @@ def google_integration(
         access_token=token["access_token"],
         access_token_expires_at=timezone.now() + timedelta(seconds=int(token["expires_in"])),
     )
+
+
+@pytest.fixture
+def broker_down() -> Any:
+    """The app's Celery pointed at a closed port, publishing for real (not eager): Redis is down."""
+    from celery_app import app
+
+    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "broker_connection_timeout")}
+    app.conf.update(task_always_eager=False, broker_url="redis://127.0.0.1:9/0", broker_connection_timeout=1)
+    reset_pool(app)
+    try:
+        yield app
+    finally:
+        app.conf.update(saved)
+        reset_pool(app)

@@ -21,28 +21,13 @@ from mdm.jobs import jobs_reap, publication_pending
 from mdm.models import OutboxMessage
 from mdm.tenancy import tenant_context
 from tests.chromeos.test_device_actions import prepare
-from tests.chromeos.test_sync_faults import reset_pool
 from tests.ldap.factories import LdapDirectoryFactory
+from tests.processes import reset_pool
 
 pytest_plugins = ["tests.chromeos.test_device_actions"]
 
 PATCH = "directory.chromeosdevices.patch"
 JOB_KIND = "chromeos.deviceactionjob"
-
-
-@pytest.fixture
-def broker_down() -> Any:
-    """The app's Celery pointed at a closed port, publishing for real (not eager): Redis is down."""
-    from celery_app import app
-
-    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "broker_connection_timeout")}
-    app.conf.update(task_always_eager=False, broker_url="redis://127.0.0.1:9/0", broker_connection_timeout=1)
-    reset_pool(app)
-    try:
-        yield app
-    finally:
-        app.conf.update(saved)
-        reset_pool(app)
 
 
 def later() -> Any:

@@ -32,8 +32,7 @@ from google_emulator.testing import EmulatorHandle
 from mdm.jobs import jobs_reap, publication_pending
 from mdm.tenancy import tenant_context
 from tests.chromeos.test_device_actions import prepare
-from tests.chromeos.test_sync_faults import reset_pool
-from tests.processes import RedisServer, start_celery_worker, stop_process, wait_for
+from tests.processes import RedisServer, reset_pool, start_celery_worker, stop_process, wait_for
 
 pytest_plugins = ["tests.chromeos.test_device_actions"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("job-worker")]

@@ -31,6 +31,7 @@ from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
 from mdm.models import User
 from mdm.tenancy import tenant_context
+from tests.processes import reset_pool
 
 LIST = "directory.chromeosdevices.list"
 
@@ -459,27 +460,6 @@ def test_a_stale_running_run_is_marked_failed_and_a_new_one_starts(
     dead.refresh_from_db()
     assert dead.status == SyncStatus.FAILED and "interrompue" in dead.error
     assert devices_sync(run).status == SyncStatus.SUCCEEDED
-
-
-@pytest.fixture
-def broker_down() -> Any:
-    """The app's Celery pointed at a closed port, publishing for real (not eager): Redis is down."""
-    from celery_app import app
-
-    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "broker_connection_timeout")}
-    app.conf.update(task_always_eager=False, broker_url="redis://127.0.0.1:9/0", broker_connection_timeout=1)
-    reset_pool(app)
-    try:
-        yield app
-    finally:
-        app.conf.update(saved)
-        reset_pool(app)
-
-
-def reset_pool(app: Any) -> None:
-    """Forget the producer pool so that the next publish connects to the configured broker."""
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 @pytest.mark.django_db(transaction=True)
