@@ -8,15 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.db import connections
-from django.test import Client
 from django.urls import reverse
 
 from chromeos.models import ChromeOSDevice, RemovalRun, RemovalStatus
+from tests.browser import signed_in_page
 from tests.chromeos.removal_data import populate_integration_data
 from tests.e2e.a11y import assert_dialog_keyboard
-from tests.e2e.stack import CHROMIUM, CHROMIUM_ARGS
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -27,29 +24,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def browser_page(
     live_server: Any, admin_user: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    javascript = request.param
     # Playwright's sync API keeps an asyncio loop on this thread; the test's own ORM calls are still plain
     # synchronous code, run while the browser waits.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    client = Client()
-    client.force_login(admin_user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            base_url=live_server.url, locale="fr-FR", java_script_enabled=javascript
-        )
-        context.add_cookies(
-            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-        )
-        page = context.new_page()
-        try:
-            yield page
-        finally:
-            browser.close()
-            # Django keys connections by async context: those opened under Playwright's loop are not the test's
-            # own and would outlive it (keeping the test database busy).
-            connections.close_all()
+    with signed_in_page(live_server.url, admin_user, javascript=request.param) as page:
+        yield page
 
 
 def test_dialog_is_labelled_keeps_the_focus_closes_on_esc_and_ok_removes(google_integration, browser_page):

@@ -7,13 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.db import connections
-from django.test import Client
 from django.urls import reverse
 
 from ldap_sync.models import LdapOrgUnit
-from tests.e2e.stack import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import signed_in_page
 from tests.ldap.factories import LdapDirectoryFactory, LdapOrgUnitFactory
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -24,21 +21,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def browser_page(live_server: Any, admin_user: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    client = Client()
-    client.force_login(admin_user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=live_server.url, locale="fr-FR")
-        context.add_cookies(
-            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-        )
-        page = context.new_page()
-        try:
-            yield page
-        finally:
-            browser.close()
-            connections.close_all()
+    with signed_in_page(live_server.url, admin_user) as page:
+        yield page
 
 
 def test_search_branch_collapse_and_1200_ticks(browser_page, tenant):
