@@ -66,7 +66,7 @@ class ApiCall:
 
     def page_reached(self, page: int) -> None:
         """Apply the faults aimed at one page of a listing (an error at page K, a mutation after it)."""
-        apply_faults(self.state.faults.take(self.spec.id, page, paged=True), self)
+        apply_faults(self.state.faults.take(self.spec.id, page, paged=True, params=self.params), self)
 
 
 def apply_faults(faults: list[Fault], call: ApiCall | None) -> None:

@@ -273,6 +273,8 @@ def add_fault(state: EmulatorState, body: dict[str, Any]) -> dict[str, Any]:
     unknown = set(body) - FAULT_FIELDS
     if unknown:
         raise ControlError(f"unknown fault fields {sorted(unknown)}; known: {sorted(FAULT_FIELDS)}")
+    if body.get("params") is not None and not isinstance(body["params"], dict):
+        raise ControlError("fault params must be an object of query parameters")
     if body.get("mutation") is not None and body["mutation"].get("op") not in mutations.OPERATIONS:
         raise ControlError(f"unknown mutation op; known: {sorted(mutations.OPERATIONS)}")
     fault = state.faults.add(Fault(**body))

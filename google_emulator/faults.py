@@ -19,7 +19,9 @@ class Fault:
     affected (``None``: until cleared). With ``page`` set, only that page of a listing (1 = the
     request without a page token) is affected. ``status`` answers an error; ``delay_ms`` only
     slows the answer down; ``mutation`` (a control-API operation, see control.py) is applied right
-    after the matching request was answered, to change a listing between two pages.
+    after the matching request was answered, to change a listing between two pages. With ``params`` set
+    (e.g. ``{"orgUnitPath": "/Paris"}``), only requests sending those query parameters with those values are
+    affected: one listing among several running at once (one per org unit) can be aimed at.
     """
 
     method: str = "*"
@@ -31,14 +33,28 @@ class Fault:
     retry_after: int | None = None
     delay_ms: int = 0
     mutation: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
     id: int = 0
 
-    def matches(self, method_id: str, page: int | None) -> bool:
+    def matches(self, method_id: str, page: int | None, params: dict[str, Any] | None = None) -> bool:
         # "*" is every API method, not the OAuth endpoints: "Google is down" tests still need a token.
         wildcard = self.method == "*" and not method_id.startswith("oauth2.")
         if not wildcard and self.method != method_id:
             return False
+        if self.params and any(
+            _param_text((params or {}).get(name)) != _param_text(value) for name, value in self.params.items()
+        ):
+            return False
         return self.page is None or self.page == page
+
+
+def _param_text(value: Any) -> str | None:
+    """A parameter as sent on the wire: booleans as ``true``/``false`` (parsed ones are Python bools)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class FaultBook:
@@ -61,7 +77,13 @@ class FaultBook:
         with self._lock:
             return [asdict(f) for f in self._faults]
 
-    def take(self, method_id: str, page: int | None = None, paged: bool = False) -> list[Fault]:
+    def take(
+        self,
+        method_id: str,
+        page: int | None = None,
+        paged: bool = False,
+        params: dict[str, Any] | None = None,
+    ) -> list[Fault]:
         """Consume the faults that apply to this request.
 
         Page-specific faults are only considered by listings (``paged``), which know their page number.
@@ -69,7 +91,7 @@ class FaultBook:
         with self._lock:
             taken = []
             for fault in self._faults:
-                if (fault.page is not None) != paged or not fault.matches(method_id, page):
+                if (fault.page is not None) != paged or not fault.matches(method_id, page, params):
                     continue
                 taken.append(fault)
                 if fault.count is not None:

@@ -119,7 +119,7 @@ class EmulatorApp:
             raise forbidden()
         with state.limits.admit(spec.id, token.client_id, token.user, state.customer["id"]):
             call = ApiCall(state, spec, params, token, parse_body(spec, request))
-            apply_faults(state.faults.take(spec.id), call)
+            apply_faults(state.faults.take(spec.id, params=params), call)
             result = shape_response(spec, params, HANDLERS[spec.id](call))
             for mutation in call.after_response:
                 apply_mutation(state, mutation)
