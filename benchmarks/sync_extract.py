@@ -74,7 +74,7 @@ def main() -> None:
     django.setup()
     from django.db import connection
 
-    from chromeos.services.sync import DATA_COLUMNS, STAGE_COLUMNS, _payload_json, device_row
+    from chromeos.services.sync.staging import DATA_COLUMNS, STAGE_COLUMNS, _payload_json, device_row
     from google_emulator.generator import generate_domain
 
     devices: list[dict[str, Any]] = [

@@ -20,7 +20,7 @@ The steps of one run (:func:`removal_run_execute`, in a Celery task):
 Why removal always wins over a running sync (no device can reappear):
 
 * A writer locks the integration row inside the transaction that writes and writes only if it is still
-  ``active``: the sync's merge does it itself (``SELECT ... FOR UPDATE`` in ``services/sync.py``); any other
+  ``active``: the sync's merge does it itself (``SELECT ... FOR UPDATE`` in ``services/sync/pipeline.py``); any other
   writer calls ``integration_accepts_writes(id)`` (``FOR SHARE``), and ``lock=False`` between pages to stop early.
 * Step 1's status update and step 3's ``SELECT ... FOR UPDATE`` of the integration conflict with those locks:
   a merge that began before step 1 finishes first (and its rows are then deleted in step 3); a merge that

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chromeos.models import OrgUnit, PolicyAssignment, SyncRun
-from chromeos.services.sync import _merge_org_units
+from chromeos.services.sync.merge import _merge_org_units
 from ldap_sync import services
 from ldap_sync.models import LdapOrgUnit, LdapSyncRun, LdapUser, SyncStatus
 from ldap_sync.selectors import ldap_org_units_by_path, ldap_prerequisites

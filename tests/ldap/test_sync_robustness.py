@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from chromeos.models import OrgUnit, SyncRun
-from chromeos.services.sync import _merge_org_units
+from chromeos.services.sync.merge import _merge_org_units
 from ldap_sync.models import LdapOrgUnit, LdapUser, SyncStatus
 from tests.factories import GoogleIntegrationFactory
 

@@ -1,0 +1,189 @@
+"""Listing Google: the OUs, the device count, and every page of devices (``list_device_pages``), fetched by
+``PageFetcher`` in a background thread that hands the pages to the run's thread."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from chromeos.google.client import GoogleClient
+from chromeos.google.errors import GoogleBadRequest
+from chromeos.models import GoogleIntegration
+
+FALLBACK_PAGE_SIZE = 100  # Google's documented default for chromeosdevices.list
+
+
+def _page_size() -> int:
+    return int(getattr(settings, "CHROMEOS_SYNC_PAGE_SIZE", 300))
+
+
+@dataclass
+class Listing:
+    pages: int = 0
+    devices: int = 0
+    skipped: int = 0
+    fresh: int = 0
+    progress_written: float = 0.0
+
+
+class _DeferredClient(GoogleClient):
+    """The client of the fetch thread, which must not touch the database (its writes would go through another
+    connection, outside the run's): refreshed tokens are saved by the run's thread (``save_tokens``) and a
+    refused grant is handled there (``devices_sync``)."""
+
+    def persist_tokens(self) -> None:
+        return
+
+    def save_tokens(self) -> None:
+        GoogleClient.persist_tokens(self)
+
+
+_DONE = object()
+
+
+class PageFetcher:
+    """Pages Google in a background thread, one or two pages ahead of the run's thread, which stages them.
+
+    Parsing Google's JSON (the fetch) and waiting on PostgreSQL (the COPY) then overlap; the bounded queue keeps
+    memory flat whatever the number of devices. Errors in the thread are raised in the run's thread.
+    """
+
+    def __init__(
+        self,
+        integration: GoogleIntegration,
+        *,
+        depth: int = 2,
+        on_retry: Callable[[float], None] | None = None,
+    ) -> None:
+        self.client = _DeferredClient(integration, sleep=self._backoff)
+        self.integration = integration
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._fallbacks: list[tuple[int, int]] = []
+        # Google's backoffs in the fetch thread, told to the run's thread (which alone writes the run's log)
+        # while it waits for the next page: the progress stops, the log says why.
+        self._retries: queue.SimpleQueue[float] = queue.SimpleQueue()
+        self._on_retry = on_retry
+        self._thread = threading.Thread(target=self._fetch, name="chromeos-sync-fetch", daemon=True)
+
+    def _fetch(self) -> None:
+        try:
+            pages = list_device_pages(
+                self.client, self.integration, on_fallback=lambda a, b: self._fallbacks.append((a, b))
+            )
+            for page in pages:
+                if not self._put(page):
+                    return
+            self._put(_DONE)
+        except BaseException as error:
+            self._put(error)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _backoff(self, seconds: float) -> None:
+        self._retries.put(seconds)
+        time.sleep(seconds)
+
+    def _tell_retries(self) -> None:
+        while self._on_retry is not None:
+            try:
+                seconds = self._retries.get_nowait()
+            except queue.Empty:
+                return
+            self._on_retry(seconds)
+
+    def take_fallbacks(self) -> list[tuple[int, int]]:
+        taken, self._fallbacks = self._fallbacks, []
+        return taken
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        self._thread.start()
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                self._tell_retries()
+                continue
+            self._tell_retries()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop the thread (after its current request) and save the tokens it refreshed."""
+        self._stop.set()
+        if self._thread.is_alive() or self._thread.ident is not None:
+            self._thread.join(timeout=90)
+        self.client.save_tokens()
+
+
+def _customer(integration: GoogleIntegration) -> str:
+    return integration.customer_id or "my_customer"
+
+
+def _count_devices(client: GoogleClient, integration: GoogleIntegration) -> int:
+    request = (
+        client.directory()
+        .customer()
+        .devices()
+        .chromeos()
+        .countChromeOsDevices(customerId=_customer(integration))
+    )
+    return int(client.execute(request).get("count", 0))
+
+
+def list_device_pages(
+    client: GoogleClient,
+    integration: GoogleIntegration,
+    *,
+    page_size: int | None = None,
+    on_fallback: Callable[[int, int], None] | None = None,
+) -> Iterator[list[Any]]:
+    """Every page of the tenant's devices (projection FULL), as Google sends them. Used by the sync and by
+    the benchmark's fetch-only floor."""
+    size = page_size or _page_size()
+    token: str | None = None
+    first = True
+    # One resource for every page: building it walks the discovery document (~1 ms per call).
+    chromeosdevices = client.directory().chromeosdevices()
+    while True:
+        request = chromeosdevices.list(
+            customerId=_customer(integration), projection="FULL", maxResults=size, pageToken=token
+        )
+        try:
+            body = client.execute(request)
+        except GoogleBadRequest:
+            # Google has documented 100, 200 and 300 as the maximum over the years: never trust one number.
+            if not first or size <= FALLBACK_PAGE_SIZE:
+                raise
+            if on_fallback is not None:
+                on_fallback(size, FALLBACK_PAGE_SIZE)
+            size = FALLBACK_PAGE_SIZE
+            continue
+        first = False
+        devices = body.get("chromeosdevices") or []
+        yield devices if isinstance(devices, list) else []
+        token = body.get("nextPageToken")
+        if not token:
+            return
+
+
+def _org_units(client: GoogleClient, integration: GoogleIntegration) -> list[dict[str, Any]]:
+    request = client.directory().orgunits().list(customerId=_customer(integration), type="allIncludingParent")
+    units = client.execute(request).get("organizationUnits") or []
+    return [u for u in units if isinstance(u, dict) and u.get("orgUnitId") and u.get("orgUnitPath")]

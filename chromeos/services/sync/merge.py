@@ -1,0 +1,272 @@
+"""The merge: the staged devices and the listed OUs into the tenant's tables, and the sweep of absent devices
+(only after a complete listing, under the deletion guard)."""
+
+# SQL below is composed only from model metadata, column-name constants and the run's integer id; every value
+# is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from chromeos.models import (
+    AssignmentState,
+    ChromeOSDevice,
+    GoogleIntegration,
+    OrgUnit,
+    PolicyAssignment,
+    SyncRun,
+)
+from chromeos.services.sync.runs import MSG, _log
+from chromeos.services.sync.staging import CHANGE_COLUMNS, DATA_COLUMNS, Stage, _text
+from ldap_sync.models import LdapOrgUnit
+from ldap_sync.services import google_org_unit_path
+from mdm.services import audit_record
+
+
+@dataclass
+class MergeResult:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    candidates: int = 0
+    listed: int = 0
+    present_before: int = 0
+
+
+def _merge_devices(
+    stage: Stage, integration: GoogleIntegration, run: SyncRun, *, may_remove: Callable[[int, int], bool]
+) -> MergeResult:
+    """Inside the merge transaction: history, upsert, then the sweep if ``may_remove(candidates, present)``."""
+    table = stage.table
+    device_table = ChromeOSDevice._meta.db_table
+    change_table = "chromeos_devicechange"
+    result = MergeResult()
+    params = {"tenant": integration.tenant_id, "integration": integration.pk, "run": run.pk}
+    set_columns = ", ".join(f"{c} = EXCLUDED.{c}" for c in DATA_COLUMNS)
+    change_pairs = ", ".join(
+        f"'{c}', CASE WHEN d.{c} IS DISTINCT FROM s.{c} THEN jsonb_build_array(d.{c}, s.{c}) END"
+        for c in CHANGE_COLUMNS
+    )
+    change_filter = " OR ".join(f"d.{c} IS DISTINCT FROM s.{c}" for c in CHANGE_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {device_table} WHERE tenant_id = %(tenant)s AND removed_at IS NULL", params
+        )
+        result.present_before = cursor.fetchone()[0]
+        cursor.execute(f"SELECT count(*) FROM {table}")  # distinct devices: Stage.analyze removed duplicates
+        result.listed = cursor.fetchone()[0]
+        fresh = f"(SELECT * FROM {table} WHERE fresh)"
+        cursor.execute(
+            f"""
+            INSERT INTO {change_table} (tenant_id, device_id, sync_run_id, changes, at)
+            SELECT d.tenant_id, d.id, %(run)s,
+                   jsonb_strip_nulls(jsonb_build_object({change_pairs},
+                       'removed', CASE WHEN d.removed_at IS NOT NULL THEN jsonb_build_array(true, false) END)),
+                   now()
+            FROM {fresh} s JOIN {device_table} d ON d.tenant_id = %(tenant)s AND d.device_id = s.device_id
+            WHERE (d.etag IS DISTINCT FROM s.etag OR d.removed_at IS NOT NULL)
+              AND ({change_filter} OR d.removed_at IS NOT NULL)
+            """,
+            params,
+        )
+        cursor.execute(
+            f"""
+            WITH upserted AS (
+                INSERT INTO {device_table} AS d (tenant_id, integration_id, device_id, etag, {", ".join(DATA_COLUMNS)},
+                    payload, first_seen_at, last_seen_at, last_seen_run_id, removed_at)
+                SELECT %(tenant)s, %(integration)s, s.device_id, s.etag, {", ".join("s." + c for c in DATA_COLUMNS)},
+                    s.payload, now(), now(), %(run)s, NULL
+                FROM {fresh} s
+                ON CONFLICT (tenant_id, device_id) DO UPDATE SET
+                    etag = EXCLUDED.etag, {set_columns}, payload = EXCLUDED.payload,
+                    integration_id = EXCLUDED.integration_id, last_seen_at = EXCLUDED.last_seen_at,
+                    last_seen_run_id = EXCLUDED.last_seen_run_id, removed_at = NULL
+                WHERE d.etag IS DISTINCT FROM EXCLUDED.etag OR d.removed_at IS NOT NULL
+                    OR d.integration_id IS DISTINCT FROM EXCLUDED.integration_id
+                RETURNING (xmax = 0) AS inserted
+            )
+            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+            """,
+            params,
+        )
+        result.added, result.updated = cursor.fetchone()
+        result.unchanged = max(result.listed - result.added - result.updated, 0)
+        absent = (
+            f"FROM {device_table} d WHERE d.tenant_id = %(tenant)s AND d.removed_at IS NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.device_id = d.device_id)"
+        )
+        cursor.execute(f"SELECT count(*) {absent}", params)
+        result.candidates = cursor.fetchone()[0]
+        if result.candidates and may_remove(result.candidates, result.present_before):
+            cursor.execute(
+                f"""
+                WITH gone AS (
+                    UPDATE {device_table} AS target SET removed_at = now()
+                    FROM (SELECT d.id {absent}) AS absent WHERE target.id = absent.id
+                    RETURNING target.id, target.tenant_id
+                ), history AS (
+                    INSERT INTO {change_table} (tenant_id, device_id, sync_run_id, changes, at)
+                    SELECT tenant_id, id, %(run)s, '{{"removed": [false, true]}}'::jsonb, now() FROM gone
+                )
+                SELECT count(*) FROM gone
+                """,
+                params,
+            )
+            result.removed = cursor.fetchone()[0]
+    return result
+
+
+def _merge_org_units(integration: GoogleIntegration, run: SyncRun, units: list[dict[str, Any]]) -> int:
+    """Upsert the OUs Google listed (a complete answer: orgunits.list is not paged) and link each to the
+    tenant's LDAP OU of the same path (matched case-insensitively, as Google compares paths).
+
+    An OU is matched by Google's id, then by path: an OU deleted and recreated in Google with the same path
+    (a new id) keeps its row, hence its assignments. An OU Google no longer lists is deleted, unless
+    assignments target it: then it is kept as "OU disparue" (``missing_since``) with them, for an admin to
+    release. Both are said in the run's log and the audit trail.
+    """
+    ldap_ids = _ldap_org_unit_ids(integration.tenant_id)
+    existing = {ou.org_unit_id: ou for ou in OrgUnit.unscoped.filter(integration=integration)}
+    listed_ids = {_strip_id(unit["orgUnitId"]) for unit in units}
+    unlisted_by_path = {ou.path.casefold(): ou for ou_id, ou in existing.items() if ou_id not in listed_ids}
+    seen: set[str] = set()
+    to_create: list[OrgUnit] = []
+    to_update: list[OrgUnit] = []
+    fields = [
+        "org_unit_id",
+        "path",
+        "name",
+        "parent_org_unit_id",
+        "description",
+        "last_seen_run_id",
+        "ldap_org_unit",
+        "missing_since",
+    ]
+    for unit in units:
+        org_unit_id = _strip_id(unit["orgUnitId"])
+        if org_unit_id in seen:
+            continue
+        seen.add(org_unit_id)
+        values: dict[str, Any] = {
+            "path": _text(unit.get("orgUnitPath"), 1024),
+            "name": _text(unit.get("name"), 255),
+            "parent_org_unit_id": _strip_id(_text(unit.get("parentOrgUnitId"), 64)),
+            "description": _text(unit.get("description"), None),
+            "last_seen_run_id": run.pk,
+            "missing_since": None,
+        }
+        values["ldap_org_unit_id"] = ldap_ids.get(values["path"].casefold())
+        ou = existing.get(org_unit_id)
+        if ou is None and (previous := unlisted_by_path.pop(values["path"].casefold(), None)) is not None:
+            ou = previous
+            _org_unit_recreated(integration, run, previous, org_unit_id)
+            del existing[previous.org_unit_id]
+            ou.org_unit_id = org_unit_id
+            existing[org_unit_id] = ou
+        if ou is None:
+            to_create.append(
+                OrgUnit(
+                    tenant_id=integration.tenant_id,
+                    integration=integration,
+                    org_unit_id=org_unit_id,
+                    **values,
+                )
+            )
+        else:
+            for key, value in values.items():
+                setattr(ou, key, value)
+            to_update.append(ou)
+    OrgUnit.unscoped.bulk_update(to_update, fields, batch_size=2000)
+    OrgUnit.unscoped.bulk_create(to_create, batch_size=2000)
+    gone = [ou for ou_id, ou in existing.items() if ou_id not in seen]
+    assigned = set(
+        PolicyAssignment.unscoped.filter(org_unit__in=[ou.pk for ou in gone]).values_list(
+            "org_unit_id", flat=True
+        )
+    )
+    for ou in gone:
+        if ou.pk in assigned and ou.missing_since is None:
+            _org_unit_missing(integration, run, ou)
+    OrgUnit.unscoped.filter(pk__in=[ou.pk for ou in gone if ou.pk not in assigned]).delete()
+    return len(seen)
+
+
+def _assignment_summary(ou: OrgUnit) -> list[dict[str, str]]:
+    return [
+        {
+            "assignment": a.subject_label,
+            "state": a.state,
+            "schemas": ", ".join(sorted(a.applied_values or {})),
+        }
+        for a in PolicyAssignment.unscoped.filter(org_unit=ou).select_related("blueprint", "app")
+    ]
+
+
+def _org_unit_recreated(integration: GoogleIntegration, run: SyncRun, ou: OrgUnit, new_id: str) -> None:
+    """Google's new OU holds none of what the console wrote on the old one: its assignments are kept but go
+    back to "en attente" (nothing applied), for the admin to apply them again."""
+    assignments = _assignment_summary(ou)
+    PolicyAssignment.unscoped.filter(org_unit=ou).update(
+        state=AssignmentState.PENDING,
+        applied_values={},
+        previous_values={},
+        applied_at=None,
+        google_error=str(MSG["ou_recreated_assignment"]),
+        updated_at=timezone.now(),
+    )
+    _log(run, "warning", "ou_recreated", path=ou.path, old=ou.org_unit_id, new=new_id, count=len(assignments))
+    audit_record(
+        tenant=integration.tenant,
+        actor=None,
+        action="chromeos.org_unit.recreated",
+        target=ou.path,
+        details={"old_id": ou.org_unit_id, "new_id": new_id, "assignments": assignments, "run_id": run.pk},
+    )
+
+
+def _org_unit_missing(integration: GoogleIntegration, run: SyncRun, ou: OrgUnit) -> None:
+    assignments = _assignment_summary(ou)
+    OrgUnit.unscoped.filter(pk=ou.pk).update(missing_since=timezone.now())
+    _log(
+        run,
+        "warning",
+        "ou_missing",
+        path=ou.path,
+        assignments="; ".join(a["assignment"] for a in assignments),
+    )
+    audit_record(
+        tenant=integration.tenant,
+        actor=None,
+        action="chromeos.org_unit.missing",
+        target=ou.path,
+        details={"org_unit_id": ou.org_unit_id, "assignments": assignments, "run_id": run.pk},
+    )
+
+
+def _strip_id(value: str) -> str:
+    return value[3:] if value.startswith("id:") else value
+
+
+def _ldap_org_unit_ids(tenant_id: int) -> dict[str, int]:
+    """casefolded Google path → id of the tenant's LDAP OUs that were added to the console. The console's paths
+    escape ``\\`` and ``/`` in names, Google's do not: an OU named ``Équipe \\ Réseau`` is matched by its Google
+    path; one with a ``/`` in a name has none."""
+    rows = LdapOrgUnit.unscoped.filter(tenant_id=tenant_id, added=True).values_list("path", "id")
+    ids: dict[str, int] = {}
+    for path, pk in rows:
+        google_path = google_org_unit_path(path)
+        if google_path is not None:
+            ids[google_path.casefold()] = pk
+    return ids
+
+
+def _supported_count(units: list[dict[str, Any]], tenant_id: int) -> int:
+    ldap_paths = _ldap_org_unit_ids(tenant_id)
+    return sum(1 for u in units if str(u.get("orgUnitPath", "")).casefold() in ldap_paths)

@@ -1,0 +1,354 @@
+"""A run from start to end (``devices_sync``): lock, OUs, listing into the stage, merge, schedule."""
+
+# SQL below is composed only from model metadata, column-name constants and the run's integer id; every value
+# is a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from chromeos.google.client import GoogleClient
+from chromeos.google.errors import AuthRevoked, GoogleError
+from chromeos.models import ChromeOSDevice, GoogleIntegration, IntegrationStatus, SyncRun, SyncStatus
+from chromeos.services.integration import integration_google_refused
+from chromeos.services.sync.listing import Listing, PageFetcher, _count_devices, _org_units
+from chromeos.services.sync.merge import _merge_devices, _merge_org_units, _supported_count
+from chromeos.services.sync.runs import (
+    FINISHED_STATUSES,
+    MAX_LOG_LINES,
+    REDELIVERY_LOCK_WAIT,
+    SyncAborted,
+    SyncLock,
+    _fail,
+    _log,
+    _log_entry,
+    _reap_dead_runs,
+)
+from chromeos.services.sync.schedule import _schedule_after
+from chromeos.services.sync.staging import ANALYZED_COLUMNS, Stage
+from ops import metrics
+from ops.logs import log_context
+
+# The package's name, as before the split: log filters and dashboards keep matching.
+logger = logging.getLogger("chromeos.services.sync")
+
+
+def _progress_seconds() -> float:
+    return float(getattr(settings, "CHROMEOS_SYNC_PROGRESS_SECONDS", 0.25))
+
+
+ProgressCallback = Callable[[SyncRun], None]
+
+
+def devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> SyncRun:
+    """Run one queued sync (the task's body, and the CLI's). Returns the run, finished; its outcome counted in
+    the metrics (ops/metrics.py) and the tenant's alerts re-evaluated."""
+    if run.status in FINISHED_STATUSES:
+        return _devices_sync(run, progress=progress)  # a redelivery of a finished run: nothing happens
+    with log_context(run_id=run.pk):
+        try:
+            run = _devices_sync(run, progress=progress)
+        finally:
+            finished = None
+            # PostgreSQL down: the task's retry matters, not counting.
+            with contextlib.suppress(DatabaseError):
+                finished = SyncRun.unscoped.filter(pk=run.pk).first()
+            if finished is not None and finished.status in FINISHED_STATUSES:
+                metrics.record_sync_run(finished)
+                _alerts_evaluate(finished)
+                logger.info(
+                    "chromeos sync %s: %s",
+                    finished.pk,
+                    finished.status,
+                    extra={
+                        "status": finished.status,
+                        "trigger": finished.trigger,
+                        "devices_seen": finished.devices_seen,
+                        "added": finished.added,
+                        "updated": finished.updated,
+                        "removed": finished.removed,
+                    },
+                )
+    return run
+
+
+def _alerts_evaluate(run: SyncRun) -> None:
+    from ops.alerts import alerts_evaluate
+
+    try:
+        alerts_evaluate(run.tenant)
+    except Exception:
+        # Telling people must never change what the sync did.
+        logger.exception("alerts of tenant %s not evaluated", run.tenant_id)
+
+
+def _devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> SyncRun:
+    """Run one queued sync. Returns the run, finished.
+
+    A run found RUNNING was interrupted (its worker died and the message came back): it is marked failed and a
+    new run continues its work, so the history tells the truth.
+    """
+    run = SyncRun.unscoped.select_related("integration", "tenant").get(pk=run.pk)
+    if run.status in FINISHED_STATUSES:
+        return run
+    lock = SyncLock(run.tenant_id)
+    # A RUNNING run handed to us again is a redelivery after its worker died: PostgreSQL may take a moment to
+    # notice the dead session and free its lock.
+    if not lock.acquire(wait_seconds=REDELIVERY_LOCK_WAIT if run.status == SyncStatus.RUNNING else 0.0):
+        if run.status == SyncStatus.QUEUED:
+            run.status = SyncStatus.SKIPPED
+            run.finished_at = timezone.now()
+            SyncRun.unscoped.filter(pk=run.pk).update(status=run.status, finished_at=run.finished_at)
+            _log(run, "info", "lock_busy")
+        return run
+    stage: Stage | None = None
+    try:
+        integration = run.integration
+        _reap_dead_runs(integration, except_pk=run.pk)
+        if run.status == SyncStatus.RUNNING:
+            interrupted = run
+            _fail(interrupted, "reaped", number=interrupted.pk)
+            run = SyncRun.unscoped.create(
+                tenant_id=interrupted.tenant_id,
+                integration=integration,
+                trigger=interrupted.trigger,
+                requested_by=interrupted.requested_by,
+                removal_allowance=interrupted.removal_allowance,
+            )
+            run = SyncRun.unscoped.select_related("integration", "tenant").get(pk=run.pk)
+            run.log = [_log_entry("info", "resumed", number=interrupted.pk)]
+        integration.refresh_from_db()
+        if integration.status != IntegrationStatus.ACTIVE:
+            run.status = SyncStatus.SKIPPED
+            run.finished_at = timezone.now()
+            SyncRun.unscoped.filter(pk=run.pk).update(status=run.status, finished_at=run.finished_at)
+            _log(run, "warning", "not_active", status=integration.get_status_display())
+            return run
+        run.status = SyncStatus.RUNNING
+        run.started_at = run.heartbeat_at = timezone.now()
+        run.log = [*run.log, _log_entry("info", "started", trigger=run.get_trigger_display())]
+        SyncRun.unscoped.filter(pk=run.pk).update(
+            status=run.status, started_at=run.started_at, heartbeat_at=run.heartbeat_at, log=run.log
+        )
+        stage = Stage(run)
+        _run(run, integration, lock, stage, progress)
+    except GoogleError as error:
+        if isinstance(error, AuthRevoked):
+            _mark_reauth_required(run, error)
+        else:
+            _fail(run, "google_error", error=str(error)[:500])
+    except SyncAborted as abort:
+        _fail(run, abort.key, **abort.params)
+    except DatabaseError as error:
+        # PostgreSQL may be the thing that is down: record if we can, and let the task retry later.
+        with contextlib.suppress(DatabaseError):
+            _fail(run, "database_error", error=str(error)[:500])
+        raise
+    except Exception as error:
+        _fail(run, "internal_error", error=f"{type(error).__name__}: {error}"[:500])
+        raise
+    finally:
+        if stage is not None:
+            stage.drop()
+        lock.release()
+    return run
+
+
+def _run(
+    run: SyncRun,
+    integration: GoogleIntegration,
+    lock: SyncLock,
+    stage: Stage,
+    progress: ProgressCallback | None,
+) -> None:
+    started = time.monotonic()
+    client = GoogleClient(integration)
+    units = _org_units(client, integration)
+    run.org_units = len(units)
+    _log(run, "info", "org_units", count=len(units), supported=_supported_count(units, integration.tenant_id))
+
+    count_before = _count_devices(client, integration)
+    run.expected_devices = count_before
+    SyncRun.unscoped.filter(pk=run.pk).update(org_units=run.org_units, expected_devices=count_before)
+    _log(run, "info", "expected", count=count_before)
+
+    stage.create()
+    listing = Listing()
+
+    fetcher = PageFetcher(
+        integration, on_retry=lambda seconds: _log(run, "warning", "google_retry", seconds=round(seconds))
+    )
+    try:
+        for devices in fetcher:
+            for size, smaller in fetcher.take_fallbacks():
+                _log(run, "warning", "page_size_fallback", size=size, fallback=smaller)
+            _write_page(run, stage, devices, listing, progress)
+    finally:
+        fetcher.close()
+    count_after = _count_devices(client, integration)
+    _log(
+        run,
+        "info",
+        "listed",
+        devices=listing.devices,
+        pages=listing.pages,
+        seconds=round(time.monotonic() - started, 1),
+    )
+    quota_waits = client.quota_waits + fetcher.client.quota_waits
+    if quota_waits:
+        waited = client.quota_wait_seconds + fetcher.client.quota_wait_seconds
+        _log(run, "info", "quota_waits", count=quota_waits, seconds=round(waited, 1))
+    if listing.skipped:
+        _log(run, "warning", "skipped_devices", count=listing.skipped)
+    if not lock.held():
+        raise SyncAborted("database_error", error="lost the sync lock")
+
+    guard_percent = integration.deletion_guard_percent
+    allowance = run.removal_allowance
+    decision: dict[str, Any] = {}
+
+    def may_remove(candidates: int, present: int) -> bool:
+        decision["candidates"] = candidates
+        if not complete:
+            return False
+        if allowance is not None and candidates <= allowance:
+            return True
+        if decision.get("held_since") is not None:
+            # The guard is a state: removals held back by an earlier run wait for an admin, whoever started
+            # this run and whatever share of a (maybe grown) fleet they are now.
+            decision["guarded"] = decision["held"] = True
+            decision["percent"] = round(candidates * 100 / max(present, 1), 1)
+            return False
+        if candidates * 100 > present * guard_percent:
+            decision["guarded"] = True
+            decision["percent"] = round(candidates * 100 / max(present, 1), 1)
+            return False
+        return True
+
+    stage.analyze()
+    with transaction.atomic():
+        locked = GoogleIntegration.unscoped.select_for_update().filter(pk=integration.pk).first()
+        if locked is None or locked.status != IntegrationStatus.ACTIVE:
+            raise SyncAborted("integration_gone")
+        decision["held_since"] = locked.removals_held_since
+        _merge_org_units(locked, run, units)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {stage.table}")
+            listed = cursor.fetchone()[0]
+        complete = listed == count_before == count_after
+        result = _merge_devices(stage, locked, run, may_remove=may_remove)
+        if allowance is not None:
+            _log(run, "info", "confirmed", allowance=allowance)
+        if not complete:
+            status = SyncStatus.PARTIAL
+            _log(run, "warning", "incomplete", listed=listed, before=count_before, after=count_after)
+        elif decision.get("held"):
+            status = SyncStatus.GUARDED
+            _log(
+                run,
+                "warning",
+                "held",
+                count=result.candidates,
+                since=timezone.localtime(decision["held_since"]).strftime("%Y-%m-%d %H:%M"),
+            )
+        elif decision.get("guarded"):
+            status = SyncStatus.GUARDED
+            _log(
+                run,
+                "warning",
+                "guarded",
+                count=result.candidates,
+                percent=decision["percent"],
+                threshold=guard_percent,
+            )
+        else:
+            status = SyncStatus.SUCCEEDED
+        if status == SyncStatus.GUARDED and locked.removals_held_since is None:
+            locked.removals_held_since = timezone.now()
+            locked.save(update_fields=["removals_held_since", "updated_at"])
+        elif status == SyncStatus.SUCCEEDED and locked.removals_held_since is not None:
+            # Confirmed and applied, or every absent device came back: nothing is held any more.
+            _log(run, "info", "held_released", removed=result.removed)
+            locked.removals_held_since = None
+            locked.save(update_fields=["removals_held_since", "updated_at"])
+        _log(
+            run,
+            "info",
+            "merged",
+            added=result.added,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            removed=result.removed,
+        )
+        finished = timezone.now()
+        elapsed = round(time.monotonic() - started, 1)
+        run.log = [*run.log, _log_entry("info", "finished", seconds=elapsed)][-MAX_LOG_LINES:]
+        run.status = status
+        run.finished_at = run.heartbeat_at = finished
+        run.added, run.updated, run.unchanged, run.removed = (
+            result.added,
+            result.updated,
+            result.unchanged,
+            result.removed,
+        )
+        run.pending_removals = result.candidates if status == SyncStatus.GUARDED else 0
+        run.save(
+            update_fields=[
+                "status",
+                "finished_at",
+                "heartbeat_at",
+                "pages",
+                "devices_seen",
+                "devices_skipped",
+                "added",
+                "updated",
+                "unchanged",
+                "removed",
+                "pending_removals",
+                "org_units",
+                "expected_devices",
+                "log",
+            ]
+        )
+        _schedule_after(locked, run, finished)
+    if result.added + result.removed > max(result.present_before, 1000) // 10:
+        # Autovacuum analyzes later; until then plans over this tenant's devices would use stale row counts.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {ChromeOSDevice._meta.db_table} ({', '.join(ANALYZED_COLUMNS)})")
+    if progress is not None:
+        progress(run)
+
+
+def _write_page(
+    run: SyncRun, stage: Stage, devices: list[Any], listing: Listing, progress: ProgressCallback | None
+) -> None:
+    stage.write_page(devices, run.tenant_id, listing)
+    run.pages, run.devices_seen, run.devices_skipped = listing.pages, listing.devices, listing.skipped
+    now = time.monotonic()
+    if now - listing.progress_written >= _progress_seconds():
+        listing.progress_written = now
+        run.heartbeat_at = timezone.now()
+        SyncRun.unscoped.filter(pk=run.pk).update(
+            pages=run.pages,
+            devices_seen=run.devices_seen,
+            devices_skipped=run.devices_skipped,
+            heartbeat_at=run.heartbeat_at,
+        )
+    if progress is not None:
+        progress(run)
+
+
+def _mark_reauth_required(run: SyncRun, error: AuthRevoked) -> None:
+    """Google refused the grant: pause the hourly sync, ask for re-authorization (if the grant that failed is
+    still the stored one); nothing is deleted."""
+    _fail(run, "auth_revoked", reason=error.reason or "invalid_grant")
+    integration_google_refused(integration=run.integration, error=error)
