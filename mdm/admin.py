@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mdm.fields import EncryptedTextField
@@ -27,6 +28,24 @@ class TenantOwnedAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return self.model.unscoped.all()
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        # An object's times read in its tenant's zone, as the tenant sees them in the console.
+        obj = self.get_object(request, object_id) if object_id else None
+        tenant = getattr(obj, "tenant", None)
+        if tenant is None:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        with timezone.override(tenant.tzinfo):
+            context = {**(extra_context or {}), "support_time_zone": tenant.time_zone}
+            response = super().changeform_view(request, object_id, form_url, context)
+            # Rendered here, inside the tenant's zone (a TemplateResponse would render after the override).
+            return response.render() if hasattr(response, "render") else response
 
     def get_exclude(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
         secrets = [f.name for f in self.model._meta.concrete_fields if isinstance(f, EncryptedTextField)]
@@ -59,10 +78,17 @@ class TenantAdmin(admin.ModelAdmin):
         from mdm.support import support_panels
 
         tenant = self.get_object(request, object_id)
-        panels = support_panels(tenant) if tenant is not None else []
-        return super().change_view(
-            request, object_id, form_url, {**(extra_context or {}), "support_panels": panels}
-        )
+        if tenant is None:
+            return super().change_view(request, object_id, form_url, extra_context)
+        # The tenant's times in the tenant's zone, as its users see them (the page says which zone).
+        with timezone.override(tenant.tzinfo):
+            context = {
+                **(extra_context or {}),
+                "support_panels": support_panels(tenant),
+                "support_time_zone": tenant.time_zone,
+            }
+            response = super().change_view(request, object_id, form_url, context)
+            return response.render() if hasattr(response, "render") else response
 
     def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
         # Deleting a tenant would delete its audit journal with it: offboarding is not a click in support.

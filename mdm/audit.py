@@ -190,6 +190,10 @@ def core_messages() -> dict[str, AuditMessage]:
         "tenant.create": AuditMessage(
             _("Le locataire %(object)s a été créé, avec l'administrateur %(admin)s.")
         ),
+        "tenant.settings.update": AuditMessage(
+            _("%(actor)s a changé le fuseau horaire de %(previous_time_zone)s à %(time_zone)s."),
+            lambda event: url_or_none("mdm:settings"),
+        ),
         "blueprint.create": AuditMessage(_("%(actor)s a créé la configuration %(object)s."), blueprint),
         "blueprint.update": AuditMessage(_("%(actor)s a modifié la configuration %(object)s."), blueprint),
         "blueprint.delete": AuditMessage(_("%(actor)s a supprimé la configuration %(object)s.")),

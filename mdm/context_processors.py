@@ -13,6 +13,7 @@ NAV_SECTIONS = (
     ("devices", "chromeos:device_list"),
     ("blueprints", "mdm:blueprint_list"),
     ("apps", "mdm:app_list"),
+    ("settings", "mdm:settings"),
     ("chromeos", "chromeos:manage"),
     ("policies", "chromeos:policies"),
     ("ldap", "ldap_sync:directory"),

@@ -236,3 +236,23 @@ def _is_chrome_id(value: str) -> bool:
 
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class TenantSettingsForm(forms.Form):
+    """The tenant's settings an admin chooses in the console (« Paramètres »)."""
+
+    time_zone = forms.ChoiceField(
+        label=_("Fuseau horaire"),
+        help_text=_(
+            "Les heures des pages, des exports CSV et de l'espace support sont affichées dans ce fuseau."
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from mdm.models import time_zone_names
+
+        self.fields["time_zone"].choices = [(name, name) for name in sorted(time_zone_names())]  # type: ignore[attr-defined]
+        self.fields["time_zone"].error_messages["invalid_choice"] = _(
+            "« %(value)s » n'est pas un fuseau horaire connu (ex. : Europe/Paris)."
+        )

@@ -233,3 +233,23 @@ def app_delete(*, app: App, actor: User) -> None:
             details["file"] = {"name": app.file_name, "size": app.file_size, "sha256": app.file_sha256}
         audit_record(tenant=app.tenant, actor=actor, action="app.delete", target=app.name, details=details)
         app.delete()
+
+
+def tenant_settings_update(*, tenant: Tenant, actor: User, time_zone: str) -> bool:
+    """Changes the tenant's settings; audited when something changed. Returns whether anything changed."""
+    from mdm.models import validate_time_zone
+
+    validate_time_zone(time_zone)
+    if tenant.time_zone == time_zone:
+        return False
+    before = tenant.time_zone
+    tenant.time_zone = time_zone
+    tenant.save(update_fields=["time_zone"])
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="tenant.settings.update",
+        target=str(tenant.name),
+        details={"time_zone": time_zone, "previous_time_zone": before},
+    )
+    return True

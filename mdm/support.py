@@ -2,7 +2,8 @@
 
 Integrations register ``(template, context)`` panels (``register_support_panel``); the tenant's change page in
 django-admin renders them with ``context(tenant)``. Reads are cross-tenant (``unscoped``): support has no
-current tenant. Times are shown in the console's zone, like the console does for the tenant.
+current tenant. Times are shown in the tenant's zone (``Tenant.time_zone``), as its users see them, and the page
+says which zone.
 """
 
 from __future__ import annotations

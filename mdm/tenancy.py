@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import models
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 if TYPE_CHECKING:
     from mdm.models import Tenant
@@ -85,7 +86,8 @@ class TenantOwnedModel(models.Model):
 
 
 class TenantMiddleware:
-    """Makes the signed-in user's tenant the current tenant for the duration of the request."""
+    """Makes the signed-in user's tenant the current tenant for the duration of the request, and its time zone
+    the active one (pages, CSV exports and forms show and read times in the tenant's zone)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -95,5 +97,5 @@ class TenantMiddleware:
         tenant = getattr(user, "tenant", None) if user is not None and user.is_authenticated else None
         if tenant is None:
             return self.get_response(request)
-        with tenant_context(tenant):
+        with tenant_context(tenant), timezone.override(tenant.tzinfo):
             return self.get_response(request)

@@ -7,6 +7,7 @@ from django.urls import include, path
 from mdm import views
 
 app_urls = [
+    path("admin/parametres/", views.TenantSettingsView.as_view(), name="settings"),
     path("audit/", views.AuditLogView.as_view(), name="audit"),
     path("audit/export.csv", views.AuditExportView.as_view(), name="audit_export"),
     path("configurations/", views.BlueprintListView.as_view(), name="blueprint_list"),

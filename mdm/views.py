@@ -29,10 +29,17 @@ from django.views import View
 
 from mdm import audit, selectors, services
 from mdm.display import neutralise
-from mdm.forms import BLUEPRINT_SETTINGS_FORMS, AppForm, AuditFilterForm, BlueprintForm, ConsoleLoginForm
+from mdm.forms import (
+    BLUEPRINT_SETTINGS_FORMS,
+    AppForm,
+    AuditFilterForm,
+    BlueprintForm,
+    ConsoleLoginForm,
+    TenantSettingsForm,
+)
 from mdm.home import home_panels
 from mdm.models import App, Blueprint, Platform, User
-from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin
+from mdm.permissions import ADMIN_ROLES, OPERATE_ROLES, TenantRoleRequiredMixin
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -84,7 +91,7 @@ class _Echo:
 
 class AuditExportView(TenantRoleRequiredMixin, View):
     """The journal as filtered, in CSV: ``;`` and French words for French spreadsheets, ``,`` in English
-    (``?sep=,`` or ``?sep=;`` to choose), times in the console's zone."""
+    (``?sep=,`` or ``?sep=;`` to choose), times in the tenant's zone."""
 
     def get(self, request: HttpRequest) -> StreamingHttpResponse:
         _form, flt = _audit_filter(request)
@@ -105,12 +112,15 @@ class AuditExportView(TenantRoleRequiredMixin, View):
             )
         ]
 
+        # The response streams after the middleware has restored the console's zone: the tenant's is kept here.
+        tz = timezone.get_current_timezone()
+
         def stream() -> Iterator[str]:
             writer = csv.writer(_Echo(), delimiter=sep)
             yield "\ufeff"  # spreadsheets then read the file as UTF-8
             yield writer.writerow(header)
             for event in events.iterator(chunk_size=500):
-                when = date_format(timezone.localtime(event.created_at), "SHORT_DATETIME_FORMAT")
+                when = date_format(timezone.localtime(event.created_at, tz), "SHORT_DATETIME_FORMAT")
                 yield writer.writerow([audit.csv_safe(v) for v in audit.csv_row(event, when)])
 
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
@@ -301,3 +311,27 @@ class AppEditView(_TenantObjectEditView):
 
     def save(self, instance: App, actor: User) -> None:
         services.app_save(app=instance, actor=actor)
+
+
+class TenantSettingsView(TenantRoleRequiredMixin, View):
+    """« Paramètres »: every role reads the tenant's settings, admins change them."""
+
+    write_roles = ADMIN_ROLES
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        form = TenantSettingsForm(initial={"time_zone": self.tenant.time_zone})
+        return self._render(request, form)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = TenantSettingsForm(request.POST)
+        if not form.is_valid():
+            return self._render(request, form, status=400)
+        if services.tenant_settings_update(
+            tenant=self.tenant, actor=self.actor, time_zone=form.cleaned_data["time_zone"]
+        ):
+            messages.success(request, _("Paramètres enregistrés."))
+        return HttpResponseRedirect(reverse("mdm:settings"))
+
+    def _render(self, request: HttpRequest, form: TenantSettingsForm, status: int = 200) -> HttpResponse:
+        context = {"form": form, "now": timezone.localtime(), "tenant": self.tenant}
+        return render(request, "mdm/settings.html", context, status=status)

@@ -47,3 +47,24 @@ def test_held_back_removals_stay_held_whoever_syncs_until_an_admin_confirms(
     # The guard is lifted: a small removal later is applied as usual.
     google_emulator.control("POST", "/devices/delete", {"count": 2, "seed": 3})
     assert run_sync(google_integration).removed == 2
+
+
+@pytest.mark.django_db
+def test_the_held_message_a_worker_writes_gives_the_time_in_the_tenants_zone(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle
+) -> None:
+    from django.utils import timezone
+
+    tenant = google_integration.tenant
+    tenant.time_zone = "America/New_York"
+    tenant.save(update_fields=["time_zone"])
+    assert run_sync(google_integration).status == SyncStatus.SUCCEEDED
+    google_emulator.control("POST", "/devices/delete", {"count": 10, "seed": 2})
+    assert run_sync(google_integration).status == SyncStatus.GUARDED
+    # The worker runs in the console's zone (Paris); the line is read by a tenant in New York.
+    later = devices_sync(new_run(google_integration, SyncTrigger.SCHEDULED))
+    held_since = GoogleIntegration.unscoped.get(pk=google_integration.pk).removals_held_since
+    since = [line["params"]["since"] for line in later.log if "since" in (line.get("params") or {})]
+    new_york = timezone.localtime(held_since, tenant.tzinfo).strftime("%Y-%m-%d %H:%M")
+    paris = timezone.localtime(held_since).strftime("%Y-%m-%d %H:%M")
+    assert new_york != paris and since == [new_york]

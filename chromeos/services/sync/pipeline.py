@@ -258,7 +258,10 @@ def _run(
                 "warning",
                 "held",
                 count=result.candidates,
-                since=timezone.localtime(decision["held_since"]).strftime("%Y-%m-%d %H:%M"),
+                # Written by the worker, read by the tenant: in the tenant's zone, not the worker's.
+                since=timezone.localtime(decision["held_since"], run.tenant.tzinfo).strftime(
+                    "%Y-%m-%d %H:%M"
+                ),
             )
         elif decision.get("guarded"):
             status = SyncStatus.GUARDED
