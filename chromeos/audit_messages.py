@@ -99,6 +99,13 @@ def register() -> None:
             "policy.release": AuditMessage(
                 _("%(actor)s a libéré l'affectation %(object)s (unité organisationnelle disparue de Google).")
             ),
+            "policy.retarget": AuditMessage(
+                _(
+                    "%(actor)s a réaffecté %(object)s, depuis l'unité disparue %(from_org_unit)s : "
+                    "l'ancienne unité est libérée."
+                ),
+                detail_link("chromeos:policy_assignment", "new_assignment_id"),
+            ),
             "chromeos.org_unit.recreated": AuditMessage(
                 _(
                     "L'unité organisationnelle %(object)s a été recréée dans Google (nouvel identifiant) : "

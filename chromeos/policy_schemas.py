@@ -60,6 +60,9 @@ class PolicySetting:
     # bool: ((True, label), (False, label)); enum: ((wire value, label), ...)
     choices: tuple[tuple[Any, StrOrPromise], ...] = ()
     help_text: StrOrPromise = ""
+    # How a value reads once set (« Désactivé »), where the choice's label is what the admin asks for
+    # (« Désactiver le mode invité »). Values without one read as their choice's label.
+    states: tuple[tuple[Any, StrOrPromise], ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -78,10 +81,20 @@ class PolicySetting:
             return str(_("Non défini"))
         if self.kind == "list":
             return ", ".join(str(v) for v in value) if value else str(_("(liste vide)"))
-        for choice, label in self.choices:
+        for choice, label in (*self.states, *self.choices):
             if choice == value and type(choice) is type(value):
                 return str(label)
-        return str(value)
+        return unknown_value(value)
+
+
+def unknown_value(value: Any) -> str:
+    """A value Google sent that the console has no words for: readable, never a bare enum."""
+    if isinstance(value, bool):
+        return str(_("Oui") if value else _("Non"))
+    text = str(value)
+    if "_ENUM_" in text:
+        text = text.rsplit("_ENUM_", 1)[1].replace("_", " ").lower()
+    return str(_("Autre valeur de Google : %(value)s") % {"value": text})
 
 
 def schema_namespace(schema: str) -> str:
@@ -92,6 +105,11 @@ _INCOGNITO = (
     ("INCOGNITO_MODE_AVAILABILITY_ENUM_AVAILABLE", _("Autoriser la navigation privée")),
     ("INCOGNITO_MODE_AVAILABILITY_ENUM_UNAVAILABLE", _("Interdire la navigation privée")),
     ("INCOGNITO_MODE_AVAILABILITY_ENUM_FORCED", _("Imposer la navigation privée")),
+)
+_INCOGNITO_STATES = (
+    ("INCOGNITO_MODE_AVAILABILITY_ENUM_AVAILABLE", _("Navigation privée autorisée")),
+    ("INCOGNITO_MODE_AVAILABILITY_ENUM_UNAVAILABLE", _("Navigation privée interdite")),
+    ("INCOGNITO_MODE_AVAILABILITY_ENUM_FORCED", _("Navigation privée imposée")),
 )
 RESTRICTED_LIST = "DEVICE_ALLOW_NEW_USERS_ENUM_RESTRICTED_LIST"
 
@@ -104,6 +122,7 @@ BLUEPRINT_SETTINGS: tuple[PolicySetting, ...] = (
         "bool",
         _("Mode invité"),
         ((True, _("Autoriser le mode invité")), (False, _("Désactiver le mode invité"))),
+        states=((True, _("Autorisé")), (False, _("Désactivé"))),
     ),
     PolicySetting(
         "sign_in_restriction",
@@ -116,6 +135,11 @@ BLUEPRINT_SETTINGS: tuple[PolicySetting, ...] = (
             ("DEVICE_ALLOW_NEW_USERS_ENUM_ANY_USER", _("Autoriser tous les utilisateurs à se connecter")),
             (RESTRICTED_LIST, _("Limiter la connexion à une liste d'utilisateurs")),
             ("DEVICE_ALLOW_NEW_USERS_ENUM_NO_USERS", _("N'autoriser aucun utilisateur à se connecter")),
+        ),
+        states=(
+            ("DEVICE_ALLOW_NEW_USERS_ENUM_ANY_USER", _("Tous les utilisateurs peuvent se connecter")),
+            (RESTRICTED_LIST, _("Connexion limitée à une liste d'utilisateurs")),
+            ("DEVICE_ALLOW_NEW_USERS_ENUM_NO_USERS", _("Aucun utilisateur ne peut se connecter")),
         ),
     ),
     PolicySetting(
@@ -151,6 +175,7 @@ BLUEPRINT_SETTINGS: tuple[PolicySetting, ...] = (
         "bool",
         _("Mises à jour automatiques"),
         ((False, _("Autoriser les mises à jour")), (True, _("Bloquer les mises à jour"))),
+        states=((False, _("Autorisées")), (True, _("Bloquées"))),
     ),
     PolicySetting(
         "reboot_after_update",
@@ -163,6 +188,7 @@ BLUEPRINT_SETTINGS: tuple[PolicySetting, ...] = (
             (True, _("Autoriser le redémarrage automatique")),
             (False, _("Interdire le redémarrage automatique")),
         ),
+        states=((True, _("Autorisé")), (False, _("Interdit"))),
     ),
     PolicySetting(
         "screen_lock",
@@ -175,6 +201,7 @@ BLUEPRINT_SETTINGS: tuple[PolicySetting, ...] = (
             (True, _("Autoriser le verrouillage de l'écran")),
             (False, _("Interdire le verrouillage de l'écran")),
         ),
+        states=((True, _("Autorisé")), (False, _("Interdit"))),
     ),
     PolicySetting(
         "incognito_mode",
@@ -184,6 +211,7 @@ BLUEPRINT_SETTINGS: tuple[PolicySetting, ...] = (
         "enum",
         _("Navigation privée"),
         _INCOGNITO,
+        states=_INCOGNITO_STATES,
     ),
     PolicySetting(
         "logout_button",
@@ -193,6 +221,7 @@ BLUEPRINT_SETTINGS: tuple[PolicySetting, ...] = (
         "bool",
         _("Bouton de déconnexion dans la barre d'état"),
         ((True, _("Afficher le bouton")), (False, _("Ne pas afficher le bouton"))),
+        states=((True, _("Affiché")), (False, _("Masqué"))),
     ),
     PolicySetting(
         "managed_guest_incognito_mode",
@@ -202,6 +231,7 @@ BLUEPRINT_SETTINGS: tuple[PolicySetting, ...] = (
         "enum",
         _("Navigation privée dans la session Invité gérée"),
         _INCOGNITO,
+        states=_INCOGNITO_STATES,
     ),
 )
 
@@ -257,7 +287,7 @@ class AppPolicy:
         for install_type, wire in self.values.items():
             if wire == value and type(wire) is type(value):
                 return str(InstallType(install_type).label)
-        return str(value)
+        return unknown_value(value)
 
 
 APP_POLICIES: dict[str, AppPolicy] = {

@@ -18,10 +18,10 @@ Per device, an assignment of its OU or an ancestor OU is:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -53,26 +53,81 @@ def assignment_detail(pk: int) -> PolicyAssignment:
     return assignments().select_related("integration").get(pk=pk)
 
 
+@dataclass(frozen=True)
+class InheritedAssignment:
+    """An assignment made on an ancestor OU, as a sub-OU receives it (« hérité de /Parent »)."""
+
+    assignment: PolicyAssignment
+    from_path: str
+
+
 @dataclass
 class OrgUnitRow:
     org_unit: OrgUnit
     unsupported_reason: str | None
     assignments: list[PolicyAssignment]
+    inherited: list[InheritedAssignment] = field(default_factory=list)
+    devices: int = 0  # in this OU itself
+    devices_below: int = 0  # in this OU and its sub-OUs: what its assignments reach
 
     @property
     def depth(self) -> int:
         return 0 if self.org_unit.path == "/" else self.org_unit.path.count("/")
 
+    @property
+    def label(self) -> str:
+        return self.org_unit.name if self.org_unit.path != "/" else "/"
+
+
+def _tree_key(path: str) -> list[str]:
+    # By segments, not by text: "/a b" must not fall between "/a" and "/a/b".
+    return [part.casefold() for part in path.strip("/").split("/")] if path != "/" else []
+
+
+def org_unit_device_counts(integration: GoogleIntegration) -> dict[str, int]:
+    """Current devices per OU path (one grouped query over the (tenant, org_unit_path) index)."""
+    rows = (
+        ChromeOSDevice.objects.filter(integration=integration, removed_at__isnull=True)
+        .order_by()
+        .values_list("org_unit_path")
+        .annotate(n=Count("id"))
+    )
+    return {(path or "/"): n for path, n in rows}
+
 
 def org_unit_rows(integration: GoogleIntegration) -> list[OrgUnitRow]:
-    """Every Google OU of the integration, its support and its assignments (the overview page)."""
+    """Every Google OU of the integration as a tree (parents before children), its support, its own
+    assignments, those it inherits from its ancestors, and its devices (the overview page)."""
     by_ou: dict[int, list[PolicyAssignment]] = {}
     for assignment in assignments().filter(integration=integration):
         by_ou.setdefault(assignment.org_unit_id, []).append(assignment)
-    return [
-        OrgUnitRow(ou, _row_reason(ou, by_ou.get(ou.pk, [])), by_ou.get(ou.pk, []))
-        for ou in OrgUnit.objects.filter(integration=integration).order_by("path")
-    ]
+    units = sorted(OrgUnit.objects.filter(integration=integration), key=lambda ou: _tree_key(ou.path))
+    by_path = {ou.path: ou for ou in units}
+    counts = org_unit_device_counts(integration)
+    below: dict[str, int] = {}
+    for path, n in counts.items():
+        for ancestor in ancestor_paths(path):
+            below[ancestor] = below.get(ancestor, 0) + n
+    rows = []
+    for ou in units:
+        inherited = [
+            InheritedAssignment(a, parent_path)
+            for parent_path in ancestor_paths(ou.path)[1:]
+            if parent_path in by_path
+            for a in by_ou.get(by_path[parent_path].pk, [])
+        ]
+        own = by_ou.get(ou.pk, [])
+        rows.append(
+            OrgUnitRow(
+                ou,
+                _row_reason(ou, own),
+                own,
+                inherited=inherited,
+                devices=counts.get(ou.path, 0),
+                devices_below=below.get(ou.path, 0),
+            )
+        )
+    return rows
 
 
 def _row_reason(ou: OrgUnit, assigned: list[PolicyAssignment]) -> str | None:
@@ -88,6 +143,36 @@ def _row_reason(ou: OrgUnit, assigned: list[PolicyAssignment]) -> str | None:
                 "recréez l'unité dans l'annuaire."
             ) % {"assignments": ", ".join(a.subject_label for a in applied)}
     return reason
+
+
+def applied_settings(assignment: PolicyAssignment) -> list[tuple[str, str]]:
+    """What Google holds from this assignment, in words: (setting, value as a state)."""
+    from chromeos.policy_schemas import APP_POLICIES, BLUEPRINT_SETTINGS
+
+    rows = []
+    for schema, values in sorted((assignment.applied_values or {}).items()):
+        for field_name, value in sorted(values.items()):
+            if assignment.app is not None and assignment.app_context in APP_POLICIES:
+                policy = APP_POLICIES[assignment.app_context]
+                rows.append(
+                    (
+                        str(
+                            _("Type d'installation (%(context)s)")
+                            % {"context": assignment.get_app_context_display()}
+                        ),
+                        policy.display(value),
+                    )
+                )
+                continue
+            setting = next(
+                (s for s in BLUEPRINT_SETTINGS if s.schema == schema and s.field == field_name), None
+            )
+            rows.append(
+                (str(setting.label), setting.display(value))
+                if setting
+                else (f"{schema}.{field_name}", str(value))
+            )
+    return rows
 
 
 def ancestor_paths(path: str) -> list[str]:

@@ -659,6 +659,90 @@ def policy_assignment_release(*, assignment: PolicyAssignment, actor: User) -> N
         )
 
 
+def retarget_reason(assignment: PolicyAssignment) -> str | None:
+    """Why the assignment may be moved to another OU (its OU disappeared from Google, or lost its LDAP OU),
+    or None when it may not (its OU is managed: unassign and assign instead)."""
+    org_unit = assignment.org_unit
+    if org_unit.missing_since is not None:
+        return _("OU disparue : Google ne liste plus l'unité %(path)s.") % {"path": org_unit.path}
+    if not org_unit.supported and org_unit.path != "/":
+        return _(
+            "L'unité LDAP de %(path)s a disparu ou a été renommée dans l'annuaire : elle n'est plus prise en charge."
+        ) % {"path": org_unit.path}
+    return None
+
+
+def retarget_choices(assignment: PolicyAssignment) -> list[OrgUnit]:
+    """Existing, supported OUs of the integration that could take the assignment instead."""
+    qs = OrgUnit.objects.filter(
+        integration_id=assignment.integration_id, ldap_org_unit__isnull=False, missing_since__isnull=True
+    ).exclude(pk=assignment.org_unit_id)
+    if assignment.blueprint_id is not None:
+        qs = qs.exclude(policy_assignments__blueprint_id=assignment.blueprint_id)
+    else:
+        qs = qs.exclude(
+            policy_assignments__app_id=assignment.app_id,
+            policy_assignments__app_context=assignment.app_context,
+        )
+    return [ou for ou in qs.order_by("path") if ou.path != "/"]
+
+
+def policy_assignment_retarget(
+    *, assignment: PolicyAssignment, org_unit: OrgUnit, actor: User
+) -> PolicyAssignment:
+    """« Réaffecter »: move an assignment whose OU disappeared (from Google, or from the LDAP directory) to another
+    existing OU. The new OU gets a new assignment, pending: the admin previews it and applies it as any other
+    (nothing is written at Google from here). The old OU is released: forgotten when Google no longer has it;
+    when it still exists at Google, what the console wrote there is put back (an unassign, « restore »). Audited
+    as one ``policy.retarget`` event, with the events of the creation and of the release."""
+    if retarget_reason(assignment) is None:
+        raise PolicyError(
+            _(
+                "Cette unité organisationnelle est prise en charge : retirez l'affectation puis affectez la "
+                "configuration à l'autre unité."
+            )
+        )
+    if assignment.state in (AssignmentState.APPLYING, AssignmentState.REMOVING) and not _is_stuck(assignment):
+        raise PolicyError(_("Une opération est déjà en cours sur cette affectation."))
+    if org_unit.pk not in {ou.pk for ou in retarget_choices(assignment)}:
+        raise PolicyError(
+            _(
+                "Choisissez une autre unité organisationnelle prise en charge, qui n'a pas déjà cette "
+                "configuration ou cette appli."
+            )
+        )
+    old = assignment.org_unit
+    with transaction.atomic():
+        moved = policy_assignment_create(
+            integration=assignment.integration,
+            org_unit=org_unit,
+            actor=actor,
+            blueprint=assignment.blueprint,
+            app=assignment.app,
+            app_context=assignment.app_context,
+            install_type=assignment.install_type,
+        )
+        details = _audit_details(
+            assignment,
+            from_org_unit=old.path,
+            to_org_unit=org_unit.path,
+            new_assignment_id=moved.pk,
+            schemas=sorted(assignment.applied_values or {}),
+        )
+        if old.missing_since is not None:
+            policy_assignment_release(assignment=assignment, actor=actor)
+        else:
+            policy_assignment_unassign_request(assignment=assignment, mode=UnassignMode.RESTORE, actor=actor)
+        audit_record(
+            tenant=assignment.tenant,
+            actor=actor,
+            action="policy.retarget",
+            target=str(moved),
+            details=details,
+        )
+    return moved
+
+
 # -- unassign -------------------------------------------------------------------------------------------------
 def policy_assignment_unassign_request(*, assignment: PolicyAssignment, mode: str, actor: User) -> bool:
     """Start removing an assignment. Returns True if it was deleted at once (nothing to undo at Google)."""

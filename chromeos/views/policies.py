@@ -146,6 +146,7 @@ class PolicyAssignmentView(_ReadOnlyAssignmentView):
         context = {
             "assignment": assignment,
             "unsupported_reason": services.org_unit_unsupported_reason(assignment.org_unit),
+            "can_retarget": services.retarget_reason(assignment) is not None,
             "outdated": services.assignment_is_outdated(assignment),
             "counts": selectors.assignment_device_counts(assignment),
             "busy": selectors.assignment_busy(assignment),
@@ -253,6 +254,48 @@ class PolicyReleaseView(_PolicyView):
         return HttpResponseRedirect(reverse("chromeos:policies"))
 
 
+class PolicyRetargetView(_PolicyView):
+    """« Réaffecter »: move an assignment whose OU disappeared (Google or LDAP) to another existing OU."""
+
+    def _render(self, request: HttpRequest, assignment: PolicyAssignment, error: str = "", status: int = 200):
+        context = {
+            "assignment": assignment,
+            "reason": services.retarget_reason(assignment),
+            "choices": services.retarget_choices(assignment),
+            "applied": selectors.applied_settings(assignment),
+            "error": error,
+        }
+        return render(request, "chromeos/policies_retarget.html", context, status=status)
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._render(request, self.assignment(pk))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        assignment = self.assignment(pk)
+        raw = request.POST.get("org_unit", "")
+        target = (
+            OrgUnit.objects.filter(integration_id=assignment.integration_id, pk=int(raw)).first()
+            if raw.isdigit() and len(raw) < 19
+            else None
+        )
+        if target is None:
+            return self._render(
+                request, assignment, _("Choisissez l'unité organisationnelle de destination."), status=400
+            )
+        try:
+            moved = services.policy_assignment_retarget(
+                assignment=assignment, org_unit=target, actor=self.actor
+            )
+        except services.PolicyError as exc:
+            return self._render(request, assignment, exc.message, status=400)
+        messages.success(
+            request,
+            _("Affectation réaffectée à %(path)s : vérifiez l'aperçu puis appliquez-la.")
+            % {"path": target.path},
+        )
+        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": moved.pk}))
+
+
 class _ReportView(_PolicyView):
     def report(
         self, request: HttpRequest, subject: Blueprint | App, rows: list[PolicyAssignment], **extra: Any
@@ -311,6 +354,9 @@ urlpatterns = [
     path("politiques/affectations/<int:pk>/appliquer/", PolicyApplyView.as_view(), name="policy_apply"),
     path("politiques/affectations/<int:pk>/retirer/", PolicyUnassignView.as_view(), name="policy_unassign"),
     path("politiques/affectations/<int:pk>/liberer/", PolicyReleaseView.as_view(), name="policy_release"),
+    path(
+        "politiques/affectations/<int:pk>/reaffecter/", PolicyRetargetView.as_view(), name="policy_retarget"
+    ),
     path(
         "politiques/configurations/<int:pk>/",
         PolicyBlueprintReportView.as_view(),

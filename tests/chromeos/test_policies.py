@@ -80,12 +80,12 @@ def test_assign_preview_apply_a_blueprint(
     assert not preview.error
     rows = {r.label: r for r in preview.rows}
     assert (rows["Mode invité"].current.text, rows["Mode invité"].current.source) == (
-        "Autoriser le mode invité",
+        "Autorisé",
         "définie sur cette unité",
     )
-    assert rows["Mode invité"].new.text == "Désactiver le mode invité"
+    assert rows["Mode invité"].new.text == "Désactivé"  # worded as a state
     assert rows["Navigation privée"].current.source == "héritée de /"
-    assert rows["Navigation privée"].new.text == "Interdire la navigation privée"
+    assert rows["Navigation privée"].new.text == "Navigation privée interdite"
     assert rows["Restriction de connexion"].current.text == "Non défini"
     assert rows["Utilisateurs autorisés à se connecter"].new.text == "*@example.com"
     assert preview.changes == 5
@@ -142,9 +142,9 @@ def test_unassign_restores_what_was_there_before(
     applied = apply(assignment, admin_user, django_capture_on_commit_callbacks)
 
     preview = {r.label: r for r in services.policy_preview_unassign(applied).rows}
-    assert preview["Mode invité"].current.text == "Désactiver le mode invité"
+    assert preview["Mode invité"].current.text == "Désactivé"
     assert preview["Mode invité"].restore is not None
-    assert preview["Mode invité"].restore.text == "Autoriser le mode invité"
+    assert preview["Mode invité"].restore.text == "Autorisé"
     assert preview["Mode invité"].new.text == "Non défini"  # the root sets nothing: Google's default
 
     assert unassign(applied, UnassignMode.RESTORE, admin_user, django_capture_on_commit_callbacks) is False
@@ -177,7 +177,7 @@ def test_unassign_inherits_from_the_parent(
     applied = apply(assignment, admin_user, django_capture_on_commit_callbacks)
     google_emulator.control("DELETE", "/requests")
     row = services.policy_preview_unassign(applied).rows[0]
-    assert (row.new.text, row.new.source) == ("Autoriser le mode invité", "héritée de /")
+    assert (row.new.text, row.new.source) == ("Autorisé", "héritée de /")
 
     unassign(applied, UnassignMode.INHERIT, admin_user, django_capture_on_commit_callbacks)
     # Even the value that was there before is gone: the OU now follows its parents.

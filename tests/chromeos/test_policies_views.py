@@ -87,7 +87,7 @@ def test_operator_assigns_previews_applies_and_unassigns(
     assert "every 2s" not in page
 
     preview = client.get(reverse("chromeos:policy_preview", kwargs={"pk": assignment.pk}))
-    assert "Désactiver le mode invité" in text(preview) and "1 valeur changera." in text(preview)
+    assert "Désactivé" in text(preview) and "1 valeur changera." in text(preview)
 
     with django_capture_on_commit_callbacks(execute=True):
         applied = client.post(reverse("chromeos:policy_apply", kwargs={"pk": assignment.pk}))
@@ -152,7 +152,7 @@ def test_reports_per_blueprint_and_per_app(
     outside = ChromeOSDeviceFactory(tenant=tenant, integration=google_integration, org_unit_path="/Lyon")
     page = text(admin_client_.get(reverse("chromeos:policy_blueprint_report", kwargs={"pk": blueprint.pk})))
     assert inside.serial_number in page and outside.serial_number not in page
-    assert "Désactiver le mode invité" in page  # the Blueprint's settings in words
+    assert "Mode invité</th><td>Désactivé" in page  # the Blueprint's settings in words, as states
 
     app = AppFactory(tenant=tenant, kind=AppKind.CHROME, identifier=CHROME_ID, name="Traduction")
     PolicyAssignment.objects.create(
