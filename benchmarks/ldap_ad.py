@@ -110,7 +110,7 @@ def run(server: object, directory: object, page_size: int) -> None:
             f"{label}: {elapsed:.1f} s, peak Python memory {peak / 1024 / 1024:.0f} MB, status {sync_run.status}; "
             f"OUs +{sync_run.ous_added} ~{sync_run.ous_changed} -{sync_run.ous_removed} of {sync_run.ous_seen}, "
             f"users +{sync_run.users_added} ~{sync_run.users_changed} -{sync_run.users_removed} "
-            f"of {sync_run.users_seen} (page size {page_size}) {sync_run.error_code} {sync_run.error_message}"
+            f"of {sync_run.users_seen} (page size {page_size}) {sync_run.error_code} {sync_run.error}"
         )
     tenant.delete()
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from chromeos.policy_schemas import AppContext, InstallType
 from mdm.display import FoldAccents, StripInvisible
 from mdm.fields import EncryptedTextField
+from mdm.models import JobRun
 from mdm.tenancy import TenantOwnedModel
 
 
@@ -252,8 +253,10 @@ class SyncStatus(models.TextChoices):
     SKIPPED = "skipped", _("Ignorée")
 
 
-class SyncRun(TenantOwnedModel):
+class SyncRun(JobRun):
     """One sync of a tenant's OUs and devices: the row is written first, then the task runs it."""
+
+    ACTIVE_STATUSES = (SyncStatus.QUEUED, SyncStatus.RUNNING)
 
     integration = models.ForeignKey(GoogleIntegration, on_delete=models.CASCADE, related_name="sync_runs")
     trigger = models.CharField(_("déclenchement"), max_length=16, choices=SyncTrigger.choices)
@@ -263,10 +266,6 @@ class SyncRun(TenantOwnedModel):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    created_at = models.DateTimeField(_("demandée le"), auto_now_add=True)
-    started_at = models.DateTimeField(_("démarrée le"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("terminée le"), null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     pages = models.PositiveIntegerField(_("pages"), default=0)
     devices_seen = models.PositiveIntegerField(_("périphériques lus"), default=0)
     added = models.PositiveIntegerField(_("ajoutés"), default=0)
@@ -281,8 +280,6 @@ class SyncRun(TenantOwnedModel):
     # Set when an admin confirmed the removals a guarded run held back: this run may remove up to this many.
     removal_allowance = models.PositiveIntegerField(null=True, blank=True)
     org_units = models.PositiveIntegerField(_("unités organisationnelles"), default=0)
-    error = models.TextField(_("erreur"), blank=True)
-    log = models.JSONField(_("journal"), default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -393,9 +390,12 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Annulée")
 
 
-class DeviceActionJob(TenantOwnedModel):
+class DeviceActionJob(JobRun):
     """One action on a fixed set of devices, single or bulk. The row and its items are written when the admin
     asks (draft); confirming queues it; a Celery task runs it and records a result per device (the items)."""
+
+    ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+    UNSUBMITTED_STATUSES = (JobStatus.DRAFT,)
 
     action = models.CharField(_("action"), max_length=32, choices=DeviceAction.choices)
     params = models.JSONField(_("paramètres"), default=dict, blank=True)
@@ -407,19 +407,14 @@ class DeviceActionJob(TenantOwnedModel):
     )
     created_at = models.DateTimeField(_("créée le"), auto_now_add=True)
     confirmed_at = models.DateTimeField(_("confirmée le"), null=True, blank=True)
-    started_at = models.DateTimeField(_("démarrée le"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("terminée le"), null=True, blank=True)
     total = models.PositiveIntegerField(_("périphériques"), default=0)
     succeeded = models.PositiveIntegerField(_("réussis"), default=0)
     failed = models.PositiveIntegerField(_("en échec"), default=0)
-    error = models.TextField(_("erreur"), blank=True)
     # Counted when drafted: devices not ACTIVE then (Google refuses commands to them), for the confirmation.
     inactive_devices = models.PositiveIntegerField(default=0)
-    # The running worker's last sign of life (each chunk, each Google backoff), or when the next one is due (a
-    # retry scheduled): older than JOB_HEARTBEAT_TIMEOUT_SECONDS means its worker died (mdm/jobs.py).
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    # Times the reaper resumed the job after its worker died (failed past JOB_MAX_RESUMES).
-    resumes = models.PositiveSmallIntegerField(default=0)
+    # heartbeat_at (JobRun): the running worker's last sign of life (each chunk, each Google backoff), or when
+    # the next one is due (a retry scheduled): older than JOB_HEARTBEAT_TIMEOUT_SECONDS means its worker died.
+    # resumes (JobRun): times the reaper resumed the job after its worker died (failed past JOB_MAX_RESUMES).
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -488,12 +483,14 @@ class RemovalStatus(models.TextChoices):
 REMOVAL_ACTIVE_STATUSES = (RemovalStatus.QUEUED, RemovalStatus.REVOKING, RemovalStatus.DELETING)
 
 
-class RemovalRun(TenantOwnedModel):
+class RemovalRun(JobRun):
     """One removal of a tenant's Google integration (see ``chromeos.services.removal``).
 
     Deliberately not linked to the integration: it is the record of what was deleted and must outlive it.
     It is the only model of this app that the removal keeps.
     """
+
+    ACTIVE_STATUSES = REMOVAL_ACTIVE_STATUSES
 
     status = models.CharField(
         _("statut"), max_length=16, choices=RemovalStatus.choices, default=RemovalStatus.QUEUED
@@ -518,10 +515,6 @@ class RemovalRun(TenantOwnedModel):
     restore_policies = models.BooleanField(_("rétablir l'héritage des règles"), default=False)
     policies = models.JSONField(_("règles rétablies"), default=list, blank=True)
     deleted = models.JSONField(_("supprimés"), default=dict, blank=True)
-    error = models.TextField(_("erreur"), blank=True)
-    created_at = models.DateTimeField(_("demandée le"), auto_now_add=True)
-    started_at = models.DateTimeField(_("démarrée le"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("terminée le"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -544,10 +537,6 @@ class RemovalRun(TenantOwnedModel):
     def support_reference(self) -> str:
         """What the admin quotes in a ticket: finds the run and its tenant at a glance."""
         return f"REM-{self.pk}-{self.tenant.slug}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in REMOVAL_ACTIVE_STATUSES
 
 
 # -- policies: Blueprints and apps assigned to org units, applied through the Chrome Policy API -------------

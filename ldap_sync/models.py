@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from ldap_sync.client import DEFAULT_NETWORK_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, ConnectionSettings
 from ldap_sync.kinds import OPENLDAP_DISABLED_FILTER, DirectoryKind, GroupType
 from mdm.fields import EncryptedTextField
+from mdm.models import JobRun
 from mdm.tenancy import TenantOwnedModel
 
 DEFAULT_OU_FILTER = "(objectClass=organizationalUnit)"
@@ -281,16 +282,16 @@ FINISHED_STATUSES = (
 )
 
 
-class LdapSyncRun(TenantOwnedModel):
+class LdapSyncRun(JobRun):
     """One sync of a directory: written first (queued), then filled in by the worker."""
+
+    ACTIVE_STATUSES = (SyncStatus.QUEUED, SyncStatus.RUNNING)
 
     directory = models.ForeignKey(LdapDirectory, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(_("déclenchement"), max_length=16, choices=SyncTrigger.choices)
     status = models.CharField(_("état"), max_length=16, choices=SyncStatus.choices, default=SyncStatus.QUEUED)
     requested_by = models.CharField(_("demandée par"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("demandée le"), auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(_("commencée le"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("terminée le"), null=True, blank=True)
     ous_seen = models.PositiveIntegerField(_("OU lues"), default=0)
     ous_added = models.PositiveIntegerField(_("OU ajoutées"), default=0)
     ous_changed = models.PositiveIntegerField(_("OU modifiées"), default=0)
@@ -301,8 +302,6 @@ class LdapSyncRun(TenantOwnedModel):
     users_removed = models.PositiveIntegerField(_("utilisateurs supprimés"), default=0)
     entries_skipped = models.PositiveIntegerField(_("entrées ignorées"), default=0)
     error_code = models.CharField(_("code d'erreur"), max_length=64, blank=True)
-    error_message = models.TextField(_("erreur"), blank=True)
-    log = models.JSONField(_("journal"), default=list, blank=True)
     # Entries of the listing that could not be imported: [{"dn", "reason"}] (``ldap_sync --json``'s ``skipped``).
     skipped = models.JSONField(_("entrées ignorées (détail)"), default=list, blank=True)
     # A guarded run: exactly what it would have removed, {"org_units": [{"entry_uuid", "dn", "path"}],
@@ -321,8 +320,13 @@ class LdapSyncRun(TenantOwnedModel):
         return f"{self.get_trigger_display()} {self.created_at:%Y-%m-%d %H:%M} {self.get_status_display()}"
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
+    def error_message(self) -> str:
+        """The reason, under the name this model gave it before the shared shape (``error``)."""
+        return self.error
+
+    @error_message.setter
+    def error_message(self, value: str) -> None:
+        self.error = value
 
     @property
     def duration(self) -> float | None:

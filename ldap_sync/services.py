@@ -220,10 +220,7 @@ def ldap_sync_runs_reap(now: datetime, *, tenant: Tenant | None = None) -> int:
                 "interrupted",
                 _("Synchronisation interrompue (arrêt du processus) ; rien n'a été modifié."),
             )
-        done = LdapSyncRun.unscoped.filter(pk=run.pk, status=run.status).update(
-            status=SyncStatus.FAILED, finished_at=now, error_code=code, error_message=message
-        )
-        reaped += done
+        reaped += run.mark_failed(message, now=now, error_code=code)
     return reaped
 
 
@@ -428,7 +425,7 @@ def ldap_sync_run(*, run: LdapSyncRun) -> SyncOutcome:
             logger.warning(
                 "ldap sync failed tenant=%s code=%s detail=%s", run.tenant.slug, error.code, error.detail
             )
-            run.error_code, run.error_message = error.code, error.message
+            run.error_code, run.error = error.code, error.message
             log.error(error.message)
             if error.detail:
                 log.error(_("Réponse du serveur : %(detail)s"), detail=error.detail)
@@ -438,8 +435,8 @@ def ldap_sync_run(*, run: LdapSyncRun) -> SyncOutcome:
         except Exception:
             logger.exception("ldap sync crashed tenant=%s run=%s", run.tenant.slug, run.pk)
             run.error_code = "unexpected"
-            run.error_message = _("Erreur interne pendant la synchronisation ; rien n'a été modifié.")
-            log.error(run.error_message)
+            run.error = _("Erreur interne pendant la synchronisation ; rien n'a été modifié.")
+            log.error(run.error)
             _finish(run, log, SyncStatus.FAILED)
             return SyncOutcome(run, changes)
         _count(run, changes)
@@ -462,7 +459,7 @@ def _fail_abandoned_runs(current: LdapSyncRun) -> None:
         status=SyncStatus.FAILED,
         finished_at=timezone.now(),
         error_code="interrupted",
-        error_message=_("Synchronisation interrompue (arrêt du processus) ; rien n'a été modifié."),
+        error=_("Synchronisation interrompue (arrêt du processus) ; rien n'a été modifié."),
     )
 
 

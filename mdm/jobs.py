@@ -33,12 +33,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
+from django.db.models.functions import Greatest
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from mdm.models import OutboxMessage
+from mdm.models import JobRun, OutboxMessage
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,24 @@ def jobs_reap(now: datetime | None = None) -> dict[str, int]:
 
 def heartbeat_timeout() -> timedelta:
     return timedelta(seconds=int(getattr(settings, "JOB_HEARTBEAT_TIMEOUT_SECONDS", 300)))
+
+
+def stale_runs(
+    model: type[JobRun],
+    now: datetime,
+    *,
+    timeout: timedelta | None = None,
+    statuses: tuple[str, ...] | None = None,
+) -> QuerySet[Any]:
+    """Rows of a kind that are active (or in ``statuses``) and gave no sign of life (heartbeat, start or
+    request, the latest of them: :attr:`JobRun.last_sign_of_life`) for ``timeout`` (the heartbeat timeout by
+    default): their worker is presumed dead. The query form of :meth:`JobRun.is_stale`, for a reaper."""
+    limit = now - (timeout if timeout is not None else heartbeat_timeout())
+    return (
+        model._base_manager.filter(status__in=statuses or model.ACTIVE_STATUSES)
+        .annotate(_last_sign_of_life=Greatest("heartbeat_at", "started_at", "created_at"))
+        .filter(_last_sign_of_life__lt=limit)
+    )
 
 
 # -- the notice -----------------------------------------------------------------------------------------------

@@ -3,13 +3,15 @@ from __future__ import annotations
 import functools
 import uuid
 import zoneinfo
+from datetime import datetime, timedelta
 from pathlib import PurePath
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mdm.tenancy import TenantOwnedModel
@@ -242,3 +244,78 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name}{self.args} ({self.attempts})"
+
+
+class JobRun(TenantOwnedModel):
+    """The shape every background job row shares: ``SyncRun``, ``LdapSyncRun``, ``RemovalRun`` and
+    ``DeviceActionJob`` (NetBox's ``Job`` idea, one table per kind because each kind has its own counts).
+
+    A row is written first (queued, in the transaction that enqueues it through ``mdm.jobs.enqueue``), moved by
+    its worker (started, heartbeats, finished) and, when its worker died, by its kind's reaper (``mdm.jobs``).
+    Each kind names its states (``status`` with its own choices) and says which of them are still being worked
+    on (``ACTIVE_STATUSES``) and which one means failed (``FAILED_STATUS``); the behaviour below is the same for
+    all. Policy jobs are not runs (a ``PolicyAssignment`` is a long-lived assignment whose ``state`` is the policy's
+    state at Google, applied and removed again over its life) and keep their own fields.
+    """
+
+    ACTIVE_STATUSES: ClassVar[tuple[str, ...]] = ("queued", "running")
+    # States before the row was handed to a worker at all (a device job's draft): neither active nor finished.
+    UNSUBMITTED_STATUSES: ClassVar[tuple[str, ...]] = ()
+    FAILED_STATUS: ClassVar[str] = "failed"
+
+    # Each kind redeclares it with its choices and default.
+    status = models.CharField(_("statut"), max_length=16, default="queued")
+    created_at = models.DateTimeField(_("demandée le"), auto_now_add=True)
+    started_at = models.DateTimeField(_("démarrée le"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("terminée le"), null=True, blank=True)
+    # Written by the worker while it works (per page, chunk or step): the reaper's sign of life.
+    heartbeat_at = models.DateTimeField(_("dernier signe de vie"), null=True, blank=True)
+    # How many times a reaper handed the row to a new worker after its worker died.
+    resumes = models.PositiveSmallIntegerField(_("reprises"), default=0)
+    # Why it failed (or what the admin should know), in the admin's words.
+    error = models.TextField(_("erreur"), blank=True)
+    log = models.JSONField(_("journal"), default=list, blank=True)
+
+    class Meta(TenantOwnedModel.Meta):
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        """Queued or being worked on: not finished (and, for device jobs, not a draft either)."""
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        return not self.is_active and self.status not in self.UNSUBMITTED_STATUSES
+
+    @property
+    def last_sign_of_life(self) -> datetime | None:
+        """The latest of the heartbeat, the start and the request: what the reaper compares to its timeout."""
+        times = [t for t in (self.heartbeat_at, self.started_at, self.created_at) if t is not None]
+        return max(times) if times else None
+
+    def is_stale(self, timeout: timedelta, now: datetime | None = None) -> bool:
+        """Active, and no sign of life for longer than ``timeout``: its worker is presumed dead."""
+        last = self.last_sign_of_life
+        return self.is_active and last is not None and (now or timezone.now()) - last > timeout
+
+    def beat(self, now: datetime | None = None) -> bool:
+        """Record a sign of life (only while the row is active: a reaped row stays reaped)."""
+        now = now or timezone.now()
+        self.heartbeat_at = now
+        return bool(
+            type(self)._base_manager.filter(pk=self.pk, status__in=self.ACTIVE_STATUSES).update(heartbeat_at=now)
+        )
+
+    def mark_failed(self, reason: str, *, now: datetime | None = None, **fields: Any) -> bool:
+        """Fail the row with ``reason`` if it is still in the state this object saw (or any active state when
+        it saw none), in one conditional UPDATE: a worker that finished meanwhile wins, and two reapers do not
+        both fail it. ``fields`` are the kind's own extras (``error_code``...). True if this call failed it."""
+        now = now or timezone.now()
+        seen = (self.status,) if self.status in self.ACTIVE_STATUSES else self.ACTIVE_STATUSES
+        values = {"status": self.FAILED_STATUS, "finished_at": now, "error": str(reason), **fields}
+        done = type(self)._base_manager.filter(pk=self.pk, status__in=seen).update(**values)
+        if done:
+            for name, value in values.items():
+                setattr(self, name, value)
+        return bool(done)

@@ -37,7 +37,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -481,9 +481,7 @@ def device_jobs_reap(now: datetime) -> int:
     the message, or a worker died holding it) are published again (a duplicate delivery is harmless)."""
     stale = now - jobs.heartbeat_timeout()
     settled = 0
-    dead = DeviceActionJob.unscoped.filter(status=JobStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
-    )
+    dead = jobs.stale_runs(DeviceActionJob, now, statuses=(JobStatus.RUNNING,))
     for pk in dead.values_list("pk", flat=True)[:500]:
         if device_action_job_resume(pk, now=now) != "busy":
             settled += 1

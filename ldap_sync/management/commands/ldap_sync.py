@@ -45,7 +45,7 @@ class Command(BaseCommand):
         if options.get("json"):
             self.stdout.write(json.dumps(self.as_json(run), ensure_ascii=False))
             if run.status != SyncStatus.SUCCEEDED:
-                raise CommandError(f"run {run.pk} {run.status}: {gettext(run.error_message) or run.status}")
+                raise CommandError(f"run {run.pk} {run.status}: {gettext(run.error) or run.status}")
             return
         changes = outcome.changes
         for path in changes.ous_added:
@@ -71,7 +71,7 @@ class Command(BaseCommand):
             f"users +{run.users_added} ~{run.users_changed} -{run.users_removed}, skipped {run.entries_skipped}"
         )
         if run.status in (SyncStatus.FAILED, SyncStatus.SKIPPED, SyncStatus.GUARDED):
-            raise CommandError(f"{summary}: {gettext(run.error_message) or run.status}")
+            raise CommandError(f"{summary}: {gettext(run.error) or run.status}")
         self.stdout.write(self.style.SUCCESS(summary))
 
     @staticmethod
@@ -92,7 +92,7 @@ class Command(BaseCommand):
                 "org_units": [item["dn"] for item in pending.get("org_units", [])],
                 "users": [item["dn"] for item in pending.get("users", [])],
             },
-            "error": {"code": run.error_code, "message": gettext(run.error_message)}
+            "error": {"code": run.error_code, "message": gettext(run.error)}
             if run.error_code
             else None,
         }
