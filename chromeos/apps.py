@@ -47,6 +47,9 @@ class ChromeosConfig(AppConfig):
         from chromeos.services.policies import policy_jobs_reap
 
         register_reaper("chromeos.policy_jobs", policy_jobs_reap)
+        from chromeos.services.removal import removal_runs_reap
+
+        register_reaper("chromeos.removals", removal_runs_reap)
 
         # Deleting a Blueprint or an app deletes its assignments (CASCADE) and puts back at Google what they wrote.
         from django.db.models.signals import pre_delete

@@ -10,6 +10,9 @@ killed between the commit and the publish leaves the message in the outbox too. 
 eventually published; an outage delays it, never loses it. A message may be published twice (the broker took
 it but the delete did not commit): every task is idempotent on its row's state.
 
+Every row has one shape, :class:`mdm.models.JobRun` (status, times, heartbeat, resumes, error, log, and
+``is_stale`` / ``beat`` / ``mark_failed``); :func:`stale_runs` is its reapers' query.
+
 Reaping. Beat runs :func:`jobs_reap` every ``JOBS_REAP_SECONDS`` (60 s): the outbox first, then each kind's
 reaper, registered by its app (``register_reaper``). How each kind notices a dead worker, and what it does then:
 
@@ -19,7 +22,7 @@ reaper, registered by its app (``register_reaper``). How each kind notices a dea
 | LDAP sync        | ``LdapSyncRun``         | its tenant's advisory lock is free (at once); queued and not taken for ``LDAP_SYNC_QUEUED_TIMEOUT_SECONDS`` | failed with the reason |
 | device job       | ``DeviceActionJob``     | ``heartbeat_at`` older than ``JOB_HEARTBEAT_TIMEOUT_SECONDS`` (beats per chunk and during Google backoffs) | resumed: items sent when the worker died are failed « résultat inconnu », pending ones continue; failed after ``JOB_MAX_RESUMES`` |
 | policy job       | ``PolicyAssignment``    | applying / removing unchanged for ``REAP_AFTER`` (30 min, policies service) | failed with the reason; the admin applies / removes again |
-| removal          | ``RemovalRun``          | older than the task's hard time limit (removal service)  | failed, the admin may retry   |
+| removal          | ``RemovalRun``          | ``heartbeat_at`` (each step) older than ``JOB_HEARTBEAT_TIMEOUT_SECONDS`` and its row not locked by the deletion; queued ``REMOVAL_QUEUED_TIMEOUT_SECONDS`` and not in the outbox | failed with a reason (retry, support reference); the admin retries |
 """
 
 from __future__ import annotations

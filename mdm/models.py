@@ -304,7 +304,9 @@ class JobRun(TenantOwnedModel):
         now = now or timezone.now()
         self.heartbeat_at = now
         return bool(
-            type(self)._base_manager.filter(pk=self.pk, status__in=self.ACTIVE_STATUSES).update(heartbeat_at=now)
+            type(self)
+            ._base_manager.filter(pk=self.pk, status__in=self.ACTIVE_STATUSES)
+            .update(heartbeat_at=now)
         )
 
     def mark_failed(self, reason: str, *, now: datetime | None = None, **fields: Any) -> bool:

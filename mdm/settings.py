@@ -372,6 +372,11 @@ JOBS_REAP_SECONDS = int(os.environ.get("JOBS_REAP_SECONDS", "60"))
 JOB_HEARTBEAT_TIMEOUT_SECONDS = int(os.environ.get("JOB_HEARTBEAT_TIMEOUT_SECONDS", "300"))
 JOB_MAX_RESUMES = int(os.environ.get("JOB_MAX_RESUMES", "5"))
 LDAP_SYNC_QUEUED_TIMEOUT_SECONDS = int(os.environ.get("LDAP_SYNC_QUEUED_TIMEOUT_SECONDS", "600"))
+# A removal queued this long with no worker taking it (and nothing waiting in the outbox) is failed by the reaper.
+REMOVAL_QUEUED_TIMEOUT_SECONDS = int(os.environ.get("REMOVAL_QUEUED_TIMEOUT_SECONDS", "600"))
+# A queued ChromeOS sync no worker took after this long says so on its page (it is not failed: the reaper gives
+# it up after CHROMEOS_SYNC_QUEUED_TIMEOUT_SECONDS).
+CHROMEOS_SYNC_QUEUED_NOTICE_SECONDS = int(os.environ.get("CHROMEOS_SYNC_QUEUED_NOTICE_SECONDS", "120"))
 CELERY_BEAT_SCHEDULE["jobs-reap"] = {
     "task": "mdm.tasks.jobs_reap_task",
     "schedule": float(JOBS_REAP_SECONDS),

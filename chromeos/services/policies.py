@@ -602,10 +602,12 @@ def _transient(
 
 
 # -- the integration removed ------------------------------------------------------------------------------------
-def policy_assignments_restore_all(integration: GoogleIntegration) -> list[dict[str, str]]:
+def policy_assignments_restore_all(
+    integration: GoogleIntegration, *, on_each: Callable[[], None] | None = None
+) -> list[dict[str, str]]:
     """Before a removal revokes the grant: put every OU the console wrote policies on back to inherited from its
     parent (what the console can no longer see or undo afterwards). Never raises: the outcome per assignment is
-    returned for the removal's report."""
+    returned for the removal's report. ``on_each`` runs after each assignment (the removal's heartbeat)."""
     client = GoogleClient(integration)
     report: list[dict[str, str]] = []
     assignments = (
@@ -622,8 +624,10 @@ def policy_assignments_restore_all(integration: GoogleIntegration) -> list[dict[
         except (GoogleError, PolicyError) as exc:
             message = exc.message if isinstance(exc, PolicyError) else _google_message(exc)
             report.append({**entry, "outcome": "failed", "detail": message[:500]})
-            continue
-        report.append({**entry, "outcome": "restored", "detail": ""})
+        else:
+            report.append({**entry, "outcome": "restored", "detail": ""})
+        if on_each is not None:
+            on_each()
     return report
 
 

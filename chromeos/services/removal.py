@@ -28,6 +28,15 @@ Why removal always wins over a running sync (no device can reappear):
   listing meets the revoked grant at its next page and stops (``tests/chromeos/test_removal_race.py``).
 * ``lock_timeout`` bounds the wait: a stuck writer makes the removal fail cleanly, not hang.
 
+How a dead worker is noticed (:func:`removal_runs_reap`, registered in ``mdm.jobs``): the worker writes the
+run's ``heartbeat_at`` at each step (start, each policy restored, before and after the revocation, before the
+deletion), and holds the run's row locked (``SELECT ... FOR UPDATE``) for the whole deletion transaction, whose
+chunks cannot commit a heartbeat. The reaper fails a run that gave no sign of life for
+``JOB_HEARTBEAT_TIMEOUT_SECONDS`` and whose row is not locked (a killed worker's connection closes and releases
+the lock), or that stayed queued ``REMOVAL_QUEUED_TIMEOUT_SECONDS`` with no message waiting in the outbox. The
+reason tells the admin to retry and which reference to give support. A worker that was only slow stops at its
+next step (``_set_status`` refuses a run that is no longer active).
+
 Why chunks in one transaction: a single ``DELETE`` of 100,000 devices is one long statement that holds its
 locks, builds all its trigger events and cannot report progress; Django's ``QuerySet.delete()`` would even load
 every row in memory to cascade. Keyset chunks of :data:`CHUNK_SIZE` rows keep each statement short, report
@@ -40,6 +49,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -215,8 +225,74 @@ def removal_request(
             target=integration.domain,
             details={"reference": run.support_reference, "retry_of": retry_of.pk if retry_of else None},
         )
-        jobs.enqueue(removal_run_task.name, run.pk, kind="chromeos.removalrun", object_id=run.pk)
+        jobs.enqueue(removal_run_task.name, run.pk, kind=RUN_KIND, object_id=run.pk)
     return run
+
+
+RUN_KIND = "chromeos.removalrun"
+
+
+def removal_runs_reap(now: datetime) -> int:
+    """The reaper of removals (registered in ``mdm.jobs``): a run whose worker died is failed with a reason that
+    says what to do, and the integration gets the status a retry needs. Returns how many were failed."""
+    failed = 0
+    candidates = list(
+        jobs.stale_runs(RemovalRun, now, statuses=(RemovalStatus.REVOKING, RemovalStatus.DELETING))
+    ) + list(
+        jobs.stale_runs(
+            RemovalRun, now, timeout=removal_queued_timeout(), statuses=(RemovalStatus.QUEUED,)
+        ).filter(started_at__isnull=True)
+    )
+    for candidate in candidates:
+        if candidate.status == RemovalStatus.QUEUED and jobs.publication_pending(RUN_KIND, candidate.pk):
+            continue  # the broker is down: the outbox publishes it when it returns
+        with transaction.atomic():
+            # Locked by its worker for the whole deletion: alive, however long the deletion takes.
+            run = (
+                RemovalRun.unscoped.select_for_update(skip_locked=True, of=("self",))
+                .select_related("tenant", "requested_by")
+                .filter(pk=candidate.pk, status=candidate.status)
+                .first()
+            )
+            if run is None:
+                continue
+            if run.status == RemovalStatus.QUEUED:
+                reason = _(
+                    "Aucun worker n'a pris cette suppression (file des tâches arrêtée ?) : rien n'a été fait. "
+                    "Réessayez ; si cela se reproduit, donnez au support la référence %(reference)s."
+                )
+            else:
+                reason = _(
+                    "Interrompue : le worker s'est arrêté pendant la suppression (étape « %(step)s »). Rien n'a "
+                    "été supprimé à moitié. Réessayez ; si cela se reproduit, donnez au support la référence "
+                    "%(reference)s."
+                )
+            reason = reason % {"reference": run.support_reference, "step": run.get_status_display()}
+            _release_integration(run)
+            if _fail(run, reason, now=now):
+                failed += 1
+                logger.warning(
+                    "removal %s reaped (worker died in %s)", run.support_reference, candidate.status
+                )
+    return failed
+
+
+def removal_queued_timeout() -> timedelta:
+    return timedelta(seconds=int(getattr(settings, "REMOVAL_QUEUED_TIMEOUT_SECONDS", 600)))
+
+
+def _release_integration(run: RemovalRun) -> None:
+    """A dead run leaves the integration "removing": give it the status a retry starts from. Once the grant
+    was revoked it is "removal_failed" (it cannot carry on); before, its status from before the removal."""
+    status = IntegrationStatus.REMOVAL_FAILED if run.revocation else run.previous_status
+    GoogleIntegration.unscoped.filter(tenant=run.tenant, status=IntegrationStatus.REMOVING).update(
+        status=status or IntegrationStatus.REMOVAL_FAILED,
+        status_detail=_("Suppression interrompue (référence %(reference)s).")
+        % {"reference": run.support_reference}
+        if status == IntegrationStatus.REMOVAL_FAILED or not status
+        else "",
+        updated_at=timezone.now(),
+    )
 
 
 def removal_run_is_stale(run: RemovalRun) -> bool:
@@ -250,7 +326,20 @@ def removal_run_execute(run_id: int) -> RemovalRun:
         return _execute(run)
 
 
+class RunReaped(Exception):
+    """The reaper failed this run while its worker was only slow: the worker stops where it is."""
+
+
 def _execute(run: RemovalRun) -> RemovalRun:
+    try:
+        return _execute_steps(run)
+    except RunReaped:
+        logger.warning("removal %s: failed by the reaper meanwhile, stopping", run.support_reference)
+        run.refresh_from_db()
+        return run
+
+
+def _execute_steps(run: RemovalRun) -> RemovalRun:
     tenant = run.tenant
     _set_status(run, RemovalStatus.REVOKING, started_at=run.started_at or timezone.now())
     # Not the tokens yet: reading them is the revocation's business (and may find them unreadable).
@@ -269,8 +358,11 @@ def _execute(run: RemovalRun) -> RemovalRun:
             # The token is unreadable: Google cannot be reached for this tenant, so nothing can be restored.
             run.policies = [{"outcome": TOKEN_UNREADABLE}]
         else:
-            run.policies = policy_assignments_restore_all(full) or [{"outcome": "none"}]
+            run.policies = policy_assignments_restore_all(full, on_each=lambda: _beat(run)) or [
+                {"outcome": "none"}
+            ]
         RemovalRun.unscoped.filter(pk=run.pk).update(policies=run.policies)
+        _beat(run)
 
     revocation: str
     try:
@@ -289,13 +381,18 @@ def _execute(run: RemovalRun) -> RemovalRun:
         GoogleIntegration.unscoped.filter(pk=integration.pk, status=IntegrationStatus.REMOVING).update(
             status=run.previous_status or IntegrationStatus.ACTIVE, updated_at=timezone.now()
         )
-        return _fail(run, message)
+        _fail(run, message)
+        return run
 
     # A redelivered task finds the grant already revoked by its first attempt: keep what that attempt saw.
     run.revocation = run.revocation or revocation
     _set_status(run, RemovalStatus.DELETING)
     try:
         with transaction.atomic():
+            # The row stays locked until the deletion commits or rolls back: the reaper sees a live worker
+            # (its chunks cannot commit a heartbeat), and a worker killed meanwhile releases it at once.
+            if not RemovalRun.unscoped.select_for_update().filter(pk=run.pk, status=RemovalStatus.DELETING):
+                raise RunReaped
             deleted = integration_data_delete(tenant, on_chunk=lambda report: _report_progress(run, report))
             run.status = RemovalStatus.SUCCEEDED
             run.deleted = deleted
@@ -303,6 +400,8 @@ def _execute(run: RemovalRun) -> RemovalRun:
             run.error = ""
             run.save(update_fields=["status", "deleted", "finished_at", "error", "revocation"])
             _audit_success(run)
+    except RunReaped:
+        raise
     except Exception as exc:  # any failure: the transaction is rolled back, the run must say so
         logger.exception("removal %s: deletion failed, rolled back", run.support_reference)
         message = _("La suppression des données a échoué et a été annulée : %(error)s") % {
@@ -316,7 +415,8 @@ def _execute(run: RemovalRun) -> RemovalRun:
             % {"reference": run.support_reference},
             updated_at=timezone.now(),
         )
-        return _fail(run, message)
+        _fail(run, message)
+        return run
     finally:
         cache.delete(progress_key(run.pk))
     logger.info("removal %s succeeded: %s", run.support_reference, run.deleted)
@@ -396,10 +496,18 @@ def _report_progress(run: RemovalRun, report: ChunkReport) -> None:
 
 
 def _set_status(run: RemovalRun, status: str, **fields: Any) -> None:
-    run.status = status
-    for name, value in fields.items():
+    """Move the run to its next step (with a heartbeat), unless the reaper failed it meanwhile."""
+    now = timezone.now()
+    values = {"status": status, "revocation": run.revocation, "heartbeat_at": now, **fields}
+    if not RemovalRun.unscoped.filter(pk=run.pk, status__in=RemovalRun.ACTIVE_STATUSES).update(**values):
+        raise RunReaped
+    for name, value in values.items():
         setattr(run, name, value)
-    run.save(update_fields=["status", "revocation", *fields])
+
+
+def _beat(run: RemovalRun) -> None:
+    if not run.beat():
+        raise RunReaped
 
 
 def _succeed(run: RemovalRun, *, deleted: dict[str, int], revocation: str) -> RemovalRun:
@@ -428,11 +536,11 @@ def _audit_success(run: RemovalRun) -> None:
     )
 
 
-def _fail(run: RemovalRun, message: str) -> RemovalRun:
-    run.status = RemovalStatus.FAILED
-    run.error = message
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "finished_at", "revocation"])
+def _fail(run: RemovalRun, message: str, *, now: datetime | None = None) -> bool:
+    """Fail the run (if still active: a reaper and a late worker do not both fail it) and audit it."""
+    if not run.mark_failed(message, now=now, revocation=run.revocation):
+        run.refresh_from_db()
+        return False
     audit_record(
         tenant=run.tenant,
         actor=run.requested_by,
@@ -441,7 +549,7 @@ def _fail(run: RemovalRun, message: str) -> RemovalRun:
         target=run.domain,
         details={"reference": run.support_reference, "error": message, "revocation": run.revocation},
     )
-    return run
+    return True
 
 
 def _error_text(exc: Exception) -> str:

@@ -92,7 +92,5 @@ class Command(BaseCommand):
                 "org_units": [item["dn"] for item in pending.get("org_units", [])],
                 "users": [item["dn"] for item in pending.get("users", [])],
             },
-            "error": {"code": run.error_code, "message": gettext(run.error)}
-            if run.error_code
-            else None,
+            "error": {"code": run.error_code, "message": gettext(run.error)} if run.error_code else None,
         }
