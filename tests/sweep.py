@@ -51,6 +51,7 @@ SWEEP: dict[str, KwargsMaker] = {
             "policy_apply",
             "policy_unassign",
             "policy_release",
+            "policy_retarget",
         )
     },
     "chromeos:policy_blueprint_report": lambda t: {"pk": BlueprintFactory(tenant=t).pk},
