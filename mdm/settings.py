@@ -338,6 +338,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 CHROMEOS_SYNC_INTERVAL_SECONDS = int(os.environ.get("CHROMEOS_SYNC_INTERVAL_SECONDS", "3600"))
 CHROMEOS_SYNC_DISPATCH_SECONDS = int(os.environ.get("CHROMEOS_SYNC_DISPATCH_SECONDS", "60"))
 CHROMEOS_SYNC_PAGE_SIZE = int(os.environ.get("CHROMEOS_SYNC_PAGE_SIZE", "300"))
+# A tenant of CHROMEOS_SYNC_PARALLEL_MIN_DEVICES or more is listed by OU partitions in this many threads at once
+# (chromeos/services/sync/partitions.py); 1: always in sequence. The quota governor still caps calls in flight.
+CHROMEOS_SYNC_LISTING_THREADS = int(
+    os.environ.get("CHROMEOS_SYNC_LISTING_THREADS", str(GOOGLE_QUOTA_TENANT_CONCURRENCY or 8))
+)
+CHROMEOS_SYNC_PARALLEL_MIN_DEVICES = int(os.environ.get("CHROMEOS_SYNC_PARALLEL_MIN_DEVICES", "3000"))
 CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
     "task": "chromeos.tasks.sync_dispatch_task",
     "schedule": float(CHROMEOS_SYNC_DISPATCH_SECONDS),

@@ -13,6 +13,8 @@ A run (``devices_sync``), in order:
    WAL-logged, private to the run's connection). New or changed devices (their etag differs from the stored
    row, one indexed look-up per page) carry their columns and payload; unchanged ones carry only their id, so
    a no-change re-sync writes almost nothing. No transaction is open while Google is being paged.
+   A tenant of more than a few pages is listed in parallel, by disjoint OU partitions whose Google counts add
+   up (``partitions``); unless that listing is proven complete, it is thrown away and listed again in sequence.
 4. **Merge.** Google's count again, then ONE short transaction: lock the integration row (a removal that
    won the race leaves nothing to write into), upsert OUs, record ``DeviceChange`` rows, upsert new and
    changed devices with one ``INSERT ... ON CONFLICT (tenant_id, device_id) DO UPDATE ... WHERE etag IS
@@ -26,12 +28,14 @@ Any failure before the merge leaves the stored devices exactly as they were.
 Settings: ``CHROMEOS_SYNC_INTERVAL_SECONDS`` (3600), ``CHROMEOS_SYNC_PAGE_SIZE`` (300, the discovery
 document's maximum; a 400 on it falls back to Google's default of 100), ``CHROMEOS_SYNC_QUEUED_TIMEOUT_SECONDS``
 (1800: a queued run never picked up is given up), ``CHROMEOS_SYNC_PROGRESS_SECONDS`` (0.25: how often progress
-is written to the run row).
+is written to the run row), ``CHROMEOS_SYNC_LISTING_THREADS`` (``GOOGLE_QUOTA_TENANT_CONCURRENCY``: threads of a
+parallel listing, 1 = never parallel), ``CHROMEOS_SYNC_PARALLEL_MIN_DEVICES`` (3000: smaller tenants list in sequence).
 
 The package follows those steps, one module each:
 
 - ``runs``: the run rows and the lock (requesting, confirming removals, the run's log, reaping dead runs);
 - ``listing``: reading Google (OUs, the device count, every page of devices, ``PageFetcher``'s fetch thread);
+- ``partitions``: the parallel listing by OU (its plan, its threads, the proof that it is complete);
 - ``staging``: a Google device as a row, and the run's TEMP staging table (``Stage``);
 - ``merge``: the staged devices and the listed OUs into the tenant's tables, the sweep and its guard;
 - ``schedule``: each tenant's slot in the hour, beat's dispatcher, the next slot after a run;

@@ -153,9 +153,15 @@ def list_device_pages(
     *,
     page_size: int | None = None,
     on_fallback: Callable[[int, int], None] | None = None,
+    org_unit: str | None = None,
+    with_children: bool = False,
 ) -> Iterator[list[Any]]:
-    """Every page of the tenant's devices (projection FULL), as Google sends them. Used by the sync and by
-    the benchmark's fetch-only floor."""
+    """Every page of the tenant's devices (projection FULL), as Google sends them; of one OU (its id or path),
+    with its subtree or not, when ``org_unit`` is given (the parallel listing's partitions). Used by the sync and
+    by the benchmark's fetch-only floors."""
+    scope: dict[str, Any] = (
+        {} if org_unit is None else {"orgUnitPath": org_unit, "includeChildOrgunits": with_children}
+    )
     size = page_size or _page_size()
     token: str | None = None
     first = True
@@ -163,7 +169,7 @@ def list_device_pages(
     chromeosdevices = client.directory().chromeosdevices()
     while True:
         request = chromeosdevices.list(
-            customerId=_customer(integration), projection="FULL", maxResults=size, pageToken=token
+            customerId=_customer(integration), projection="FULL", maxResults=size, pageToken=token, **scope
         )
         try:
             body = client.execute(request)

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -20,8 +20,18 @@ from chromeos.google.client import GoogleClient
 from chromeos.google.errors import AuthRevoked, GoogleError
 from chromeos.models import ChromeOSDevice, GoogleIntegration, IntegrationStatus, SyncRun, SyncStatus
 from chromeos.services.integration import integration_google_refused
-from chromeos.services.sync.listing import Listing, PageFetcher, _count_devices, _org_units
+from chromeos.services.sync.listing import (
+    Listing,
+    PageFetcher,
+    _count_devices,
+    _customer,
+    _DeferredClient,
+    _org_units,
+    _page_size,
+    list_device_pages,
+)
 from chromeos.services.sync.merge import _merge_devices, _merge_org_units, _supported_count
+from chromeos.services.sync.partitions import PartitionedListing, parallel_listing_wanted
 from chromeos.services.sync.runs import (
     FINISHED_STATUSES,
     MAX_LOG_LINES,
@@ -183,18 +193,28 @@ def _run(
 
     stage.create()
     listing = Listing()
-
-    fetcher = PageFetcher(
-        integration, on_retry=lambda seconds: _log(run, "warning", "google_retry", seconds=round(seconds))
-    )
-    try:
-        for devices in fetcher:
-            for size, smaller in fetcher.take_fallbacks():
-                _log(run, "warning", "page_size_fallback", size=size, fallback=smaller)
-            _write_page(run, stage, devices, listing, progress)
-    finally:
-        fetcher.close()
-    count_after = _count_devices(client, integration)
+    fetch_clients: list[GoogleClient] = []
+    count_after: int | None = None
+    if parallel_listing_wanted(count_before, _page_size()):
+        count_after = _list_in_parallel(
+            run, integration, client, units, count_before, stage, listing, progress
+        )
+        if count_after is None:  # not proven: what was staged goes, the sequential listing starts afresh
+            stage.create()
+            listing = Listing()
+    if count_after is None:
+        fetcher = PageFetcher(
+            integration, on_retry=lambda seconds: _log(run, "warning", "google_retry", seconds=round(seconds))
+        )
+        fetch_clients.append(fetcher.client)
+        try:
+            for devices in fetcher:
+                for size, smaller in fetcher.take_fallbacks():
+                    _log(run, "warning", "page_size_fallback", size=size, fallback=smaller)
+                _write_page(run, stage, devices, listing, progress)
+        finally:
+            fetcher.close()
+        count_after = _count_devices(client, integration)
     _log(
         run,
         "info",
@@ -203,9 +223,9 @@ def _run(
         pages=listing.pages,
         seconds=round(time.monotonic() - started, 1),
     )
-    quota_waits = client.quota_waits + fetcher.client.quota_waits
+    quota_waits = client.quota_waits + sum(c.quota_waits for c in fetch_clients)
     if quota_waits:
-        waited = client.quota_wait_seconds + fetcher.client.quota_wait_seconds
+        waited = client.quota_wait_seconds + sum(c.quota_wait_seconds for c in fetch_clients)
         _log(run, "info", "quota_waits", count=quota_waits, seconds=round(waited, 1))
     if listing.skipped:
         _log(run, "warning", "skipped_devices", count=listing.skipped)
@@ -329,6 +349,60 @@ def _run(
             cursor.execute(f"ANALYZE {ChromeOSDevice._meta.db_table} ({', '.join(ANALYZED_COLUMNS)})")
     if progress is not None:
         progress(run)
+
+
+def _list_in_parallel(
+    run: SyncRun,
+    integration: GoogleIntegration,
+    client: GoogleClient,
+    units: list[dict[str, Any]],
+    count_before: int,
+    stage: Stage,
+    listing: Listing,
+    progress: ProgressCallback | None,
+) -> int | None:
+    """List by OU partitions at once (``chromeos.services.sync.partitions``) into the stage. Returns Google's
+    count after, when the listing is proven complete; None when it is not, or could not be planned: the caller
+    then lists again, sequentially. The threads' quota waits are added to ``client``'s."""
+    started = time.monotonic()
+    parallel = PartitionedListing(
+        customer=_customer(integration),
+        units=units,
+        total_before=count_before,
+        page_size=_page_size(),
+        make_client=lambda: _DeferredClient(integration),
+        list_pages=lambda c, partition: list_device_pages(
+            c, integration, org_unit=partition.org_unit_id, with_children=partition.with_children
+        ),
+    )
+    try:
+        if not parallel.plan():
+            _log(run, "info", "parallel_unplanned", reason=parallel.reason)
+            return None
+        for devices in parallel:
+            _write_page(run, stage, devices, listing, progress)
+    finally:
+        parallel.close()
+        # The threads are gone: their refreshed tokens are saved from the run's thread.
+        for fetch_client in parallel.pool.clients:
+            cast(_DeferredClient, fetch_client).save_tokens()
+            client.quota_waits += fetch_client.quota_waits
+            client.quota_wait_seconds += fetch_client.quota_wait_seconds
+    count_after = _count_devices(client, integration)
+    reasons = parallel.proof(count_after)
+    if reasons:
+        _log(run, "warning", "parallel_unproven", reason="; ".join(reasons[:5])[:500])
+        return None
+    _log(
+        run,
+        "info",
+        "parallel_listed",
+        partitions=len(parallel.partitions),
+        threads=parallel.threads,
+        counts=parallel.plan_counts + len(parallel.partitions) + 2,
+        seconds=round(time.monotonic() - started, 1),
+    )
+    return count_after
 
 
 def _write_page(

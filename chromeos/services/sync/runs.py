@@ -71,6 +71,15 @@ MSG = {
         "Quota Google : %(count)s appels ont attendu leur tour, %(seconds)s s en tout (limites partagées par "
         "tous les tenants)."
     ),
+    "parallel_listed": gettext_noop(
+        "Liste en parallèle par unité organisationnelle : %(partitions)s partitions, %(threads)s fils, "
+        "%(counts)s décomptes Google, complète (%(seconds)s s)."
+    ),
+    "parallel_unplanned": gettext_noop("Liste en parallèle impossible (%(reason)s) : liste en séquence."),
+    "parallel_unproven": gettext_noop(
+        "La liste en parallèle ne correspond pas aux décomptes de Google (%(reason)s) : reprise de la liste "
+        "en séquence, aucun retrait sur sa foi."
+    ),
     "skipped_devices": gettext_noop("%(count)s périphériques sans identifiant ignorés."),
     "incomplete": gettext_noop(
         "La liste ne correspond pas au décompte de Google (lus %(listed)s, avant %(before)s, après %(after)s) : "

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chromeos.google.errors import AuthRevoked, TransientGoogleError
-from chromeos.services.device_partitions import (
+from chromeos.services.sync.partitions import (
     ClientPool,
     ParallelListing,
     Partition,

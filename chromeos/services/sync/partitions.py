@@ -352,3 +352,110 @@ class ParallelListing:
     def close(self) -> None:
         """Stop the threads after their current request (the executor's owner waits for them)."""
         self._stop.set()
+
+
+# -- one run's parallel listing, start to end ------------------------------------------------------------------
+def count_partition(client: GoogleClient, customer: str, org_unit_id: str, with_children: bool) -> int:
+    """Google's count of one OU (with its subtree or not)."""
+    request = (
+        client.directory()
+        .customer()
+        .devices()
+        .chromeos()
+        .countChromeOsDevices(
+            customerId=customer, orgUnitPath=org_unit_id, includeChildOrgunits=with_children
+        )
+    )
+    return int(client.execute(request).get("count", 0))
+
+
+class PartitionedListing:
+    """Plan, list and prove one tenant's devices in parallel (steps 1-3 of the module's docstring).
+
+    ``plan()`` says whether to go parallel (else ``reason`` says why not); iterating yields the pages; ``proof``
+    (given Google's count after) says why the listing is not proven, empty when it is. ``close()`` stops and joins
+    the threads: call it in a ``finally``, then save the clients' tokens (``pool.clients``) from the run's thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        customer: str,
+        units: Iterable[dict[str, Any]],
+        total_before: int,
+        page_size: int,
+        make_client: Callable[[], GoogleClient],
+        list_pages: PageLister,
+        threads: int | None = None,
+    ) -> None:
+        self.customer = customer
+        self.units = list(units)
+        self.total_before = total_before
+        self.page_size = page_size
+        self.threads = threads or listing_threads()
+        self.pool = ClientPool(make_client)
+        self.list_pages = list_pages
+        self.partitions: list[Partition] = []
+        self.plan_counts = 0
+        self.reason = ""
+        self.listing: ParallelListing | None = None
+        self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="chromeos-sync-list")
+
+    def _count(self, client: GoogleClient, org_unit_id: str, with_children: bool) -> int:
+        return count_partition(client, self.customer, org_unit_id, with_children)
+
+    def plan(self) -> bool:
+        pages = -(-self.total_before // self.page_size)
+        # Partitions of about half a thread's share: the largest-first queue then evens the threads out.
+        chunk = max(self.page_size, -(-self.total_before // (2 * self.threads)))
+        budget = min(MAX_PLAN_COUNTS, max(2 * self.threads, pages))
+        try:
+            plan = plan_partitions(
+                self.units,
+                self.total_before,
+                lambda asked: count_concurrently(self._executor, self.pool, self._count, asked),
+                chunk=chunk,
+                budget=budget,
+            )
+        except AuthRevoked:
+            raise
+        except GoogleError as error:
+            self.reason = f"count failed: {error}"
+            return False
+        if plan is None:
+            self.reason = "the org units' counts do not add up to the customer's"
+            return False
+        self.plan_counts = plan.counts
+        self.partitions = plan.partitions
+        if len(plan.partitions) < 2:
+            self.reason = "one org unit holds the devices"
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        self.listing = ParallelListing(
+            self.partitions,
+            pool=self.pool,
+            executor=self._executor,
+            list_pages=self.list_pages,
+            count=self._count,
+        )
+        return iter(self.listing)
+
+    def proof(self, total_after: int) -> list[str]:
+        if self.listing is None:
+            return ["not listed"]
+        if self.listing.failed is not None:
+            return [f"Google error: {self.listing.failed}"]
+        return listing_proof(
+            total_before=self.total_before,
+            total_after=total_after,
+            partitions=self.partitions,
+            outcomes=self.listing.outcomes,
+            shared=self.listing.shared,
+        )
+
+    def close(self) -> None:
+        if self.listing is not None:
+            self.listing.close()
+        self._executor.shutdown(wait=True, cancel_futures=True)
