@@ -16,6 +16,8 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from kombu import Exchange as _Exchange
+from kombu import Queue as _Queue
 
 from mdm import outbound as _outbound
 from ops.logs import logging_config as _ops_logging_config
@@ -323,6 +325,17 @@ if max(CELERY_TASK_TIME_LIMIT, CELERY_TASK_SOFT_TIME_LIMIT) >= CELERY_BROKER_VIS
     raise ImproperlyConfigured("Celery task time limits must stay below the broker visibility timeout.")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Two queues. ChromeOS syncs go to their own (CHROMEOS_SYNC_QUEUE): a sync spends ~85% of its life waiting on
+# Google, so it runs on many light slots (threads) while everything else runs on prefork processes
+# (scripts/prod.sh sync-worker / worker; figures: docs/notes/milestone-2/pool.md). A worker started without -Q
+# takes both queues, so a deployment that runs only `celery worker` still syncs.
+CHROMEOS_SYNC_QUEUE = os.environ.get("CHROMEOS_SYNC_QUEUE", "chromeos-sync")
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    _Queue("celery", _Exchange("celery"), routing_key="celery"),
+    _Queue(CHROMEOS_SYNC_QUEUE, _Exchange(CHROMEOS_SYNC_QUEUE), routing_key=CHROMEOS_SYNC_QUEUE),
+)
+CELERY_TASK_ROUTES = {"chromeos.tasks.devices_sync_task": {"queue": CHROMEOS_SYNC_QUEUE}}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "audit-purge-daily": {
         "task": "mdm.tasks.audit_purge_task",

@@ -56,7 +56,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "mdm_alert_emails": ("Alert e-mails sent to tenant admins, by kind.", ("kind",)),
     "mdm_google_quota_waits": (
-        "Google calls the quota governor made wait, by the limit that held them (user, project, tenant).",
+        "Google calls the quota governor made wait, by the limit that held them (user, project, tenant, fair).",
         ("limit",),
     ),
 }
@@ -211,7 +211,10 @@ def _histograms() -> Iterator[Metric]:
 
 
 def _queues() -> list[str]:
-    return list(getattr(settings, "METRICS_CELERY_QUEUES", None) or ["celery"])
+    configured = getattr(settings, "METRICS_CELERY_QUEUES", None)
+    if configured:
+        return list(configured)
+    return [queue.name for queue in getattr(settings, "CELERY_TASK_QUEUES", None) or ()] or ["celery"]
 
 
 def _queue_gauges() -> Iterator[Metric]:

@@ -4,9 +4,14 @@
 #
 #   scripts/prod.sh release   collectstatic (hashed, compressed) + migrate: once per deploy, before the rest
 #   scripts/prod.sh web       gunicorn on $BIND (default 0.0.0.0:$PORT, PORT 8000), $WEB_CONCURRENCY workers
-#   scripts/prod.sh worker    a Celery worker ($CELERY_CONCURRENCY processes; as many workers as you like)
+#   scripts/prod.sh worker    a Celery worker ($CELERY_CONCURRENCY processes; as many workers as you like);
+#                             every queue, or those of $CELERY_QUEUES (comma-separated), pool $CELERY_POOL (prefork)
+#   scripts/prod.sh sync-worker  a Celery worker for the ChromeOS sync queue only ($CHROMEOS_SYNC_QUEUE):
+#                             $CELERY_SYNC_CONCURRENCY threads (16) in one process, pool $CELERY_SYNC_POOL (threads):
+#                             a sync mostly waits on Google, so one process runs many (docs/notes/milestone-2/pool.md)
 #   scripts/prod.sh beat      Celery beat (one per deployment; a second one cannot double a sync, only waste)
-#   scripts/prod.sh all       release, then web + worker + beat on this host until one of them stops
+#   scripts/prod.sh all       release, then web + worker (every queue but the sync one) + sync-worker + beat on
+#                             this host until one of them stops
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,10 +35,20 @@ web() {
     --log-level "${LOG_LEVEL,,}"
 }
 worker() {
-  local name=()
+  local name=() queues=()
   [[ -n "${CELERY_WORKER_NAME:-}" ]] && name=(-n "$CELERY_WORKER_NAME")
+  [[ -n "${CELERY_QUEUES:-}" ]] && queues=(-Q "$CELERY_QUEUES")
   exec "$PYTHON" -m celery -A celery_app --quiet worker --loglevel="$LOG_LEVEL" \
-    --concurrency="${CELERY_CONCURRENCY:-2}" "${name[@]}" --without-gossip --without-mingle
+    --pool="${CELERY_POOL:-prefork}" --concurrency="${CELERY_CONCURRENCY:-2}" "${name[@]}" "${queues[@]}" \
+    --without-gossip --without-mingle
+}
+sync_worker() {
+  # Threads: one process (~110 MB) runs many syncs while they wait on Google; each busy slot holds two
+  # PostgreSQL connections (Django's and the tenant's advisory lock), size max_connections for it.
+  exec "$PYTHON" -m celery -A celery_app --quiet worker --loglevel="$LOG_LEVEL" \
+    --pool="${CELERY_SYNC_POOL:-threads}" --concurrency="${CELERY_SYNC_CONCURRENCY:-16}" \
+    -Q "${CHROMEOS_SYNC_QUEUE:-chromeos-sync}" -n "${CELERY_SYNC_WORKER_NAME:-sync@%h}" \
+    --without-gossip --without-mingle
 }
 beat() {
   exec "$PYTHON" -m celery -A celery_app --quiet beat --loglevel="$LOG_LEVEL" \
@@ -44,12 +59,14 @@ case "${1:-}" in
   release) release ;;
   web) web ;;
   worker) worker ;;
+  sync-worker) sync_worker ;;
   beat) beat ;;
   all)
     release
     pids=()
     ("$0" web) & pids+=($!)
-    ("$0" worker) & pids+=($!)
+    (CELERY_QUEUES="${CELERY_QUEUES:-celery}" "$0" worker) & pids+=($!)
+    ("$0" sync-worker) & pids+=($!)
     ("$0" beat) & pids+=($!)
     stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait; }
     trap 'stop; exit 0' TERM INT
@@ -60,5 +77,5 @@ case "${1:-}" in
     stop
     exit "$status"
     ;;
-  *) echo "usage: scripts/prod.sh release|web|worker|beat|all" >&2; exit 2 ;;
+  *) echo "usage: scripts/prod.sh release|web|worker|sync-worker|beat|all" >&2; exit 2 ;;
 esac

@@ -105,10 +105,15 @@ def start_celery_worker(
     name: str,
     extra_env: dict[str, str] | None = None,
     own_session: bool = False,
+    pool: str = "prefork",
+    concurrency: int = 1,
+    queues: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``celery worker`` (prefork, one child) on this test's database and ``emulator``, ready when it returns.
+    """``celery worker`` (prefork, one child, every queue unless told) on this test's database and ``emulator``,
+    ready when it returns.
 
     ``own_session``: the worker leads its own process group, so that a test can kill parent and child at once.
+    ``pool``/``concurrency``/``queues``: as the production sync worker runs (``threads``, N, ``chromeos-sync``).
     """
     env = {
         **os.environ,
@@ -130,8 +135,9 @@ def start_celery_worker(
         "-A",
         "celery_app",
         "worker",
-        "--pool=prefork",
-        "--concurrency=1",
+        f"--pool={pool}",
+        f"--concurrency={concurrency}",
+        *([f"--queues={queues}"] if queues else []),
         "--without-mingle",
         "--without-gossip",
         "--without-heartbeat",

@@ -14,6 +14,16 @@ from both buckets and a slot of the customer's cap in ONE Lua script (atomic acr
 Redis's clock), or takes nothing and says how long to wait; the caller sleeps and asks again. Slots are leases
 that expire after ``GOOGLE_QUOTA_LEASE_SECONDS``, so a worker killed mid-call cannot hold one for ever.
 
+**Fairness between tenants on the project bucket.** The project bucket is shared by every tenant, and a caller
+that finds it empty polls again: first come, first served, a tenant with many concurrent callers (a 150,000-device
+tenant paging in parallel) would take most of the tokens and starve a small tenant with one caller. So when the
+bucket is contended, tokens go to the *least served* tenant first (start-time fair queuing keyed by tenant): each
+tenant's project calls are counted (``served``), callers held only by the project bucket register as waiting,
+and a caller may take a token only if no other waiting tenant has been served less. A tenant that comes back
+after a pause is lifted to one call behind the least served waiting tenant, so it is first in line for the next
+token but cannot bank credit while idle. Without contention (no other tenant waiting) nothing changes: any
+caller takes any token, so no capacity is left unused. Waits caused by fairness count as ``limit="fair"``.
+
 When Google still answers one of those errors (another application on the same project, a limit set lower than
 the settings), ``penalize`` shrinks the matching bucket (or cap) by ``GOOGLE_QUOTA_PENALTY_FACTOR`` for
 ``GOOGLE_QUOTA_PENALTY_SECONDS`` and empties it, so every worker slows down, not only the one that was refused.
@@ -43,11 +53,15 @@ logger = logging.getLogger(__name__)
 REDIS_TIMEOUT_SECONDS = 2.0
 # Longest single sleep between two asks: a slot freed by another worker is seen within this.
 MAX_POLL_SECONDS = 0.25
+# A caller waiting for the project bucket that has not asked again for this long is gone (killed, gave up).
+WAITER_STALE_SECONDS = 2.0
 
 # KEYS: 1 user bucket, 2 project bucket, 3 customer slots (zset lease -> expiry),
-#       4 user penalty, 5 project penalty, 6 customer penalty
+#       4 user penalty, 5 project penalty, 6 customer penalty,
+#       7 project waiters (zset "<tenant>|<lease>" -> last ask), 8 project calls served per tenant (hash)
 # ARGV: 1 user rate/s, 2 user capacity, 3 project rate/s (0: off), 4 project capacity, 5 concurrency cap (0: off),
-#       6 lease id, 7 lease seconds, 8 key ttl seconds
+#       6 lease id, 7 lease seconds, 8 key ttl seconds, 9 tenant (fairness key), 10 seconds a waiter stays
+#       registered without asking again
 # Returns {0, ""} when admitted (a token of each bucket and a slot taken), else {wait in ms, limit name}.
 ACQUIRE_SCRIPT = """
 local t = redis.call('TIME')
@@ -97,6 +111,44 @@ if cap > 0 and in_flight >= cap and wait == 0 then
   -- a slot frees when a call ends: ask again soon
   wait = 0.05
   limit = 'tenant'
+end
+
+-- Fairness on the project bucket: only callers that nothing else holds back compete for it.
+if project_rate > 0 then
+  local tenant = ARGV[9]
+  local member = tenant .. '|' .. ARGV[6]
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - tonumber(ARGV[10]))
+  local own_wait = (user_tokens < 1) or (cap > 0 and in_flight >= cap)
+  if own_wait then
+    redis.call('ZREM', KEYS[7], member)
+  else
+    local least_other = nil
+    for _, other in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
+      local other_tenant = string.match(other, '^(.*)|[^|]*$')
+      if other_tenant ~= tenant then
+        local s = tonumber(redis.call('HGET', KEYS[8], other_tenant) or '0')
+        if least_other == nil or s < least_other then least_other = s end
+      end
+    end
+    local served = tonumber(redis.call('HGET', KEYS[8], tenant) or '0')
+    if least_other ~= nil and served < least_other - 1 then
+      -- back after a pause: first in line, with no credit banked while idle
+      served = least_other - 1
+      redis.call('HSET', KEYS[8], tenant, served)
+    end
+    if wait == 0 and least_other ~= nil and served > least_other then
+      wait = math.min(1 / project_rate, 0.05)
+      limit = 'fair'
+    end
+    if wait > 0 then
+      redis.call('ZADD', KEYS[7], now, member)
+      redis.call('EXPIRE', KEYS[7], ttl)
+    else
+      redis.call('ZREM', KEYS[7], member)
+      redis.call('HINCRBY', KEYS[8], tenant, 1)
+    end
+    redis.call('EXPIRE', KEYS[8], ttl)
+  end
 end
 
 if wait > 0 then
@@ -176,6 +228,8 @@ class Subject:
             "user_penalty": f"{prefix}:penalty:user:{self.project}:{self.user}",
             "project_penalty": f"{prefix}:penalty:project:{self.project}",
             "tenant_penalty": f"{prefix}:penalty:tenant:{self.customer}",
+            "project_waiters": f"{prefix}:fair:waiting:{self.project}",
+            "project_served": f"{prefix}:fair:served:{self.project}",
         }
 
 
@@ -223,6 +277,8 @@ def acquire(subject: Subject, *, max_wait: float | None = None) -> Lease:
         lease_id,
         lease_seconds,
         int(max(120.0, burst * 4, lease_seconds * 2)),
+        subject.customer,
+        WAITER_STALE_SECONDS,
     ]
     client = _client(settings.REDIS_URL)
     waited = 0.0
@@ -231,13 +287,15 @@ def acquire(subject: Subject, *, max_wait: float | None = None) -> Lease:
         try:
             wait_ms, limit = client.eval(
                 ACQUIRE_SCRIPT,
-                6,
+                8,
                 keys["user"],
                 keys["project"],
                 keys["tenant"],
                 keys["user_penalty"],
                 keys["project_penalty"],
                 keys["tenant_penalty"],
+                keys["project_waiters"],
+                keys["project_served"],
                 *args,
             )
         except redis.RedisError:
@@ -286,3 +344,13 @@ def penalty_factor(subject: Subject, limit: str) -> float:
     """The factor a limit currently runs at (1.0: not penalized). For tests and the support cockpit."""
     raw = _client(settings.REDIS_URL).get(subject.keys()[f"{limit}_penalty"])
     return float(raw) if raw is not None else 1.0
+
+
+def project_calls_served(project: str) -> dict[str, int]:
+    """Project-bucket calls admitted per tenant (Workspace account) since the counters last expired: the fair
+    queue's ledger, for tests and support. Counters of a tenant that came back after a pause are lifted."""
+    raw = _client(settings.REDIS_URL).hgetall(Subject(project, "", "").keys()["project_served"])
+    return {
+        (key.decode() if isinstance(key, bytes) else str(key)): int(float(value))
+        for key, value in raw.items()
+    }

@@ -169,3 +169,45 @@ def test_the_project_bucket_is_shared_by_every_tenant(
         assert (errors, refused) == (0, {})
     else:
         assert errors > 0 and refused == {"quotaExceeded": errors}
+
+
+@pytest.mark.django_db
+def test_a_big_tenant_with_many_callers_does_not_starve_a_small_one(settings: Any) -> None:
+    """A tight project bucket (10 calls/s, 1 deep), a big tenant with 8 callers asking at once and a small tenant
+    with one: first come first served gives the small tenant about 1 token in 9; the fair queue gives each tenant
+    that is waiting its turn, so the small one gets close to half."""
+    settings.GOOGLE_QUOTA_PROJECT_PER_MINUTE = 600
+    settings.GOOGLE_QUOTA_BURST_SECONDS = 0.1
+    settings.GOOGLE_QUOTA_USER_PER_MINUTE = 60_000  # only the project bucket holds anyone back
+    settings.GOOGLE_QUOTA_TENANT_CONCURRENCY = 8
+    big = quota.Subject(project="fair-test.apps", user="admin@big.example", customer="C0big")
+    small = quota.Subject(project="fair-test.apps", user="admin@small.example", customer="C0small")
+    total = 40
+    admitted = {big.customer: 0, small.customer: 0}
+    small_waits: list[float] = []
+    lock = threading.Lock()
+    done = threading.Event()
+    start = threading.Barrier(9)
+
+    def caller(subject: quota.Subject) -> None:
+        start.wait()
+        while not done.is_set():
+            lease = quota.acquire(subject, max_wait=30)
+            lease.release()
+            with lock:
+                admitted[subject.customer] += 1
+                if subject is small:
+                    small_waits.append(lease.waited_seconds)
+                if sum(admitted.values()) >= total:
+                    done.set()
+
+    threads = [threading.Thread(target=caller, args=(big,)) for _ in range(8)]
+    threads.append(threading.Thread(target=caller, args=(small,)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    share = admitted[small.customer] / sum(admitted.values())
+    assert share >= 0.3, (admitted, small_waits)
+    served = quota.project_calls_served("fair-test.apps")
+    assert served[small.customer] >= admitted[small.customer] - 1

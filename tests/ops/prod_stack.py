@@ -179,6 +179,8 @@ def running_production_stack() -> Iterator[ProdStack]:
             "WEB_CONCURRENCY": "2",
             "CELERY_CONCURRENCY": "2",
             "CELERY_WORKER_NAME": f"{run_id}@%h",
+            "CELERY_SYNC_WORKER_NAME": f"{run_id}-sync@%h",
+            "CELERY_SYNC_CONCURRENCY": "4",
             "CELERY_BEAT_SCHEDULE_FILE": str(workdir / "celerybeat-schedule"),
             # The private slapd listens on loopback, on a port no LDAP server normally uses.
             "MDM_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.1/32",

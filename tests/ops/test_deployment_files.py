@@ -18,7 +18,7 @@ def _compose_commands() -> dict[str, str]:
     commands: dict[str, str] = {}
     name = ""
     for line in services.splitlines():
-        if m := re.match(r"^  ([a-z]+):\s*$", line):
+        if m := re.match(r"^  ([a-z-]+):\s*$", line):
             name = m.group(1)
         elif m := re.match(r"^    command: (.+)$", line):
             commands[name] = m.group(1)
@@ -30,6 +30,7 @@ def test_compose_runs_the_production_commands() -> None:
     assert commands["web"] == '["scripts/prod.sh", "web"]'
     assert commands["worker"] == '["scripts/prod.sh", "worker"]'
     assert commands["beat"] == '["scripts/prod.sh", "beat"]'
+    assert commands["sync-worker"] == '["scripts/prod.sh", "sync-worker"]'
     assert "scripts/prod.sh release" in commands["release"]
     text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     assert "runserver" not in text

@@ -1,0 +1,113 @@
+"""The ChromeOS sync queue runs on threads (issue 18, "sync as I/O-bound work"): one worker process, many syncs.
+
+A real ``celery worker`` started as production starts the sync worker (``--queues chromeos-sync --pool threads``),
+against this test's database and the in-process multi-customer emulator with latency on every device page. Two
+tenants' syncs, published with the console's own Celery routing, run at the same time in that one process; each
+stores exactly its own Google customer's devices (one Google client, one database connection, one advisory lock
+per thread), and the threads give their database connections back when their task ends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from django.conf import settings
+from django.db import connection
+
+from chromeos.models import ChromeOSDevice, SyncRun, SyncStatus, SyncTrigger
+from chromeos.services.sync import SYNC_TASK, sync_request
+from google_emulator.testing import EmulatorHandle
+from mdm.locks import dedicated_connection
+from mdm.models import Tenant
+from tests.chromeos.test_multi_customer_sync import authorize
+from tests.processes import start_celery_worker, stop_process, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sync-worker")]
+
+
+def worker_connections() -> int:
+    """Sessions on this test's database other than the test's own: the worker's."""
+    ours = connection.cursor().connection.info.backend_pid
+    with dedicated_connection(autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid NOT IN (%s, pg_backend_pid())",
+            [ours],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def console_app(prefix: str) -> Celery:
+    """A publisher configured like the console (its routes included), on the worker's broker prefix."""
+    app = Celery("sync-pool-test")
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.conf.task_always_eager = False
+    app.conf.broker_transport_options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "global_keyprefix": prefix,
+    }
+    return app
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(customers=2, devices=600)
+def test_two_tenants_sync_at_once_in_one_threads_worker(
+    emulator_settings: Any,
+    google_emulator: EmulatorHandle,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    tmp_path: Path,
+) -> None:
+    google_emulator.control("POST", "/latency", {"method": "directory.chromeosdevices.list", "mean_ms": 200})
+    google_emulator.control("POST", "/devices", {"count": 30, "customer": "2"})
+    integrations = [authorize(tenant, google_emulator, "1"), authorize(other_tenant, google_emulator, "2")]
+    prefix = f"mdm-sync-pool-{uuid.uuid4().hex[:8]}:"
+    worker = start_celery_worker(
+        google_emulator,
+        broker=settings.CELERY_BROKER_URL,
+        prefix=prefix,
+        log=tmp_path / "worker.log",
+        name="sync-pool",
+        pool="threads",
+        concurrency=4,
+        queues=settings.CHROMEOS_SYNC_QUEUE,
+        extra_env={"CHROMEOS_SYNC_PAGE_SIZE": "100"},
+    )
+    app = console_app(prefix)
+    try:
+        idle = worker_connections()
+        runs = []
+        for integration in integrations:
+            run, created = sync_request(integration=integration, trigger=SyncTrigger.MANUAL, enqueue=False)
+            assert created
+            runs.append(run)
+        for run in runs:
+            app.send_task(SYNC_TASK, args=[run.pk])
+
+        def finished() -> list[SyncRun] | None:
+            fresh = list(SyncRun.unscoped.filter(pk__in=[r.pk for r in runs]).order_by("pk"))
+            done = all(r.status not in (SyncStatus.QUEUED, SyncStatus.RUNNING) for r in fresh)
+            return fresh if done else None
+
+        done = wait_for(finished, 120, "both syncs to finish", interval=0.2)
+        assert [r.status for r in done] == [SyncStatus.SUCCEEDED] * 2, [
+            (r.status, r.error, r.log) for r in done
+        ]
+        # At the same time, in one process: the threads pool has no child processes.
+        assert max(r.started_at for r in done) < min(r.finished_at for r in done)
+        for integration, customer in zip(integrations, google_emulator.state.customers, strict=True):
+            stored = set(
+                ChromeOSDevice.unscoped.filter(integration=integration, removed_at__isnull=True).values_list(
+                    "device_id", flat=True
+                )
+            )
+            assert stored == set(customer.devices)
+        assert (done[0].devices_seen, done[1].devices_seen) == (600, 630)
+        # Each thread's Django connection (and each sync's lock connection) is closed when its task ends.
+        wait_for(lambda: worker_connections() <= max(idle, 1), 20, "the worker's connections to close")
+    finally:
+        stop_process(worker)
+        app.close()
