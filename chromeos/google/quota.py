@@ -123,9 +123,11 @@ if project_rate > 0 then
     redis.call('ZREM', KEYS[7], member)
   else
     local least_other = nil
+    local seen = {}
     for _, other in ipairs(redis.call('ZRANGE', KEYS[7], 0, -1)) do
       local other_tenant = string.match(other, '^(.*)|[^|]*$')
-      if other_tenant ~= tenant then
+      if other_tenant ~= tenant and not seen[other_tenant] then
+        seen[other_tenant] = true
         local s = tonumber(redis.call('HGET', KEYS[8], other_tenant) or '0')
         if least_other == nil or s < least_other then least_other = s end
       end

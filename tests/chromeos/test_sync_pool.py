@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from chromeos.models import ChromeOSDevice, SyncRun, SyncStatus, SyncTrigger
-from chromeos.services.sync import SYNC_TASK, sync_request
+from chromeos.services.sync import LOCK_NAMESPACE, SYNC_TASK, sync_request
 from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
 from mdm.models import Tenant
@@ -38,6 +38,17 @@ def worker_connections() -> int:
             [ours],
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def sync_lock_sessions() -> set[tuple[int, int]]:
+    """(tenant id, session pid) of every sync lock held now."""
+    with dedicated_connection(autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT objid, pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            [LOCK_NAMESPACE],
+        ).fetchall()
+    return {(int(key), int(pid)) for key, pid in rows}
 
 
 def console_app(prefix: str) -> Celery:
@@ -86,6 +97,16 @@ def test_two_tenants_sync_at_once_in_one_threads_worker(
             runs.append(run)
         for run in runs:
             app.send_task(SYNC_TASK, args=[run.pk])
+
+        # Both tenants' locks held at once, each on its own session (a lock on a connection the threads shared
+        # would be re-entrant: two syncs of one tenant could both "hold" it).
+        def both_held() -> set[tuple[int, int]] | None:
+            sessions = sync_lock_sessions()
+            return sessions if len(sessions) == 2 else None
+
+        held = wait_for(both_held, 60, "both sync locks")
+        assert {tenant_id for tenant_id, _pid in held} == {tenant.pk, other_tenant.pk}
+        assert len({pid for _tenant, pid in held}) == 2
 
         def finished() -> list[SyncRun] | None:
             fresh = list(SyncRun.unscoped.filter(pk__in=[r.pk for r in runs]).order_by("pk"))
