@@ -9,6 +9,7 @@ per thread), and the threads give their database connections back when their tas
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,16 @@ import pytest
 from celery import Celery
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
-from chromeos.models import ChromeOSDevice, SyncRun, SyncStatus, SyncTrigger
-from chromeos.services.sync import LOCK_NAMESPACE, SYNC_TASK, sync_request
+from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncRun, SyncStatus, SyncTrigger
+from chromeos.services.sync import LOCK_NAMESPACE, SYNC_TASK, sync_request, sync_runs_reap
 from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
 from mdm.models import Tenant
+from mdm.tenancy import tenant_context
 from tests.chromeos.test_multi_customer_sync import authorize
+from tests.chromeos.test_sync_service import run_sync
 from tests.processes import start_celery_worker, stop_process, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sync-worker")]
@@ -63,6 +67,45 @@ def console_app(prefix: str) -> Celery:
     return app
 
 
+def start_sync_worker(google_emulator: EmulatorHandle, prefix: str, log: Path) -> subprocess.Popen[bytes]:
+    """The sync worker as production runs it (scripts/prod.sh sync-worker), with 4 threads."""
+    return start_celery_worker(
+        google_emulator,
+        broker=settings.CELERY_BROKER_URL,
+        prefix=prefix,
+        log=log,
+        name="sync-pool",
+        pool="threads",
+        concurrency=4,
+        queues=settings.CHROMEOS_SYNC_QUEUE,
+        extra_env={"CHROMEOS_SYNC_PAGE_SIZE": "100"},
+    )
+
+
+def queue_syncs(app: Celery, integrations: list[GoogleIntegration]) -> list[SyncRun]:
+    runs = []
+    for integration in integrations:
+        run, created = sync_request(integration=integration, trigger=SyncTrigger.MANUAL, enqueue=False)
+        assert created
+        runs.append(run)
+    for run in runs:
+        app.send_task(SYNC_TASK, args=[run.pk])
+    return runs
+
+
+def finished(runs: list[SyncRun]) -> list[SyncRun] | None:
+    fresh = list(SyncRun.unscoped.filter(pk__in=[r.pk for r in runs]).order_by("pk"))
+    return fresh if all(r.status not in (SyncStatus.QUEUED, SyncStatus.RUNNING) for r in fresh) else None
+
+
+def stored(integration: GoogleIntegration) -> set[str]:
+    return set(
+        ChromeOSDevice.unscoped.filter(integration=integration, removed_at__isnull=True).values_list(
+            "device_id", flat=True
+        )
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.google_emulator(customers=2, devices=600)
 def test_two_tenants_sync_at_once_in_one_threads_worker(
@@ -76,27 +119,11 @@ def test_two_tenants_sync_at_once_in_one_threads_worker(
     google_emulator.control("POST", "/devices", {"count": 30, "customer": "2"})
     integrations = [authorize(tenant, google_emulator, "1"), authorize(other_tenant, google_emulator, "2")]
     prefix = f"mdm-sync-pool-{uuid.uuid4().hex[:8]}:"
-    worker = start_celery_worker(
-        google_emulator,
-        broker=settings.CELERY_BROKER_URL,
-        prefix=prefix,
-        log=tmp_path / "worker.log",
-        name="sync-pool",
-        pool="threads",
-        concurrency=4,
-        queues=settings.CHROMEOS_SYNC_QUEUE,
-        extra_env={"CHROMEOS_SYNC_PAGE_SIZE": "100"},
-    )
+    worker = start_sync_worker(google_emulator, prefix, tmp_path / "worker.log")
     app = console_app(prefix)
     try:
         idle = worker_connections()
-        runs = []
-        for integration in integrations:
-            run, created = sync_request(integration=integration, trigger=SyncTrigger.MANUAL, enqueue=False)
-            assert created
-            runs.append(run)
-        for run in runs:
-            app.send_task(SYNC_TASK, args=[run.pk])
+        runs = queue_syncs(app, integrations)
 
         # Both tenants' locks held at once, each on its own session (a lock on a connection the threads shared
         # would be re-entrant: two syncs of one tenant could both "hold" it).
@@ -108,27 +135,66 @@ def test_two_tenants_sync_at_once_in_one_threads_worker(
         assert {tenant_id for tenant_id, _pid in held} == {tenant.pk, other_tenant.pk}
         assert len({pid for _tenant, pid in held}) == 2
 
-        def finished() -> list[SyncRun] | None:
-            fresh = list(SyncRun.unscoped.filter(pk__in=[r.pk for r in runs]).order_by("pk"))
-            done = all(r.status not in (SyncStatus.QUEUED, SyncStatus.RUNNING) for r in fresh)
-            return fresh if done else None
-
-        done = wait_for(finished, 120, "both syncs to finish", interval=0.2)
+        done = wait_for(lambda: finished(runs), 120, "both syncs to finish", interval=0.2)
         assert [r.status for r in done] == [SyncStatus.SUCCEEDED] * 2, [
             (r.status, r.error, r.log) for r in done
         ]
         # At the same time, in one process: the threads pool has no child processes.
         assert max(r.started_at for r in done) < min(r.finished_at for r in done)
         for integration, customer in zip(integrations, google_emulator.state.customers, strict=True):
-            stored = set(
-                ChromeOSDevice.unscoped.filter(integration=integration, removed_at__isnull=True).values_list(
-                    "device_id", flat=True
-                )
-            )
-            assert stored == set(customer.devices)
+            assert stored(integration) == set(customer.devices)
         assert (done[0].devices_seen, done[1].devices_seen) == (600, 630)
         # Each thread's Django connection (and each sync's lock connection) is closed when its task ends.
         wait_for(lambda: worker_connections() <= max(idle, 1), 20, "the worker's connections to close")
+    finally:
+        stop_process(worker)
+        app.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(customers=2, devices=600)
+def test_a_killed_threads_worker_loses_nothing_and_the_next_syncs_complete(
+    emulator_settings: Any,
+    google_emulator: EmulatorHandle,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    tmp_path: Path,
+) -> None:
+    """One process runs every sync of the threads worker, so its death takes them all (prefork lost one child's):
+    the stored devices stay as they were, the reaper fails the runs within its tick (their locks died with the
+    process), and the next syncs, on a new worker, complete."""
+    integrations = [authorize(tenant, google_emulator, "1"), authorize(other_tenant, google_emulator, "2")]
+    with tenant_context(tenant):
+        assert run_sync(integrations[0]).status == SyncStatus.SUCCEEDED
+    with tenant_context(other_tenant):
+        assert run_sync(integrations[1]).status == SyncStatus.SUCCEEDED
+    before = [stored(integration) for integration in integrations]
+    for customer in ("1", "2"):
+        google_emulator.control("POST", "/devices", {"count": 25, "customer": customer})
+    google_emulator.control("POST", "/latency", {"method": "directory.chromeosdevices.list", "mean_ms": 300})
+    prefix = f"mdm-sync-pool-{uuid.uuid4().hex[:8]}:"
+    app = console_app(prefix)
+    worker = start_sync_worker(google_emulator, prefix, tmp_path / "worker.log")
+    try:
+        runs = queue_syncs(app, integrations)
+        wait_for(
+            lambda: all(r.pages >= 2 for r in SyncRun.unscoped.filter(pk__in=[r.pk for r in runs])),
+            60,
+            "both syncs paging",
+        )
+        worker.kill()
+        worker.wait(timeout=10)
+        assert [stored(integration) for integration in integrations] == before
+        wait_for(lambda: not sync_lock_sessions(), 20, "the dead worker's locks to go")
+        assert sync_runs_reap(timezone.now()) == 2
+        assert {r.status for r in SyncRun.unscoped.filter(pk__in=[r.pk for r in runs])} == {SyncStatus.FAILED}
+
+        worker = start_sync_worker(google_emulator, prefix, tmp_path / "worker-2.log")
+        again = queue_syncs(app, integrations)
+        done = wait_for(lambda: finished(again), 120, "the next syncs to finish", interval=0.2)
+        assert [r.status for r in done] == [SyncStatus.SUCCEEDED] * 2, [(r.status, r.error) for r in done]
+        for integration, customer in zip(integrations, google_emulator.state.customers, strict=True):
+            assert stored(integration) == set(customer.devices)
     finally:
         stop_process(worker)
         app.close()
