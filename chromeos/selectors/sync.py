@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
 from chromeos.models import ChromeOSDevice, GoogleIntegration, IntegrationStatus, OrgUnit, SyncRun, SyncStatus
-from chromeos.services.sync import ACTIVE_STATUSES, sync_run_is_alive
+from chromeos.services.sync import ACTIVE_STATUSES, SYNC_KIND, sync_run_is_alive
+from mdm import jobs
 
 HISTORY_LENGTH = 10
 
@@ -34,6 +36,8 @@ class SyncPanel:
     history: list[SyncRun] = field(default_factory=list)
     log: list[LogLine] = field(default_factory=list)
     notice: str = ""
+    # The active run is queued and its message waits in the outbox: the broker is down.
+    broker_unavailable: bool = False
 
     @property
     def shown(self) -> SyncRun | None:
@@ -47,6 +51,23 @@ class SyncPanel:
             return None
         end = run.finished_at or timezone.now()
         return max(int((end - run.started_at).total_seconds()), 0)
+
+    @property
+    def waiting_for_worker_minutes(self) -> int | None:
+        """Minutes a queued run has waited for a worker, once past ``CHROMEOS_SYNC_QUEUED_NOTICE_SECONDS``
+        (None before, or when it is not queued, or when its message waits in the outbox for the broker: that
+        is said by ``broker_unavailable``). The run is not failed for it: the reaper gives it up later."""
+        run = self.active
+        if run is None or run.status != SyncStatus.QUEUED or self.broker_unavailable:
+            return None
+        waited = timezone.now() - run.created_at
+        if waited.total_seconds() < int(getattr(settings, "CHROMEOS_SYNC_QUEUED_NOTICE_SECONDS", 120)):
+            return None
+        return max(int(waited.total_seconds() // 60), 1)
+
+    @property
+    def gives_up_after_minutes(self) -> int:
+        return int(getattr(settings, "CHROMEOS_SYNC_QUEUED_TIMEOUT_SECONDS", 1800)) // 60
 
     @property
     def percent(self) -> int | None:
@@ -92,6 +113,8 @@ def sync_panel(integration: GoogleIntegration | None = None, *, notice: str = ""
     for run in runs:
         if run.status in ACTIVE_STATUSES and sync_run_is_alive(run):
             panel.active = run
+            if run.status == SyncStatus.QUEUED:
+                panel.broker_unavailable = jobs.publication_pending(SYNC_KIND, run.pk)
             break
     finished = [r for r in runs if r.status not in ACTIVE_STATUSES]
     panel.latest = finished[0] if finished else None

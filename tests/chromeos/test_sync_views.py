@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from chromeos.models import GoogleIntegration, SyncRun, SyncStatus, SyncTrigger
 from mdm.models import AuditEvent, User
@@ -84,3 +85,50 @@ def test_support_reads_sync_runs_in_django_admin(
     detail = client.get(reverse("admin:chromeos_syncrun_change", args=[run.pk])).content.decode()
     assert "50 ajoutés, 0 modifiés, 0 inchangés, 0 retirés." in detail
     assert google_integration.refresh_token not in detail
+
+
+@pytest.mark.django_db
+def test_a_queued_sync_no_worker_took_says_so_after_the_notice_delay_without_failing(
+    google_integration: GoogleIntegration, admin_client_: Client, settings: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.CHROMEOS_SYNC_QUEUED_NOTICE_SECONDS = 120
+    settings.CHROMEOS_SYNC_QUEUED_TIMEOUT_SECONDS = 1800
+    # Without committing (no on_commit), the run stays queued as if no worker took it.
+    admin_client_.post(reverse("chromeos:sync_now"), HTTP_HX_REQUEST="true")
+    run = SyncRun.unscoped.get()
+    from mdm.models import OutboxMessage
+
+    OutboxMessage.objects.all().delete()  # published: the broker has it, no worker takes it
+    SyncRun.unscoped.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=60))
+    assert "Aucun worker" not in admin_client_.get(reverse("chromeos:sync_progress")).content.decode()
+
+    SyncRun.unscoped.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=190))
+    body = admin_client_.get(reverse("chromeos:sync_progress")).content.decode()
+    assert 'id="sync-waiting"' in body and "Aucun worker n'a encore pris cette synchronisation" in body
+    assert "3 minutes" in body and "30 minutes" in body
+    run.refresh_from_db()
+    assert run.status == SyncStatus.QUEUED  # said, not failed
+    with translation.override("en"):
+        english = admin_client_.get(reverse("chromeos:sync_progress"), HTTP_ACCEPT_LANGUAGE="en").content
+    assert "No worker has taken this sync yet" in english.decode()
+
+
+@pytest.mark.django_db
+def test_a_queued_sync_whose_message_waits_for_the_broker_says_the_queue_is_down(
+    google_integration: GoogleIntegration, admin_client_: Client
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    admin_client_.post(
+        reverse("chromeos:sync_now"), HTTP_HX_REQUEST="true"
+    )  # its message stays in the outbox
+    SyncRun.unscoped.update(created_at=timezone.now() - timedelta(seconds=300))
+    body = admin_client_.get(reverse("chromeos:sync_progress")).content.decode()
+    assert "La file des tâches est indisponible : la synchronisation partira dès son retour." in body
+    assert "Aucun worker" not in body
