@@ -83,6 +83,13 @@ def register() -> None:
                 _("La suppression de l'intégration Google %(object)s a échoué : %(error)s."), _manage
             ),
             "device.export": AuditMessage(_("%(actor)s a exporté la liste des périphériques en CSV.")),
+            "device.retry_failed": AuditMessage(
+                _(
+                    "%(actor)s a préparé la relance de l'action n° %(source_job_id)s sur ses "
+                    "%(devices)s périphérique(s) en échec."
+                ),
+                detail_link("chromeos:device_job", "job_id"),
+            ),
             "policy.assign": AuditMessage(_("%(actor)s a affecté %(object)s."), assignment),
             "policy.apply": AuditMessage(
                 _("%(actor)s a demandé l'application de %(object)s chez Google."), assignment

@@ -407,6 +407,23 @@ class DeviceActionJob(JobRun):
     )
     created_at = models.DateTimeField(_("créée le"), auto_now_add=True)
     confirmed_at = models.DateTimeField(_("confirmée le"), null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("confirmée par"),
+    )
+    # « Relancer les échecs »: the job whose failed devices this one acts on again.
+    retry_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="retries",
+        verbose_name=_("relance de"),
+    )
     total = models.PositiveIntegerField(_("périphériques"), default=0)
     succeeded = models.PositiveIntegerField(_("réussis"), default=0)
     failed = models.PositiveIntegerField(_("en échec"), default=0)

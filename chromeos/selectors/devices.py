@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from chromeos.models import (
     ChromeOSDevice,
+    DeviceAction,
     DeviceActionItem,
     DeviceActionJob,
     DeviceChange,
@@ -397,3 +398,78 @@ def job_items(job: DeviceActionJob, status: str = "") -> QuerySet[DeviceActionIt
 
 def recent_jobs(limit: int = 50) -> QuerySet[DeviceActionJob]:
     return DeviceActionJob.objects.exclude(status="draft").select_related("requested_by")[:limit]
+
+
+ANNOTATION_LABELS = {
+    "annotated_user": _("Utilisateur annoté"),
+    "annotated_location": _("Emplacement"),
+    "annotated_asset_id": _("Numéro d'inventaire"),
+    "notes": _("Notes"),
+}
+
+
+def job_parameters(job: DeviceActionJob) -> list[tuple[str, str]]:
+    """A job's parameters in words, for its page: what was asked, on which devices, by whom and when.
+
+    The wire values (Google's command type, deprovision reason code) are said in the admin's words; Google's
+    command type is kept in brackets for support."""
+    from chromeos.services.devices import COMMAND_TYPES, DEPROVISION_REASONS
+
+    params = job.params or {}
+    rows: list[tuple[str, str]] = [(str(_("Action")), str(job.get_action_display()))]
+    action = DeviceAction(job.action)
+    if action in COMMAND_TYPES:
+        rows.append((str(_("Type de commande")), f"{job.get_action_display()} ({COMMAND_TYPES[action]})"))
+    if params.get("org_unit_path"):
+        rows.append((str(_("Unité organisationnelle cible")), str(params["org_unit_path"])))
+    if params.get("deprovision_reason"):
+        reason = params["deprovision_reason"]
+        rows.append((str(_("Motif du déprovisionnement")), str(DEPROVISION_REASONS.get(reason, reason))))
+    if params.get("volume") is not None and action == DeviceAction.SET_VOLUME:
+        rows.append((str(_("Volume")), f"{params['volume']} %"))
+    for name, value in (params.get("annotations") or {}).items():
+        label = ANNOTATION_LABELS.get(name, name)
+        rows.append((str(label), str(value) if value else str(_("(vidé)"))))
+    rows.append((str(_("Périphériques")), _selection_words(job)))
+    if job.requested_by_id and job.requested_by is not None:
+        rows.append(
+            (
+                str(_("Préparée par")),
+                _("%(user)s, le %(when)s")
+                % {"user": job.requested_by.display_name, "when": _when(job.created_at)},
+            )
+        )
+    if job.confirmed_at:
+        who = job.confirmed_by.display_name if job.confirmed_by_id and job.confirmed_by else "—"
+        rows.append(
+            (
+                str(_("Confirmée par")),
+                _("%(user)s, le %(when)s") % {"user": who, "when": _when(job.confirmed_at)},
+            )
+        )
+    return rows
+
+
+def _when(at: Any) -> str:
+    from django.utils.formats import date_format
+
+    return date_format(timezone.localtime(at), "SHORT_DATETIME_FORMAT")
+
+
+def _selection_words(job: DeviceActionJob) -> str:
+    selection = job.selection or ""
+    count = job.total
+    if selection.startswith("retry:"):
+        return str(
+            _("%(count)s périphérique(s) en échec de l'action n° %(job)s")
+            % {"count": count, "job": selection.removeprefix("retry:")}
+        )
+    if selection.startswith("filter:"):
+        query = selection.removeprefix("filter:")
+        return str(
+            _("%(count)s périphérique(s) : tous ceux du filtre « %(filter)s »")
+            % {"count": count, "filter": query or _("aucun filtre")}
+        )
+    if selection.startswith("device:"):
+        return str(_("ce périphérique (depuis sa page)"))
+    return str(_("%(count)s périphérique(s) cochés dans la liste") % {"count": count})

@@ -245,7 +245,8 @@ def device_action_confirm(*, job: DeviceActionJob, actor: User, params: dict[str
         job.params = params
         job.status = JobStatus.QUEUED
         job.confirmed_at = timezone.now()
-        job.save(update_fields=["params", "status", "confirmed_at"])
+        job.confirmed_by = actor
+        job.save(update_fields=["params", "status", "confirmed_at", "confirmed_by"])
         audit_record(
             tenant=job.tenant,
             actor=actor,
@@ -260,6 +261,35 @@ def device_action_confirm(*, job: DeviceActionJob, actor: User, params: dict[str
         )
         jobs.enqueue(RUN_TASK, job.pk, kind=JOB_KIND, object_id=job.pk)
     return job
+
+
+def device_action_retry_failed(*, job: DeviceActionJob, actor: User) -> DeviceActionJob:
+    """« Relancer les échecs »: a new DRAFT of the same action and parameters on the job's failed devices only
+    (those Google still lists), to go through the normal confirmation. Audited."""
+    if job.status not in (JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED) or not job.failed:
+        raise ActionError(_("Cette action n'a pas d'échec à relancer."))
+    failed = (
+        DeviceActionItem.objects.filter(job=job, status=ItemStatus.FAILED, device__isnull=False)
+        .order_by("id")
+        .values_list("device_id", flat=True)
+    )
+    retry = device_action_prepare(
+        actor=actor,
+        action=job.action,
+        device_pks=list(failed),
+        selection=f"retry:{job.pk}",
+        params=job.params,
+    )
+    DeviceActionJob.objects.filter(pk=retry.pk).update(retry_of=job)
+    retry.retry_of = job
+    audit_record(
+        tenant=retry.tenant,
+        actor=actor,
+        action="device.retry_failed",
+        target=_("%(count)s périphérique(s)") % {"count": retry.total},
+        details={"job_id": retry.pk, "source_job_id": job.pk, "devices": retry.total, "action": job.action},
+    )
+    return retry
 
 
 def device_action_cancel(*, job: DeviceActionJob, actor: User) -> None:

@@ -380,6 +380,10 @@ class ActionConfirmView(TenantRoleRequiredMixin, View):
         initial: dict[str, Any] = {}
         if job.action == DeviceAction.ANNOTATE and job.params.get("annotations"):
             initial = {**job.params["annotations"], "annotate_fields": list(job.params["annotations"])}
+        # A draft of « Relancer les échecs » starts from the parameters of the job it retries.
+        for name in ("org_unit_path", "deprovision_reason", "volume"):
+            if job.params.get(name) not in (None, ""):
+                initial[name] = job.params[name]
         org_units = services.move_target_org_units() if job.action == DeviceAction.MOVE else []
         return ActionConfirmForm(
             data, initial=initial, action=job.action, count=job.total, org_units=org_units
@@ -449,6 +453,25 @@ class ActionCancelView(TenantRoleRequiredMixin, View):
         return HttpResponseRedirect(reverse("chromeos:device_job", kwargs={"pk": job.pk}))
 
 
+class JobRetryFailedView(TenantRoleRequiredMixin, View):
+    """« Relancer les échecs »: a new draft on the failed devices only, then the normal confirmation."""
+
+    allowed_roles = OPERATE_ROLES
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        job = get_object_or_404(DeviceActionJob.objects.all(), pk=pk)
+        return HttpResponseRedirect(reverse("chromeos:device_job", kwargs={"pk": job.pk}))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        job = get_object_or_404(DeviceActionJob.objects.all(), pk=pk)
+        try:
+            retry = services.device_action_retry_failed(job=job, actor=self.actor)
+        except services.ActionError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(reverse("chromeos:device_job", kwargs={"pk": job.pk}))
+        return HttpResponseRedirect(reverse("chromeos:device_action_confirm", kwargs={"pk": retry.pk}))
+
+
 class JobListView(TenantRoleRequiredMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         page = Paginator(selectors.recent_jobs(500), 50).get_page(request.GET.get("page"))
@@ -459,7 +482,9 @@ class JobDetailView(_ReadOnlyObjectView):
     """A job's progress and its result per device (Google's reason for each failure)."""
 
     def lookup(self, pk: int) -> DeviceActionJob:
-        return get_object_or_404(DeviceActionJob.objects.select_related("requested_by"), pk=pk)
+        return get_object_or_404(
+            DeviceActionJob.objects.select_related("requested_by", "confirmed_by", "retry_of"), pk=pk
+        )
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         job = self.lookup(pk)
@@ -501,6 +526,12 @@ class JobDetailView(_ReadOnlyObjectView):
             "result": status_filter,
             "query": urlencode({"result": status_filter}) if status_filter else "",
             "is_command": services.is_command(job.action),
+            "parameters": selectors.job_parameters(job),
+            "can_retry_failed": (
+                can_operate(self.actor)
+                and job.failed > 0
+                and job.status in (JobStatus.PARTIAL, JobStatus.FAILED, JobStatus.CANCELLED)
+            ),
         }
         partial = request.headers.get("HX-Request")
         template = "chromeos/_device_job_body.html" if partial else "chromeos/device_job.html"
@@ -515,6 +546,7 @@ urlpatterns = [
     path("devices/actions/<int:pk>/cancel/", ActionCancelView.as_view(), name="device_action_cancel"),
     path("devices/jobs/", JobListView.as_view(), name="device_job_list"),
     path("devices/jobs/<int:pk>/", JobDetailView.as_view(), name="device_job"),
+    path("devices/jobs/<int:pk>/retry-failed/", JobRetryFailedView.as_view(), name="device_job_retry_failed"),
     path("devices/<int:pk>/", DeviceDetailView.as_view(), name="device_detail"),
     path("devices/<int:pk>/action/", DeviceActionView.as_view(), name="device_action"),
     path("devices/<int:pk>/commands/", DeviceCommandsView.as_view(), name="device_commands"),

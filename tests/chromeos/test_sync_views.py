@@ -132,3 +132,24 @@ def test_a_queued_sync_whose_message_waits_for_the_broker_says_the_queue_is_down
     body = admin_client_.get(reverse("chromeos:sync_progress")).content.decode()
     assert "La file des tâches est indisponible : la synchronisation partira dès son retour." in body
     assert "Aucun worker" not in body
+
+
+@pytest.mark.django_db
+def test_the_sync_panel_says_what_started_the_run_and_its_options(
+    google_integration: GoogleIntegration, admin_client_: Client, admin_user: User
+) -> None:
+    from django.utils import timezone
+
+    SyncRun.unscoped.create(
+        tenant=google_integration.tenant,
+        integration=google_integration,
+        trigger=SyncTrigger.MANUAL,
+        requested_by=admin_user,
+        status=SyncStatus.SUCCEEDED,
+        removal_allowance=12,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
+    body = admin_client_.get(reverse("chromeos:sync_progress")).content.decode()
+    assert 'id="sync-origin"' in body and f"par {admin_user.display_name}" in body
+    assert "jusqu'à 12 périphériques absents de Google peuvent être retirés" in body

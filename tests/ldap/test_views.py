@@ -192,3 +192,19 @@ def test_directory_page_shows_only_this_tenants_ous(admin_client_, tenant, other
     page = admin_client_.get(DIRECTORY).content.decode()
     assert "Lyon" in page and "Globex Secret" not in page
     assert LdapOrgUnit.unscoped.count() == 2
+
+
+def test_run_page_says_what_started_the_run_and_its_options(admin_client_, tenant):
+    plain = LdapSyncRunFactory(tenant=tenant, trigger="manual", requested_by="alice@acme.test")
+    body = html.unescape(
+        admin_client_.get(reverse("ldap_sync:run", kwargs={"pk": plain.pk})).content.decode()
+    )
+    assert "Manuelle (alice@acme.test)" in body and "Demandée le" in body
+    assert "les suppressions au-delà du seuil attendent la confirmation d'un administrateur" in body
+    confirmed = LdapSyncRunFactory(
+        tenant=tenant, trigger="manual", requested_by="alice@acme.test", confirmed_removals=["u1", "u2", "u3"]
+    )
+    body = html.unescape(
+        admin_client_.get(reverse("ldap_sync:run", kwargs={"pk": confirmed.pk})).content.decode()
+    )
+    assert "peut supprimer les 3 entrées retenues par la synchronisation précédente" in body
