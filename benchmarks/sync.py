@@ -3,10 +3,17 @@
 Usage: ``.venv/bin/python benchmarks/sync.py [--sizes 10000 100000] [--naive-at 10000] [--keep-db]
 [--latency-ms MEAN[:SPREAD]]``
 
-``--latency-ms 300`` (or ``250:100``) makes the emulator answer each device page (``chromeosdevices.list``) after
-MEAN ± SPREAD ms, as Google does (its latency model, ``google_emulator/limits.py``): the fetch floor then is the
-sequential floor of any lister (pages × latency, also printed), and the ratios say how much the sync adds to it.
+``--latency-ms 300`` (or ``250:100``) makes the emulator answer each Directory call (device pages, counts, OUs)
+after MEAN ± SPREAD ms, as Google does (its latency model, ``google_emulator/limits.py``): the fetch floor then is
+the sequential floor of any lister (pages × latency, also printed), and the ratios say how much the sync adds to it.
 The naive run is skipped under latency.
+
+``parallel`` is the sync's parallel listing alone (``chromeos/services/sync/partitions.py``: plan by OU, list the
+partitions in ``CHROMEOS_SYNC_LISTING_THREADS`` threads, prove it complete with Google's counts), storing nothing:
+its ratio to the sequential floor is the issue's "parallel listing" figure. The emulator spreads the devices over
+``--org-units`` OUs (12 besides the root, as by default). The syncs list in parallel too (N ≥
+``CHROMEOS_SYNC_PARALLEL_MIN_DEVICES``): their ``× par.`` column compares them with it. The machine's load average
+(1 min) is printed with each row: on a shared machine, read ratios, not seconds.
 
 For each N it starts the Google emulator as its own process (``python -m google_emulator``) seeded with N
 devices, makes one tenant with an authorized integration in its own database (``DATABASE_URL``, default
@@ -14,6 +21,7 @@ devices, makes one tenant with an authorized integration in its own database (``
 worker process (so its peak RSS is its own):
 
 * ``fetch floor``: the sync's own client paging through the same emulator (``list_device_pages``), storing nothing;
+* ``parallel``: the parallel listing (plan, threads, proof), storing nothing;
 * ``naive`` (at ``--naive-at`` only): one ORM ``update_or_create`` per device, into an empty table;
 * ``full``: the first sync into an empty table;
 * ``no change``: a re-sync with nothing changed at Google;
@@ -134,7 +142,7 @@ def free_port() -> int:
 
 
 class Emulator:
-    def __init__(self, devices: int, latency: str | None = None) -> None:
+    def __init__(self, devices: int, latency: str | None = None, org_units: int = 12) -> None:
         import requests
 
         self.port = free_port()
@@ -147,9 +155,12 @@ class Emulator:
             str(self.port),
             "--devices",
             str(devices),
+            "--org-units",
+            str(org_units),
         ]
         if latency:
-            command += ["--latency", f"directory.chromeosdevices.list={latency}"]
+            # Every API call: the parallel listing's counts cost a round trip like a page.
+            command += ["--latency", f"*={latency}"]
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -184,6 +195,8 @@ def child(mode: str, integration_id: int) -> None:
     from chromeos.google.client import GoogleClient
     from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncTrigger
     from chromeos.services.sync import STRING_COLUMNS, devices_sync, list_device_pages, sync_request
+    from chromeos.services.sync.listing import _count_devices, _org_units
+    from chromeos.services.sync.partitions import PartitionedListing
     from mdm.tenancy import tenant_context
 
     integration = GoogleIntegration.unscoped.select_related("tenant").get(pk=integration_id)
@@ -194,6 +207,34 @@ def child(mode: str, integration_id: int) -> None:
             client = GoogleClient(integration)
             for page in list_device_pages(client, integration):
                 devices += len(page)
+        elif mode == "parallel":
+            client = GoogleClient(integration)
+            total = _count_devices(client, integration)
+            listing = PartitionedListing(
+                customer=integration.customer_id,
+                units=_org_units(client, integration),
+                total_before=total,
+                page_size=300,
+                make_client=lambda: GoogleClient(integration),
+                list_pages=lambda c, p: list_device_pages(
+                    c, integration, org_unit=p.org_unit_id, with_children=p.with_children
+                ),
+            )
+            if not listing.plan():
+                raise SystemExit(f"no parallel plan: {listing.reason}")
+            try:
+                for page in listing:
+                    devices += len(page)
+            finally:
+                listing.close()
+            reasons = listing.proof(_count_devices(client, integration))
+            if reasons:
+                raise SystemExit(f"parallel listing not proven: {reasons}")
+            extra = {
+                "partitions": len(listing.partitions),
+                "threads": listing.threads,
+                "plan_counts": listing.plan_counts,
+            }
         elif mode == "naive":
             client = GoogleClient(integration)
             for page in list_device_pages(client, integration):
@@ -220,6 +261,15 @@ def child(mode: str, integration_id: int) -> None:
     result = {"seconds": seconds, "devices": devices, "rss_mb": peak_rss_mb()}
     if mode not in ("floor", "naive"):
         result.update(extra)
+    if mode not in ("floor", "naive", "parallel"):
+        result["parallel_log"] = next(
+            (
+                e["msg"] % e["params"]
+                for e in run.log
+                if "partitions" in e["params"] or "reason" in e["params"]
+            ),
+            "",
+        )
     print(json.dumps(result))
 
 
@@ -259,6 +309,7 @@ def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, An
     result["table_mb"] = table_bytes() / 1e6
     result["growth_mb"] = result["table_mb"] - before_table / 1e6
     result["mode"] = mode
+    result["load"] = os.getloadavg()[0]
     return result
 
 
@@ -315,19 +366,28 @@ def best(
     return fastest
 
 
-def bench_size(size: int, naive: bool, repeat: int, latency: str | None = None) -> list[dict[str, Any]]:
+def bench_size(
+    size: int, naive: bool, repeat: int, latency: str | None = None, org_units: int = 12
+) -> list[dict[str, Any]]:
     from django.db import connection
 
     print(
         f"\n== N = {size:,}: starting the emulator" + (f" ({latency} ms per page)" if latency else ""),
         flush=True,
     )
-    emulator = Emulator(size, latency)
+    emulator = Emulator(size, latency, org_units)
     try:
         integration_id = setup_tenant(emulator)
-        env = {**os.environ, "GOOGLE_EMULATOR_HOST": emulator.host}
+        # Its own quota buckets: another benchmark or test on this Redis must not slow this one down.
+        env = {
+            **os.environ,
+            "GOOGLE_EMULATOR_HOST": emulator.host,
+            "GOOGLE_QUOTA_KEY_PREFIX": f"bench-sync-{os.getpid()}",
+        }
         measure("floor", integration_id, env)  # warm-up: the emulator encodes each device once
         results = [best("floor", integration_id, env, repeat)]
+        if size >= 2 * 300:
+            results.append(best("parallel", integration_id, env, repeat))
         if naive:
             clear_devices()
             results.append(measure("naive", integration_id, env))
@@ -352,25 +412,28 @@ def bench_size(size: int, naive: bool, repeat: int, latency: str | None = None) 
         results.append(best("full", integration_id, env, repeat, empty_table))
         results.append(best("no change", integration_id, env, repeat, checkpoint))
         results.append(best("1% changed", integration_id, env, repeat, change_one_percent))
+        parallel = next((r["seconds"] for r in results if r["mode"] == "parallel"), None)
         for row in results:
             row["n"] = size
-            print(format_row(row, results[0]["seconds"]), flush=True)
+            print(format_row(row, results[0]["seconds"], parallel), flush=True)
         return results
     finally:
         emulator.stop()
 
 
 HEADER = (
-    f"{'N':>8} | {'run':<11} | {'wall s':>7} | {'dev/s':>7} | {'× floor':>7} | {'peak RSS MB':>11} | "
-    f"{'WAL MB':>8} | {'table MB':>8} | {'Δ table':>7} | {'CPU s':>6}"
+    f"{'N':>8} | {'run':<11} | {'wall s':>7} | {'dev/s':>7} | {'× floor':>7} | {'× par.':>6} | "
+    f"{'peak RSS MB':>11} | {'WAL MB':>8} | {'table MB':>8} | {'Δ table':>7} | {'CPU s':>6} | {'load':>5}"
 )
 
 
-def format_row(row: dict[str, Any], floor: float) -> str:
+def format_row(row: dict[str, Any], floor: float, parallel: float | None = None) -> str:
     rate = row["devices"] / row["seconds"] if row["seconds"] else 0
+    versus_parallel = f"{row['seconds'] / parallel:>6.2f}" if parallel else f"{'':>6}"
     return (
         f"{row['n']:>8,} | {row['mode']:<11} | {row['seconds']:>7.2f} | {rate:>7,.0f} | "
-        f"{row['seconds'] / floor:>7.2f} | {row['rss_mb']:>11.0f} | {row['wal_mb']:>8.1f} | {row['table_mb']:>8.1f} | {row['growth_mb']:>+7.1f} | {row['cpu_s']:>6.1f}"
+        f"{row['seconds'] / floor:>7.2f} | {versus_parallel} | {row['rss_mb']:>11.0f} | {row['wal_mb']:>8.1f} | "
+        f"{row['table_mb']:>8.1f} | {row['growth_mb']:>+7.1f} | {row['cpu_s']:>6.1f} | {row.get('load', 0):>5.1f}"
     )
 
 
@@ -385,6 +448,9 @@ def main() -> None:
         metavar="MEAN[:SPREAD]",
         help="the emulator's latency per device page, e.g. 300 or 250:100",
     )
+    parser.add_argument(
+        "--org-units", type=int, default=12, help="OUs of the emulator's customer (besides the root)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--integration", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -396,7 +462,9 @@ def main() -> None:
     with migrated_database(keep=args.keep_db):
         for size in args.sizes:
             naive = size == args.naive_at and not args.latency_ms
-            results += bench_size(size, naive=naive, repeat=args.repeat, latency=args.latency_ms)
+            results += bench_size(
+                size, naive=naive, repeat=args.repeat, latency=args.latency_ms, org_units=args.org_units
+            )
     print("\n" + HEADER)
     print("-" * len(HEADER))
     for size in args.sizes:
@@ -404,15 +472,27 @@ def main() -> None:
         if not rows:
             continue
         floor = rows[0]["seconds"]
+        by_mode = {r["mode"]: r for r in rows}
+        parallel = by_mode["parallel"]["seconds"] if "parallel" in by_mode else None
         for row in rows:
-            print(format_row(row, floor))
+            print(format_row(row, floor, parallel))
         if args.latency_ms:
             mean = float(args.latency_ms.partition(":")[0])
             pages = -(-size // 300)
+            sequential = pages * mean / 1000
             print(
-                f"{'':>8}   sequential floor at {mean:g} ms per page: {pages} pages × {mean:g} ms = {pages * mean / 1000:.1f} s"
+                f"{'':>8}   sequential floor at {mean:g} ms per page: {pages} pages × {mean:g} ms = {sequential:.1f} s"
             )
-        by_mode = {r["mode"]: r for r in rows}
+            if parallel:
+                p = by_mode["parallel"]
+                print(
+                    f"{'':>8}   parallel listing: {parallel:.1f} s = {parallel / sequential:.2f}× that floor, "
+                    f"{parallel / floor:.2f}× the measured one ({p['partitions']} partitions, {p['threads']} threads, "
+                    f"{p['plan_counts']} counts to plan)"
+                )
+        for row in rows:
+            if row.get("parallel_log"):
+                print(f"{'':>8}   {row['mode']}: {row['parallel_log']}")
         if "naive" in by_mode and "full" in by_mode:
             print(
                 f"{'':>8}   full sync vs naive: {by_mode['naive']['seconds'] / by_mode['full']['seconds']:.1f}× faster"

@@ -29,7 +29,8 @@ Settings: ``CHROMEOS_SYNC_INTERVAL_SECONDS`` (3600), ``CHROMEOS_SYNC_PAGE_SIZE``
 document's maximum; a 400 on it falls back to Google's default of 100), ``CHROMEOS_SYNC_QUEUED_TIMEOUT_SECONDS``
 (1800: a queued run never picked up is given up), ``CHROMEOS_SYNC_PROGRESS_SECONDS`` (0.25: how often progress
 is written to the run row), ``CHROMEOS_SYNC_LISTING_THREADS`` (``GOOGLE_QUOTA_TENANT_CONCURRENCY``: threads of a
-parallel listing, 1 = never parallel), ``CHROMEOS_SYNC_PARALLEL_MIN_DEVICES`` (3000: smaller tenants list in sequence).
+parallel listing, 1 = never parallel), ``CHROMEOS_SYNC_PARALLEL_MIN_DEVICES`` (10000: smaller tenants list in
+sequence).
 
 The package follows those steps, one module each:
 
