@@ -54,6 +54,7 @@ from chromeos.google.errors import (
     QuotaExhausted,
     TransientGoogleError,
 )
+from chromeos.google.explain import error_detail
 from chromeos.models import (
     ChromeOSDevice,
     CommandState,
@@ -635,10 +636,9 @@ def _update_devices(
 
 
 def _error_text(exc: GoogleError) -> str:
-    """Google's message, with its HTTP status when that is what explains it (a 501 has no useful message)."""
-    if exc.status and str(exc.status) not in exc.message:
-        return f"{exc.message} [HTTP {exc.status}]"
-    return exc.message
+    """Google's message, with its reason and HTTP status (a 501 has no useful message): the raw detail that
+    the job page explains in words (``chromeos.google.explain``)."""
+    return error_detail(exc)
 
 
 def _google_reason(error: dict[str, Any] | None) -> str:

@@ -43,6 +43,7 @@ from django.utils.translation import gettext as _
 
 from chromeos.google.client import GoogleClient
 from chromeos.google.errors import GoogleError, TransientGoogleError
+from chromeos.google.explain import error_detail
 from chromeos.models import (
     AssignmentState,
     GoogleIntegration,
@@ -560,12 +561,7 @@ def _apply(assignment: PolicyAssignment) -> None:
 
 
 def _google_message(exc: GoogleError) -> str:
-    parts = [exc.message]
-    if exc.reason and exc.reason not in exc.message:
-        parts.append(f"({exc.reason})")
-    if exc.status:
-        parts.append(f"[HTTP {exc.status}]")
-    return " ".join(parts)[:2000]
+    return error_detail(exc)[:2000]
 
 
 def _finish_failed(assignment: PolicyAssignment, message: str, *, action: str) -> PolicyAssignment:

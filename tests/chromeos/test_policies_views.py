@@ -135,7 +135,8 @@ def test_a_failed_apply_shows_googles_reason(
     with django_capture_on_commit_callbacks(execute=True):
         admin_client_.post(reverse("chromeos:policy_apply", kwargs={"pk": assignment.pk}))
     page = text(admin_client_.get(reverse("chromeos:policy_assignment", kwargs={"pk": assignment.pk})))
-    assert "Échec" in page and "Raison donnée par Google : Nope." in page
+    assert "Échec" in page and "n'est pas (ou plus) administrateur" in page
+    assert "Détail technique" in page and "Nope. (forbidden) [HTTP 403]" in page
 
 
 def test_reports_per_blueprint_and_per_app(

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from chromeos.google.client import GoogleClient
 from chromeos.google.errors import AuthRevoked, GoogleError
+from chromeos.google.explain import error_detail
 from chromeos.models import ChromeOSDevice, GoogleIntegration, IntegrationStatus, SyncRun, SyncStatus
 from chromeos.services.integration import integration_google_refused
 from chromeos.services.sync.listing import (
@@ -155,7 +156,7 @@ def _devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> 
         if isinstance(error, AuthRevoked):
             _mark_reauth_required(run, error)
         else:
-            _fail(run, "google_error", error=str(error)[:500])
+            _fail(run, "google_error", error=error_detail(error)[:500])
     except SyncAborted as abort:
         _fail(run, abort.key, **abort.params)
     except DatabaseError as error:
