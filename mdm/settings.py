@@ -277,6 +277,9 @@ GOOGLE_OAUTH_CLIENT_SECRET = os.environ.get("GOOGLE_OAUTH_CLIENT_SECRET", "dev-s
 # host:port of a server speaking Google's wire protocol over plain HTTP (Google's *_EMULATOR_HOST convention).
 # Unset in production: the real Google endpoints are used.
 GOOGLE_EMULATOR_HOST = os.environ.get("GOOGLE_EMULATOR_HOST", "")
+# How long one HTTP exchange with Google may take before it counts as a timeout (a transient error, retried,
+# except for calls that must not be sent twice: see chromeos/google/errors.py).
+GOOGLE_HTTP_TIMEOUT_SECONDS = float(os.environ.get("GOOGLE_HTTP_TIMEOUT_SECONDS", "60"))
 # The quota governor (chromeos/google/quota.py): every Google call of every worker waits for it, through Redis.
 GOOGLE_QUOTA_ENABLED = env_bool("GOOGLE_QUOTA_ENABLED", True)
 # Google's default is 2,400 queries per minute per user per project; stay under it.

@@ -170,3 +170,34 @@ def stop_process(process: subprocess.Popen[bytes], *, group: bool = False) -> No
     except subprocess.TimeoutExpired:
         send(signal.SIGKILL)
         process.wait(timeout=10)
+
+
+class GroupWorker:
+    """``celery worker`` (prefork, one child) in its own process group, so that the test can kill all of it."""
+
+    def __init__(
+        self,
+        emulator: EmulatorHandle,
+        broker: str,
+        prefix: str,
+        log: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.log_path = log
+        self.process = start_celery_worker(
+            emulator,
+            broker=broker,
+            prefix=prefix,
+            log=log,
+            name="job-fault",
+            own_session=True,
+            extra_env=extra_env,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker, parent and child: nothing acknowledges or requeues its message."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        stop_process(self.process, group=True)

@@ -22,6 +22,7 @@ the tokens it has just received before anything is stored): then nothing is pers
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ from chromeos.google.errors import (
     GoogleBadRequest,
     GoogleError,
     GoogleNotFound,
+    GoogleOutcomeUnknown,
     GooglePermissionDenied,
     GoogleUnsupported,
     QuotaExhausted,
@@ -136,7 +138,9 @@ class OrjsonModel(JsonModel):
 
 
 def new_http() -> httplib2.Http:
-    return httplib2.Http(timeout=HTTP_TIMEOUT_SECONDS)
+    return httplib2.Http(
+        timeout=float(getattr(settings, "GOOGLE_HTTP_TIMEOUT_SECONDS", HTTP_TIMEOUT_SECONDS))
+    )
 
 
 def _google_error_details(exc: HttpError) -> tuple[str, str]:
@@ -204,6 +208,19 @@ def translate_exception(exc: Exception) -> GoogleError:
     if isinstance(exc, OSError):
         return TransientGoogleError(f"Network error: {exc}")
     raise exc
+
+
+def _may_have_reached_google(exc: Exception) -> bool:
+    """The request was sent and its answer never came: Google may have acted on it. (A refused connection or a
+    failed token refresh never reached the API; an HTTP error is Google's answer.)"""
+    return isinstance(
+        exc,
+        TimeoutError
+        | ConnectionResetError
+        | ConnectionAbortedError
+        | BrokenPipeError
+        | http.client.IncompleteRead,
+    )
 
 
 def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
@@ -275,8 +292,14 @@ class GoogleClient:
         return self._policy
 
     # -- calls -----------------------------------------------------------------------------------------------
-    def execute(self, request: HttpRequest, *, attempts: int | None = None) -> Any:
-        """Run one API request with the retry policy; return Google's decoded response."""
+    def execute(
+        self, request: HttpRequest, *, attempts: int | None = None, resend_unanswered: bool = True
+    ) -> Any:
+        """Run one API request with the retry policy; return Google's decoded response.
+
+        ``resend_unanswered=False`` for a call that must not be done twice (a remote command): a request that
+        left without an answer (timeout, dropped connection) is not sent again, ``GoogleOutcomeUnknown`` is
+        raised instead. Google's error answers (429, 503...) are retried as usual: those did nothing."""
         max_attempts = attempts or int(getattr(settings, "GOOGLE_RETRY_ATTEMPTS", 5))
         for attempt in range(max_attempts):
             method = getattr(request, "methodId", "") or "unknown"
@@ -291,6 +314,8 @@ class GoogleClient:
                 error = translate_exception(raw)
                 metrics.record_google_call(method, error.status)
                 quota.penalize(self.quota_subject, error.status, error.reason)
+                if not resend_unanswered and _may_have_reached_google(raw):
+                    raise GoogleOutcomeUnknown(f"No answer from Google: {raw}") from raw
                 if isinstance(error, TransientGoogleError) and attempt + 1 < max_attempts:
                     delay = backoff_delay(attempt, error.retry_after)
                     metrics.record_google_retry_wait(error.status, delay)

@@ -3,6 +3,7 @@
 | Google answer                                                        | raised as               | caller's policy                                                  |
 |----------------------------------------------------------------------|-------------------------|------------------------------------------------------------------|
 | 429; 500, 502, 503, 504; timeout, connection error                   | ``TransientGoogleError``  | the client retries with truncated exponential backoff and jitter (honouring Retry-After); when attempts run out, the run/action fails and a later one retries |
+| timeout or dropped connection on a call that must not be done twice (``execute(..., resend_unanswered=False)``: a remote command) | ``GoogleOutcomeUnknown`` | never re-sent: Google may have done it; the caller reports "résultat inconnu" |
 | 403 userRateLimitExceeded / rateLimitExceeded / quotaExceeded        | ``TransientGoogleError``  | the same backoff: Google's rate limits, and its limit of concurrent requests per Workspace account (``quotaExceeded`` is that one, not a daily quota) |
 | 403 dailyLimitExceeded (the project's daily quota)                   | ``QuotaExhausted``      | stop now, no retry within the run; the next hourly run tries again |
 | ``invalid_grant`` on token refresh; 401 after a refresh              | ``AuthRevoked``         | stop; the CALLER (a service) marks the integration "réautorisation requise" if the failing token is still the stored one (``token_fingerprint``); hourly sync paused; nothing deleted |
@@ -31,6 +32,11 @@ class TransientGoogleError(GoogleError):
     ):
         super().__init__(message, status=status, reason=reason)
         self.retry_after = retry_after
+
+
+class GoogleOutcomeUnknown(GoogleError):
+    """The request left and no answer came back (a timeout, a dropped connection): Google may have done it.
+    Raised instead of retrying for a call that must not be done twice (a remote command: two reboots)."""
 
 
 class QuotaExhausted(GoogleError):

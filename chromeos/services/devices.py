@@ -49,6 +49,7 @@ from chromeos.google.errors import (
     GoogleBadRequest,
     GoogleError,
     GoogleNotFound,
+    GoogleOutcomeUnknown,
     GooglePermissionDenied,
     GoogleUnsupported,
     QuotaExhausted,
@@ -792,7 +793,17 @@ def _run_command(client: GoogleClient, job: DeviceActionJob, items: list[DeviceA
             job=job,
         )
         try:
-            response = client.execute(request)
+            # Never sent twice: a command Google received without answering in time may already be running.
+            response = client.execute(request, resend_unanswered=False)
+        except GoogleOutcomeUnknown:
+            _fail(
+                item,
+                _(
+                    "Google n'a pas répondu à temps : la commande a peut-être été reçue. Résultat inconnu, "
+                    "non renvoyée (vérifiez le périphérique avant de la relancer)."
+                ),
+            )
+            continue
         except (GoogleBadRequest, GoogleNotFound) as exc:
             command.state = CommandState.FAILED_TO_ISSUE
             command.result_detail = exc.message[:1000]
@@ -805,12 +816,8 @@ def _run_command(client: GoogleClient, job: DeviceActionJob, items: list[DeviceA
         issued = True
         _succeed(item, _("Commande acceptée par Google (n° %(id)s).") % {"id": command.command_id})
     if issued:
-        from chromeos.tasks.actions import device_commands_poll_task
-
         job_pk = job.pk
-        transaction.on_commit(
-            lambda: device_commands_poll_task.apply_async((job_pk, 0), countdown=COMMAND_POLL_DELAYS[0])
-        )
+        transaction.on_commit(lambda: device_commands_poll_schedule(job_pk, 0))
 
 
 _RUNNERS: dict[DeviceAction, Callable[[GoogleClient, DeviceActionJob, list[DeviceActionItem]], None]] = {
@@ -824,6 +831,22 @@ _RUNNERS: dict[DeviceAction, Callable[[GoogleClient, DeviceActionJob, list[Devic
 
 
 # -- remote commands -------------------------------------------------------------------------------------
+POLL_KIND = "chromeos.devicecommandpoll"
+
+
+def device_commands_poll_schedule(job_pk: int, attempt: int) -> None:
+    """Follow the job's commands again after ``command_poll_delay(attempt)``. The broker down: the poll waits in
+    the outbox (published, without the wait, when the broker is back) instead of failing the caller, which
+    would leave a chunk Google accepted « sending » and its commands never followed."""
+    from chromeos.tasks.actions import device_commands_poll_task
+
+    try:
+        device_commands_poll_task.apply_async((job_pk, attempt), countdown=command_poll_delay(attempt))
+    except Exception as error:  # kombu's OperationalError, a socket error: whatever the broker raised
+        logger.warning("command poll of job %s waits in the outbox: %s", job_pk, error)
+        jobs.enqueue(device_commands_poll_task.name, job_pk, attempt, kind=POLL_KIND, object_id=job_pk)
+
+
 def command_poll_delay(attempt: int) -> int:
     if attempt < len(COMMAND_POLL_DELAYS):
         return COMMAND_POLL_DELAYS[attempt]

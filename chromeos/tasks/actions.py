@@ -60,6 +60,4 @@ def device_commands_poll_task(self: Any, job_pk: int, attempt: int = 0) -> None:
     except TransientGoogleError:
         done = False
     if not done and attempt < MAX_POLL_ATTEMPTS:
-        device_commands_poll_task.apply_async(
-            (job_pk, attempt + 1), countdown=services.command_poll_delay(attempt + 1)
-        )
+        services.device_commands_poll_schedule(job_pk, attempt + 1)

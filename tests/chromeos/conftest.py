@@ -11,7 +11,10 @@ at it, and an authorized integration holding a real refresh token issued by the 
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +29,7 @@ from google_emulator.pytest_plugin import (  # noqa: F401 - fixtures and marker 
 )
 from google_emulator.testing import EmulatorHandle
 from mdm.models import Tenant, User
-from tests.processes import reset_pool
+from tests.processes import GroupWorker, RedisServer, reset_pool
 
 
 @pytest.fixture
@@ -80,3 +83,50 @@ def broker_down() -> Any:
     finally:
         app.conf.update(saved)
         reset_pool(app)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[tuple[RedisServer, str]]:
+    """A Redis of this test's own, and the console's Celery app publishing to it for real (not eager)."""
+    from celery_app import app
+
+    redis = RedisServer(tmp_path / "redis.log")
+    redis.start()
+    prefix = f"mdm-job-fault-{uuid.uuid4().hex[:8]}:"
+    keys = ("task_always_eager", "broker_url", "broker_connection_timeout", "broker_transport_options")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(
+        task_always_eager=False,
+        broker_url=redis.url,
+        broker_connection_timeout=1,
+        broker_transport_options={**saved["broker_transport_options"], "global_keyprefix": prefix},
+    )
+    reset_pool(app)
+    try:
+        yield redis, prefix
+    finally:
+        app.conf.update(saved)
+        reset_pool(app)
+        redis.stop()
+
+
+@pytest.fixture
+def workers(
+    google_emulator: EmulatorHandle,  # noqa: F811
+    broker: tuple[RedisServer, str],
+    tmp_path: Path,
+) -> Iterator[Any]:
+    """``workers(**env)`` starts one more real worker on ``broker`` (stopped at the end); ``.kill()`` SIGKILLs it."""
+    started: list[GroupWorker] = []
+
+    def start(**extra_env: str) -> GroupWorker:
+        log = tmp_path / f"worker{len(started)}.log"
+        worker = GroupWorker(google_emulator, broker[0].url, broker[1], log, extra_env=extra_env)
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.stop()

@@ -12,93 +12,25 @@ database and the in-process emulator over HTTP.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 from django.utils import timezone
 
 from chromeos.models import DeviceActionItem, DeviceActionJob, JobStatus
 from chromeos.services import devices as services
-from google_emulator.testing import EmulatorHandle
 from mdm.jobs import jobs_reap, publication_pending
 from mdm.tenancy import tenant_context
 from tests.chromeos.test_device_actions import prepare
-from tests.processes import RedisServer, reset_pool, start_celery_worker, stop_process, wait_for
+from tests.processes import wait_for
 
 pytest_plugins = ["tests.chromeos.test_device_actions"]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("job-worker")]
 
 PATCH = "directory.chromeosdevices.patch"
-
-
-class Worker:
-    """``celery worker`` (prefork, one child) in its own process group, so that the test can kill all of it."""
-
-    def __init__(self, emulator: EmulatorHandle, broker: str, prefix: str, log: Path) -> None:
-        self.log_path = log
-        self.process = start_celery_worker(
-            emulator, broker=broker, prefix=prefix, log=log, name="job-fault", own_session=True
-        )
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker, parent and child: nothing acknowledges or requeues its message."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        stop_process(self.process, group=True)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[tuple[RedisServer, str]]:
-    """A Redis of this test's own, and the console's Celery app publishing to it for real (not eager)."""
-    from celery_app import app
-
-    redis = RedisServer(tmp_path / "redis.log")
-    redis.start()
-    prefix = f"mdm-job-fault-{uuid.uuid4().hex[:8]}:"
-    keys = ("task_always_eager", "broker_url", "broker_connection_timeout", "broker_transport_options")
-    saved = {key: app.conf[key] for key in keys}
-    app.conf.update(
-        task_always_eager=False,
-        broker_url=redis.url,
-        broker_connection_timeout=1,
-        broker_transport_options={**saved["broker_transport_options"], "global_keyprefix": prefix},
-    )
-    reset_pool(app)
-    try:
-        yield redis, prefix
-    finally:
-        app.conf.update(saved)
-        reset_pool(app)
-        redis.stop()
-
-
-@pytest.fixture
-def workers(
-    google_emulator: EmulatorHandle, broker: tuple[RedisServer, str], tmp_path: Path
-) -> Iterator[Any]:
-    started: list[Worker] = []
-
-    def start() -> Worker:
-        worker = Worker(google_emulator, broker[0].url, broker[1], tmp_path / f"worker{len(started)}.log")
-        started.append(worker)
-        return worker
-
-    try:
-        yield start
-    finally:
-        for worker in started:
-            worker.stop()
 
 
 def _job(pk: int) -> DeviceActionJob:
