@@ -234,6 +234,8 @@ def child(mode: str, integration_id: int) -> None:
                 "partitions": len(listing.partitions),
                 "threads": listing.threads,
                 "plan_counts": listing.plan_counts,
+                "quota_waits": listing.pool.quota_waits,
+                "quota_wait_s": round(listing.pool.quota_wait_seconds, 1),
             }
         elif mode == "naive":
             client = GoogleClient(integration)
@@ -488,7 +490,8 @@ def main() -> None:
                 print(
                     f"{'':>8}   parallel listing: {parallel:.1f} s = {parallel / sequential:.2f}× that floor, "
                     f"{parallel / floor:.2f}× the measured one ({p['partitions']} partitions, {p['threads']} threads, "
-                    f"{p['plan_counts']} counts to plan)"
+                    f"{p['plan_counts']} counts to plan; {p['quota_waits']} calls waited for the quota governor, "
+                    f"{p['quota_wait_s']} s in all)"
                 )
         for row in rows:
             if row.get("parallel_log"):
