@@ -106,6 +106,9 @@ def register() -> None:
             "policy.release": AuditMessage(
                 _("%(actor)s a libéré l'affectation %(object)s (unité organisationnelle disparue de Google).")
             ),
+            "policy.inventory_export": AuditMessage(
+                _("%(actor)s a exporté l'inventaire de %(object)s en CSV.")
+            ),
             "policy.retarget": AuditMessage(
                 _(
                     "%(actor)s a réaffecté %(object)s, depuis l'unité disparue %(from_org_unit)s : "

@@ -36,6 +36,13 @@ def register() -> None:
                 ),
                 detail_link("ldap_sync:run", "guarded_run_id"),
             ),
+            "ldap.org_unit.assignments_at_risk": AuditMessage(
+                _(
+                    "L'unité Google %(object)s perd son unité LDAP (%(ldap_path)s) et porte %(assignments)s "
+                    "affectation(s), toujours appliquées chez Google : réaffectez-les ou retirez-les."
+                ),
+                lambda event: url_or_none("chromeos:policies"),
+            ),
         },
         categories={"ldap.": "ldap"},
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from ldap_sync.backends import ROLE_ORDER, role_groups
@@ -758,6 +759,7 @@ def _apply_listing(run: LdapSyncRun, listing: Listing, log: RunLog) -> tuple[Syn
                 run.pending_removals = pending
                 return changes, True
         org_unit_ids = _apply_org_units(directory, listing, changes, now)
+        _report_assignments_at_risk(directory, changes, log)
         _apply_users(directory, listing, org_unit_ids, changes, now, log)
         _purge_expired(directory, now, log)
         _recompute_added(directory)
@@ -1035,11 +1037,70 @@ def _apply_users(
     LdapUser.unscoped.bulk_create(new_users, batch_size=BULK_BATCH)
 
 
+# Why an LDAP OU stops backing the Google OU of its path, as the run log and the audit trail say it.
+AT_RISK_MESSAGES = {
+    "deleted": _(
+        "L'unité LDAP %(ldap_path)s a disparu de l'annuaire : l'unité Google %(google_path)s porte "
+        "%(assignments)s affectation(s) (configurations ou applis), toujours appliquées chez Google. Recréez "
+        "l'unité, ou réaffectez ou retirez ses affectations depuis Affectations ChromeOS."
+    ),
+    "renamed": _(
+        "L'unité LDAP %(google_path)s a été renommée en %(ldap_path)s : l'unité Google %(google_path)s porte "
+        "%(assignments)s affectation(s) et ne sera plus prise en charge à la prochaine synchronisation Google. "
+        "Réaffectez-les depuis Affectations ChromeOS."
+    ),
+    "purged": _(
+        "L'unité LDAP %(ldap_path)s est supprimée définitivement : l'unité Google %(google_path)s perd son lien "
+        "avec l'annuaire et porte %(assignments)s affectation(s), toujours appliquées chez Google. Réaffectez ou "
+        "retirez-les depuis Affectations ChromeOS."
+    ),
+}
+
+
+def _assignments_at_risk(
+    directory: LdapDirectory, units: Any, reason: str, log: RunLog, *, renamed: bool = False
+) -> None:
+    """Say, in the run log and the audit trail, which Google OUs carrying Blueprint or app assignments lose the
+    LDAP OU that made them supported (the link drops with the row, or the paths part): never silently."""
+    rows = (
+        units.filter(google_org_units__policy_assignments__isnull=False)
+        .values("path", "google_org_units__path")
+        .annotate(assignments=Count("google_org_units__policy_assignments"))
+        .order_by("path")
+    )
+    for row in rows:
+        google_path = row["google_org_units__path"]
+        if renamed and google_path == row["path"]:
+            continue  # the Google OU already follows the new path
+        params = {"ldap_path": row["path"], "google_path": google_path, "assignments": row["assignments"]}
+        log.warning(AT_RISK_MESSAGES[reason], **params)
+        audit_record(
+            tenant=directory.tenant,
+            actor=None,
+            action="ldap.org_unit.assignments_at_risk",
+            target=google_path,
+            details={"reason": reason, **params},
+        )
+
+
+def _report_assignments_at_risk(directory: LdapDirectory, changes: SyncChanges, log: RunLog) -> None:
+    units = LdapOrgUnit.unscoped.filter(tenant=directory.tenant)
+    if changes.ous_removed:
+        _assignments_at_risk(
+            directory, units.filter(path__in=changes.ous_removed, missing_since__isnull=False), "deleted", log
+        )
+    moved = [new for old, new in changes.ous_changed if old != new]
+    if moved:
+        _assignments_at_risk(directory, units.filter(path__in=moved), "renamed", log, renamed=True)
+
+
 def _purge_expired(directory: LdapDirectory, now: datetime, log: RunLog) -> None:
     """Rows missing from the directory for longer than the grace period are deleted for good."""
     limit = now - timedelta(days=directory.missing_grace_days)
     users, _detail = LdapUser.unscoped.filter(tenant=directory.tenant, missing_since__lt=limit).delete()
-    units, _detail = LdapOrgUnit.unscoped.filter(tenant=directory.tenant, missing_since__lt=limit).delete()
+    expired = LdapOrgUnit.unscoped.filter(tenant=directory.tenant, missing_since__lt=limit)
+    _assignments_at_risk(directory, expired, "purged", log)
+    units, _detail = expired.delete()
     if users or units:
         log.info(
             _(

@@ -38,6 +38,9 @@ SWEEP: dict[str, KwargsMaker] = {
     "chromeos:device_action_confirm": lambda t: {"pk": DeviceActionJobFactory(tenant=t).pk},
     "chromeos:device_action_cancel": lambda t: {"pk": DeviceActionJobFactory(tenant=t).pk},
     "chromeos:device_job": lambda t: {"pk": DeviceActionJobFactory(tenant=t, status="succeeded").pk},
+    "chromeos:device_job_retry_failed": lambda t: {
+        "pk": DeviceActionJobFactory(tenant=t, status="partial").pk
+    },
     "ldap_sync:run": lambda t: {"pk": LdapSyncRunFactory(tenant=t).pk},
     "ldap_sync:confirm_removals": lambda t: {"pk": LdapSyncRunFactory(tenant=t, status="guarded").pk},
     "chromeos:removal_retry": lambda t: {"pk": RemovalRun.unscoped.create(tenant=t, status="failed").pk},
@@ -56,6 +59,8 @@ SWEEP: dict[str, KwargsMaker] = {
     },
     "chromeos:policy_blueprint_report": lambda t: {"pk": BlueprintFactory(tenant=t).pk},
     "chromeos:policy_app_report": lambda t: {"pk": AppFactory(tenant=t).pk},
+    "chromeos:policy_blueprint_inventory_export": lambda t: {"pk": BlueprintFactory(tenant=t).pk},
+    "chromeos:policy_app_inventory_export": lambda t: {"pk": AppFactory(tenant=t).pk},
 }
 
 # URL namespaces and names that are not tenant console pages.

@@ -473,3 +473,134 @@ def _selection_words(job: DeviceActionJob) -> str:
     if selection.startswith("device:"):
         return str(_("ce périphérique (depuis sa page)"))
     return str(_("%(count)s périphérique(s) cochés dans la liste") % {"count": count})
+
+
+# -- what a bulk action changes, before it is confirmed ------------------------------------------------------------
+# The status Google gives a device once the action succeeded.
+STATUS_AFTER = {"disable": "DISABLED", "reenable": "ACTIVE", "deprovision": "DEPROVISIONED"}
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    serial_number: str
+    google_device_id: str
+    current: str
+    new: str
+
+    @property
+    def unchanged(self) -> bool:
+        return self.current == self.new
+
+
+@dataclass
+class ActionPreview:
+    """Each listed device's current → new value, and the whole selection grouped in sentences."""
+
+    subject: str  # what changes: the OU, the status, the annotations
+    rows: list[ChangeRow]
+    summary: list[str]
+
+
+def _status_label(code: str | None) -> str:
+    return str(STATUSES.get(code or "", code or "—"))
+
+
+def action_change_preview(job: Any, params: dict[str, Any], limit: int) -> ActionPreview | None:
+    """For a drafted move, status change or annotation edit with these parameters: the first ``limit`` devices'
+    current → new value, and the whole selection in a few grouped sentences (« 12 périphériques de /Écoles/A vers
+    /Écoles/B », « 3 déjà dans cette unité »). None for actions that change no value the console shows (commands),
+    or a move whose destination is not chosen yet. Two queries whatever the selection's size."""
+    from django.db.models import Count
+    from django.utils.translation import gettext, ngettext
+
+    from chromeos.models import DeviceActionItem
+
+    items = DeviceActionItem.objects.filter(job=job)
+    listed = list(items.select_related("device").order_by("id")[:limit])
+    action = job.action
+    if action == "move":
+        target = params.get("org_unit_path") or ""
+        if not target:
+            return None
+        rows = [
+            ChangeRow(
+                i.serial_number, i.google_device_id, i.device.org_unit_path if i.device else "—", target
+            )
+            for i in listed
+        ]
+        summary = []
+        for group in (
+            items.values("device__org_unit_path").annotate(n=Count("id")).order_by("device__org_unit_path")
+        ):
+            n, current = group["n"], group["device__org_unit_path"] or "—"
+            if current == target:
+                summary.append(
+                    ngettext("%(n)s déjà dans cette unité", "%(n)s déjà dans cette unité", n) % {"n": n}
+                )
+            else:
+                summary.append(
+                    ngettext(
+                        "%(n)s périphérique de %(from)s vers %(to)s",
+                        "%(n)s périphériques de %(from)s vers %(to)s",
+                        n,
+                    )
+                    % {"n": n, "from": current, "to": target}
+                )
+        return ActionPreview(gettext("Unité organisationnelle"), rows, summary)
+    if action in STATUS_AFTER:
+        after = STATUS_AFTER[action]
+        rows = [
+            ChangeRow(
+                i.serial_number,
+                i.google_device_id,
+                _status_label(i.device.status if i.device else None),
+                _status_label(after),
+            )
+            for i in listed
+        ]
+        summary = []
+        for group in items.values("device__status").annotate(n=Count("id")).order_by("device__status"):
+            n, current = group["n"], group["device__status"]
+            if current == after:
+                summary.append(ngettext("%(n)s déjà dans cet état", "%(n)s déjà dans cet état", n) % {"n": n})
+            else:
+                summary.append(
+                    ngettext(
+                        "%(n)s périphérique de « %(from)s » à « %(to)s »",
+                        "%(n)s périphériques de « %(from)s » à « %(to)s »",
+                        n,
+                    )
+                    % {"n": n, "from": _status_label(current), "to": _status_label(after)}
+                )
+        return ActionPreview(gettext("Statut"), rows, summary)
+    if action == "annotate":
+        wanted = {k: v for k, v in (params.get("annotations") or {}).items() if k in ANNOTATION_LABELS}
+        if not wanted:
+            return None
+
+        def words(values: dict[str, str]) -> str:
+            return " · ".join(f"{ANNOTATION_LABELS[k]} : {values.get(k) or '—'}" for k in wanted)
+
+        rows = [
+            ChangeRow(
+                i.serial_number,
+                i.google_device_id,
+                words({k: getattr(i.device, k) for k in wanted}) if i.device else "—",
+                words(wanted),
+            )
+            for i in listed
+        ]
+        total = items.count()
+        same = items.filter(**{f"device__{k}": v or "" for k, v in wanted.items()}).count()
+        summary = []
+        if total - same:
+            summary.append(
+                ngettext("%(n)s périphérique modifié", "%(n)s périphériques modifiés", total - same)
+                % {"n": total - same}
+            )
+        if same:
+            summary.append(
+                ngettext("%(n)s déjà à ces valeurs", "%(n)s déjà à ces valeurs", same) % {"n": same}
+            )
+        return ActionPreview(gettext("Annotations"), rows, summary)
+    return None

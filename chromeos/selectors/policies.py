@@ -380,3 +380,157 @@ def subject_usages(subject: Blueprint | App) -> list[Usage]:
         )
         for row in rows
     ]
+
+
+# -- the inventory of a Blueprint or an app, as counts per state -------------------------------------------------
+INVENTORY_STATES = ("applied", "pending", "failed", "overridden")
+
+
+def inventory_state_label(state: str) -> str:
+    return {
+        "applied": _("Appliquée"),
+        "pending": _("En attente"),
+        "failed": _("Échec"),
+        "overridden": _("Remplacée"),
+    }[state]
+
+
+@dataclass
+class InventoryGroup:
+    """The devices of one OU that one assignment of the subject reaches, counted per state."""
+
+    org_unit_path: str  # where the devices are
+    assignment: PolicyAssignment  # made on this OU or an ancestor
+    total: int
+    counts: dict[str, int]
+    detail: str
+    # Which of the OU's devices are in each state (a device's state only depends on its lastSync here).
+    device_q: dict[str, Q]
+
+    @property
+    def via(self) -> str:
+        return self.assignment.org_unit.path
+
+    @property
+    def inherited(self) -> bool:
+        return self.via != self.org_unit_path
+
+    @property
+    def cells(self) -> list[tuple[str, int]]:
+        return [(state, self.counts.get(state, 0)) for state in INVENTORY_STATES]
+
+
+@dataclass(frozen=True)
+class InventoryFilter:
+    state: str = ""  # one of INVENTORY_STATES, or every state
+    org_unit: str = ""  # the devices' OU, sub-OUs included
+
+    @property
+    def active(self) -> bool:
+        return bool(self.state or self.org_unit)
+
+    def matches(self, group: InventoryGroup) -> bool:
+        if self.org_unit and self.org_unit != "/":
+            path = self.org_unit.rstrip("/")
+            if group.org_unit_path != path and not group.org_unit_path.startswith(path + "/"):
+                return False
+        return not self.state or group.counts.get(self.state, 0) > 0
+
+
+def inventory_filter(state: str | None, org_unit: str | None) -> InventoryFilter:
+    """From the page's query: unknown states and odd paths filter nothing rather than fail."""
+    state = state if state in INVENTORY_STATES else ""
+    path = (org_unit or "").strip()[:1024]
+    if path and not path.startswith("/"):
+        path = "/" + path
+    return InventoryFilter(state=state or "", org_unit=path)
+
+
+def inventory_groups(subject_assignments: list[PolicyAssignment]) -> list[InventoryGroup]:
+    """Per device OU and per assignment of the subject: how many devices are applied, pending, failed or
+    overridden. Three queries whatever the fleet's size: the devices grouped by OU (with, per applied assignment,
+    how many synced their policies since), and the assignments of those OUs' ancestors (overrides)."""
+    if not subject_assignments:
+        return []
+    applied_at = {
+        a.pk: a.applied_at
+        for a in subject_assignments
+        if a.state == AssignmentState.APPLIED and a.applied_at is not None
+    }
+    synced = {f"synced_{pk}": Count("id", filter=Q(last_sync__gte=when)) for pk, when in applied_at.items()}
+    by_path: list[dict[str, Any]] = [
+        dict(row)
+        for row in subject_devices(subject_assignments)
+        .order_by()
+        .values("org_unit_path", "integration_id")
+        .annotate(total=Count("id"), **synced)
+    ]
+    if not by_path:
+        return []
+    paths = {p for row in by_path for p in ancestor_paths(row["org_unit_path"])}
+    nearby = list(
+        assignments().filter(
+            org_unit__path__in=paths, integration_id__in={row["integration_id"] for row in by_path}
+        )
+    )
+    subject_ids = {a.pk for a in subject_assignments}
+    groups = []
+    for row in by_path:
+        path = row["org_unit_path"] or "/"
+        chain = set(ancestor_paths(path))
+        reaching = [
+            a for a in nearby if a.org_unit.path in chain and a.integration_id == row["integration_id"]
+        ]
+        probe = ChromeOSDevice(org_unit_path=path, integration_id=row["integration_id"])  # never synced
+        here = Q(integration_id=row["integration_id"], org_unit_path=row["org_unit_path"])
+        for entry in inventory_entries(probe, reaching):
+            if entry.assignment.pk not in subject_ids:
+                continue
+            total = row["total"]
+            pk = entry.assignment.pk
+            if entry.state == "pending" and pk in applied_at:
+                # Confirmed by Google: applied on the devices that synced their policies since.
+                done = row[f"synced_{pk}"]
+                counts = {"applied": done, "pending": total - done}
+                after = Q(last_sync__gte=applied_at[pk])
+                device_q = {"applied": here & after, "pending": here & ~after}  # ~ keeps the never-synced
+                detail = entry.detail if total - done else ""
+            else:
+                counts = {entry.state: total}
+                device_q = {entry.state: here}
+                detail = entry.detail
+            groups.append(InventoryGroup(path, entry.assignment, total, counts, detail, device_q))
+    groups.sort(key=lambda g: (_tree_key(g.via), _tree_key(g.org_unit_path)))
+    return groups
+
+
+def inventory_totals(groups: list[InventoryGroup]) -> dict[str, int]:
+    totals = dict.fromkeys(INVENTORY_STATES, 0)
+    for group in groups:
+        for state, n in group.counts.items():
+            totals[state] += n
+    return totals
+
+
+def inventory_devices(
+    subject_assignments: list[PolicyAssignment], groups: list[InventoryGroup], flt: InventoryFilter
+) -> QuerySet[ChromeOSDevice]:
+    """The devices the filter picks out of the groups (the list below the counts, and the CSV export)."""
+    q = Q(pk__in=[])
+    for group in groups:
+        if not flt.matches(group):
+            continue
+        for state, state_q in group.device_q.items():
+            if not flt.state or state == flt.state:
+                q |= state_q
+    return subject_devices(subject_assignments).filter(q)
+
+
+def inventory_rows(
+    devices: list[ChromeOSDevice], subject_assignments: list[PolicyAssignment], flt: InventoryFilter
+) -> list[DeviceReportRow]:
+    """The devices' entries for the subject, only those in the filtered state."""
+    rows = device_report_rows(devices, subject_assignments)
+    if flt.state:
+        rows = [DeviceReportRow(r.device, [e for e in r.entries if e.state == flt.state]) for r in rows]
+    return rows

@@ -677,13 +677,12 @@ def retarget_choices(assignment: PolicyAssignment) -> list[OrgUnit]:
     qs = OrgUnit.objects.filter(
         integration_id=assignment.integration_id, ldap_org_unit__isnull=False, missing_since__isnull=True
     ).exclude(pk=assignment.org_unit_id)
+    # One subquery, not two conditions on the relation: exclude() would match them on different rows.
     if assignment.blueprint_id is not None:
-        qs = qs.exclude(policy_assignments__blueprint_id=assignment.blueprint_id)
+        taken = PolicyAssignment.objects.filter(blueprint_id=assignment.blueprint_id)
     else:
-        qs = qs.exclude(
-            policy_assignments__app_id=assignment.app_id,
-            policy_assignments__app_context=assignment.app_context,
-        )
+        taken = PolicyAssignment.objects.filter(app_id=assignment.app_id, app_context=assignment.app_context)
+    qs = qs.exclude(pk__in=taken.values("org_unit_id"))
     return [ou for ou in qs.order_by("path") if ou.path != "/"]
 
 

@@ -376,25 +376,50 @@ class ActionConfirmView(TenantRoleRequiredMixin, View):
     def _job(self, pk: int) -> DeviceActionJob:
         return get_object_or_404(DeviceActionJob.objects.select_related("requested_by"), pk=pk)
 
-    def _form(self, job: DeviceActionJob, data: Any = None) -> ActionConfirmForm:
+    def _form(
+        self, job: DeviceActionJob, data: Any = None, params: dict[str, Any] | None = None
+    ) -> ActionConfirmForm:
         initial: dict[str, Any] = {}
-        if job.action == DeviceAction.ANNOTATE and job.params.get("annotations"):
-            initial = {**job.params["annotations"], "annotate_fields": list(job.params["annotations"])}
+        params = job.params if params is None else params
+        if job.action == DeviceAction.ANNOTATE and params.get("annotations"):
+            initial = {**params["annotations"], "annotate_fields": list(params["annotations"])}
         # A draft of « Relancer les échecs » starts from the parameters of the job it retries.
         for name in ("org_unit_path", "deprovision_reason", "volume"):
-            if job.params.get(name) not in (None, ""):
-                initial[name] = job.params[name]
+            if params.get(name) not in (None, ""):
+                initial[name] = params[name]
         org_units = services.move_target_org_units() if job.action == DeviceAction.MOVE else []
         return ActionConfirmForm(
             data, initial=initial, action=job.action, count=job.total, org_units=org_units
         )
 
-    def _render(self, request: HttpRequest, job: DeviceActionJob, form: ActionConfirmForm, status: int = 200):
+    @staticmethod
+    def _preview_params(job: DeviceActionJob, data: QueryDict) -> dict[str, Any]:
+        """The parameters typed so far, for the preview only (the confirmation validates them again)."""
+        if job.action == DeviceAction.MOVE:
+            path = data.get("org_unit_path", "")
+            return {"org_unit_path": path} if path in services.move_target_org_units() else {}
+        if job.action == DeviceAction.ANNOTATE:
+            chosen = [f for f in data.getlist("annotate_fields") if f in services.ANNOTATION_LIMITS]
+            return {"annotations": {f: data.get(f, "")[: services.ANNOTATION_LIMITS[f]] for f in chosen}}
+        return {}
+
+    def _render(
+        self,
+        request: HttpRequest,
+        job: DeviceActionJob,
+        form: ActionConfirmForm,
+        status: int = 200,
+        params: dict[str, Any] | None = None,
+    ):
         preview = list(selectors.job_items(job)[: services.CONFIRMATION_PREVIEW])
         context = {
             "job": job,
             "form": form,
             "preview": preview,
+            "changes": selectors.action_change_preview(
+                job, job.params if params is None else params, services.CONFIRMATION_PREVIEW
+            ),
+            "can_preview": job.action in (DeviceAction.MOVE, DeviceAction.ANNOTATE),
             "more": max(0, job.total - len(preview)),
             "destructive": services.is_destructive(job.action),
             "is_command": services.is_command(job.action),
@@ -416,9 +441,13 @@ class ActionConfirmView(TenantRoleRequiredMixin, View):
         job = self._job(pk)
         if job.status != JobStatus.DRAFT:
             return HttpResponseRedirect(reverse("chromeos:device_job", kwargs={"pk": job.pk}))
+        params = self._preview_params(job, request.POST)
+        if "preview" in request.POST:
+            # « Prévisualiser »: the same page, each device's current → new value for what was typed.
+            return self._render(request, job, self._form(job, params=params), params=params)
         form = self._form(job, request.POST)
         if not form.is_valid():
-            return self._render(request, job, form, status=400)
+            return self._render(request, job, form, status=400, params=params)
         try:
             services.device_action_confirm(job=job, actor=self.actor, params=form.params())
         except services.ActionError as exc:

@@ -10,6 +10,8 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views import View
 
@@ -18,8 +20,10 @@ from chromeos.models import GoogleIntegration, IntegrationStatus, OrgUnit, Polic
 from chromeos.policy_schemas import APP_POLICIES, SETTINGS_BY_KEY, app_target_id, blueprint_writes
 from chromeos.selectors import policies as selectors
 from chromeos.services import policies as services
+from mdm.csv_export import csv_format, csv_response
 from mdm.models import App, Blueprint, Platform
 from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin
+from mdm.services import audit_record
 
 REPORT_PAGE_SIZE = 50
 
@@ -297,19 +301,86 @@ class PolicyRetargetView(_PolicyView):
 
 
 class _ReportView(_PolicyView):
+    """A Blueprint's or an app's assignments and its inventory: devices counted per state, per device OU and
+    assignment; the devices themselves only once a state or an OU is picked (and in the CSV export)."""
+
     def report(
         self, request: HttpRequest, subject: Blueprint | App, rows: list[PolicyAssignment], **extra: Any
     ) -> HttpResponse:
-        devices = selectors.subject_devices(rows)
-        page = Paginator(devices, REPORT_PAGE_SIZE).get_page(request.GET.get("page"))
+        flt = selectors.inventory_filter(request.GET.get("state"), request.GET.get("ou"))
+        groups = selectors.inventory_groups(rows)
+        shown = [g for g in groups if flt.matches(g)]
+        page = device_rows = None
+        if flt.active:
+            devices = selectors.inventory_devices(rows, groups, flt).order_by("serial_number", "pk")
+            page = Paginator(devices, REPORT_PAGE_SIZE).get_page(request.GET.get("page"))
+            device_rows = selectors.inventory_rows(list(page.object_list), rows, flt)
         context = {
             "subject": subject,
             "assignments": [(a, selectors.assignment_device_counts(a)) for a in rows],
+            "groups": shown,
+            "totals": selectors.inventory_totals(shown),
+            "states": [(s, selectors.inventory_state_label(s)) for s in selectors.INVENTORY_STATES],
+            "flt": flt,
+            "query": urlencode({k: v for k, v in (("state", flt.state), ("ou", flt.org_unit)) if v}),
             "page": page,
-            "device_rows": selectors.device_report_rows(list(page.object_list), rows),
+            "device_rows": device_rows,
             **extra,
         }
         return render(request, "chromeos/policies_report.html", context)
+
+    def export(self, request: HttpRequest, subject: Blueprint | App, rows: list[PolicyAssignment]) -> Any:
+        flt = selectors.inventory_filter(request.GET.get("state"), request.GET.get("ou"))
+        devices = selectors.inventory_devices(rows, selectors.inventory_groups(rows), flt).order_by(
+            "serial_number", "pk"
+        )
+        fmt = csv_format(request)
+        audit_record(
+            tenant=self.tenant,
+            actor=self.actor,
+            action="policy.inventory_export",
+            target=subject.name,
+            details={"state": flt.state, "org_unit": flt.org_unit},
+        )
+        header = [
+            _("Numéro de série"),
+            "device_id",
+            _("Unité du périphérique"),
+            _("Configuration ou appli"),
+            _("Via l'unité"),
+            _("Héritée"),
+            _("État"),
+            _("Détail"),
+            _("Dernière synchro"),
+        ]
+
+        def lines() -> Any:
+            chunk: list[Any] = []
+            for device in devices.iterator(chunk_size=500):
+                chunk.append(device)
+                if len(chunk) == 500:
+                    yield from _inventory_lines(selectors.inventory_rows(chunk, rows, flt))
+                    chunk = []
+            yield from _inventory_lines(selectors.inventory_rows(chunk, rows, flt))
+
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        return csv_response(fmt, header, lines(), filename=f"inventaire-{stamp}.csv")
+
+
+def _inventory_lines(rows: list[selectors.DeviceReportRow]) -> Any:
+    for row in rows:
+        for entry in row.entries:
+            yield [
+                row.device.serial_number,
+                row.device.device_id,
+                row.device.org_unit_path,
+                entry.assignment.subject_label,
+                entry.via,
+                entry.inherited,
+                entry.state_label,
+                entry.detail,
+                row.device.last_sync,
+            ]
 
 
 class PolicyBlueprintReportView(_ReportView):
@@ -340,6 +411,26 @@ class PolicyAppReportView(_ReportView):
         return self.report(request, app, rows, kind="app", app_id=app_target_id(app), contexts=contexts)
 
 
+class PolicyBlueprintInventoryExportView(_ReportView):
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        get_object_or_404(Blueprint.objects.all(), pk=pk)
+        return HttpResponseNotAllowed(["GET"])
+
+    def get(self, request: HttpRequest, pk: int) -> Any:
+        blueprint = get_object_or_404(Blueprint.objects.all(), pk=pk)
+        return self.export(request, blueprint, selectors.subject_assignments(blueprint=blueprint))
+
+
+class PolicyAppInventoryExportView(_ReportView):
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        get_object_or_404(App.objects.all(), pk=pk)
+        return HttpResponseNotAllowed(["GET"])
+
+    def get(self, request: HttpRequest, pk: int) -> Any:
+        app = get_object_or_404(App.objects.all(), pk=pk)
+        return self.export(request, app, selectors.subject_assignments(app=app))
+
+
 urlpatterns = [
     path("politiques/", PolicyOverviewView.as_view(), name="policies"),
     path("politiques/affecter/", PolicyAssignView.as_view(), name="policy_assign"),
@@ -363,4 +454,14 @@ urlpatterns = [
         name="policy_blueprint_report",
     ),
     path("politiques/applis/<int:pk>/", PolicyAppReportView.as_view(), name="policy_app_report"),
+    path(
+        "politiques/configurations/<int:pk>/inventaire.csv",
+        PolicyBlueprintInventoryExportView.as_view(),
+        name="policy_blueprint_inventory_export",
+    ),
+    path(
+        "politiques/applis/<int:pk>/inventaire.csv",
+        PolicyAppInventoryExportView.as_view(),
+        name="policy_app_inventory_export",
+    ),
 ]

@@ -202,3 +202,80 @@ def test_values_read_as_states_and_unknown_google_values_are_never_bare_enums():
     assert APP_POLICIES["users"].display("SOMETHING_NEW") == "Autre valeur de Google : SOMETHING_NEW"
     # The form still asks with verbs.
     assert dict(SETTINGS_BY_KEY["guest_mode"].choices)[False] == "Désactiver le mode invité"
+
+
+# -- the newcomer path ---------------------------------------------------------------------------------------------
+def test_a_newcomer_assigns_each_seeded_blueprint_and_app_with_the_forms_defaults_and_applies_it(
+    admin_client_, ous, tenant, google_emulator, django_capture_on_commit_callbacks
+):
+    """The README's walk-through, step 4: the demo seed's Blueprints and apps, assigned as the page offers them
+    (default context and install type), previewed, then applied at Google."""
+    from mdm.management.commands.demo_seed import DEMO_APPS, DEMO_BLUEPRINTS
+    from mdm.models import App, Platform
+
+    for name, description, settings in DEMO_BLUEPRINTS:
+        Blueprint.objects.create(
+            name=name, description=description, settings=settings, platform=Platform.CHROMEOS
+        )
+    for name, kind, identifier in DEMO_APPS:
+        App.objects.create(name=name, kind=kind, identifier=identifier)
+    page = admin_client_.get(reverse("chromeos:policies"))
+    form = page.context["form"]
+    offered = [value for _group, options in form.fields["subject"].choices[1:] for value, _label in options]
+    assert len(offered) == len(DEMO_BLUEPRINTS) + len(DEMO_APPS)  # every seeded one is offered
+    assert 'id="unassignable-blueprints"' not in page.content.decode()
+    defaults = {
+        "app_context": form.fields["app_context"].initial,
+        "install_type": form.fields["install_type"].initial,
+    }
+    # The two seeded Blueprints both set the guest mode: each goes to its own OU (on one OU they would clash,
+    # and the page says so); the apps go next to the first.
+    targets = iter(["/Paris", "/Lyon"])
+    for subject in offered:
+        path = next(targets) if subject.startswith("blueprint:") else "/Paris"
+        response = admin_client_.post(
+            reverse("chromeos:policy_assign"), {"org_unit": ous[path].pk, "subject": subject, **defaults}
+        )
+        assert response.status_code == 302, text(response)[-2000:]
+        assignment = PolicyAssignment.objects.latest("pk")
+        preview = admin_client_.get(reverse("chromeos:policy_preview", kwargs={"pk": assignment.pk}))
+        assert 'role="alert"' not in preview.content.decode()
+        _applied(admin_client_, assignment, django_capture_on_commit_callbacks)
+    assert PolicyAssignment.objects.filter(state=AssignmentState.APPLIED).count() == len(offered)
+
+
+def test_an_app_can_be_retargeted_to_an_ou_that_has_it_in_another_context_only(
+    ous, google_integration, tenant, admin_user
+):
+    from chromeos.services.policies import retarget_choices
+    from mdm.models import AppKind
+    from tests.factories import AppFactory
+
+    app = AppFactory(tenant=tenant, kind=AppKind.CHROME, identifier="a" * 32, name="Traduction")
+
+    def assign(path: str, context: str) -> PolicyAssignment:
+        return PolicyAssignment.objects.create(
+            integration=google_integration,
+            org_unit=ous[path],
+            app=app,
+            app_context=context,
+            install_type="force_install",
+            assigned_by=admin_user,
+        )
+
+    gone = assign("/Lyon", "users")
+    assign("/Paris", "kiosk")
+    other = AppFactory(tenant=tenant, kind=AppKind.CHROME, identifier="b" * 32, name="Dictionnaire")
+    PolicyAssignment.objects.create(  # /Paris has this app (kiosk) and another app for users: still a target
+        integration=google_integration,
+        org_unit=ous["/Paris"],
+        app=other,
+        app_context="users",
+        install_type="allow",
+        assigned_by=admin_user,
+    )
+    assign("/Paris/Ventes et Marketing", "users")
+    OrgUnit.objects.filter(pk=ous["/Lyon"].pk).update(missing_since=timezone.now())
+    gone.refresh_from_db()
+    paths = [ou.path for ou in retarget_choices(gone)]
+    assert "/Paris" in paths and "/Paris/Ventes et Marketing" not in paths and "/Lyon" not in paths

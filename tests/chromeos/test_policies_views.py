@@ -151,7 +151,8 @@ def test_reports_per_blueprint_and_per_app(
         tenant=tenant, integration=google_integration, org_unit_path="/Paris/Ventes et Marketing"
     )
     outside = ChromeOSDeviceFactory(tenant=tenant, integration=google_integration, org_unit_path="/Lyon")
-    page = text(admin_client_.get(reverse("chromeos:policy_blueprint_report", kwargs={"pk": blueprint.pk})))
+    url = reverse("chromeos:policy_blueprint_report", kwargs={"pk": blueprint.pk})
+    page = text(admin_client_.get(url, {"state": "pending"}))
     assert inside.serial_number in page and outside.serial_number not in page
     assert "Mode invité</th><td>Désactivé" in page  # the Blueprint's settings in words, as states
 
@@ -164,7 +165,7 @@ def test_reports_per_blueprint_and_per_app(
         install_type="allow",
         assigned_by=admin_user,
     )
-    page = text(admin_client_.get(reverse("chromeos:policy_app_report", kwargs={"pk": app.pk})))
+    page = text(admin_client_.get(reverse("chromeos:policy_app_report", kwargs={"pk": app.pk}), {"ou": "/"}))
     assert f"chrome:{CHROME_ID}" in page
     assert outside.serial_number in page and inside.serial_number not in page
     assert "Installation autorisée" in page
@@ -256,7 +257,7 @@ def test_report_query_count_does_not_grow_with_devices(
         PolicyAssignment.objects.create(
             integration=google_integration, org_unit=ous[path], blueprint=blueprint, assigned_by=admin_user
         )
-    url = reverse("chromeos:policy_blueprint_report", kwargs={"pk": blueprint.pk})
+    url = reverse("chromeos:policy_blueprint_report", kwargs={"pk": blueprint.pk}) + "?state=pending"
     ChromeOSDeviceFactory(tenant=tenant, integration=google_integration, org_unit_path="/Paris")
     with CaptureQueriesContext(connection) as few:
         admin_client_.get(url)
