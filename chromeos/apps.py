@@ -44,6 +44,9 @@ class ChromeosConfig(AppConfig):
 
         register_reaper("chromeos.sync", sync_runs_reap)
         register_reaper("chromeos.device_jobs", device_jobs_reap)
+        from chromeos.services.devices import device_commands_reap
+
+        register_reaper("chromeos.device_commands", device_commands_reap)
         from chromeos.services.policies import policy_jobs_reap
 
         register_reaper("chromeos.policy_jobs", policy_jobs_reap)

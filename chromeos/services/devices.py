@@ -38,6 +38,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -847,6 +848,48 @@ def device_commands_poll_schedule(job_pk: int, attempt: int) -> None:
         jobs.enqueue(device_commands_poll_task.name, job_pk, attempt, kind=POLL_KIND, object_id=job_pk)
 
 
+POLL_TASK = "chromeos.tasks.actions.device_commands_poll_task"
+
+
+def device_commands_reap(now: datetime) -> int:
+    """The reaper of remote-command tracking (registered in ``mdm.jobs``). A job's poll chain reschedules itself;
+    it is lost when the broker refused the next poll, a worker died holding it, or the integration was not active
+    for a while (polls stop then). A job whose unfinished commands were not polled for
+    ``COMMAND_POLL_MAX_DELAY`` + the heartbeat timeout gets a new poll (through the outbox), once its integration
+    is active; commands issued more than ``COMMAND_TRACKING_MAX_AGE`` ago are settled without Google (« suivi
+    arrêté »), whatever the integration's state: no job waits for its devices forever. Returns the jobs acted on.
+    """
+    unfinished = DeviceCommand.unscoped.filter(finished_at__isnull=True, job__isnull=False).exclude(
+        command_id=""
+    )
+    settled = 0
+    for command in unfinished.filter(issued_at__lt=now - COMMAND_TRACKING_MAX_AGE).select_related("device")[
+        :500
+    ]:
+        command.result_detail = _("Suivi arrêté : pas d'état final après 24 h.")
+        command.finished_at = now
+        command.save(update_fields=["result_detail", "finished_at", "updated_at"])
+        _command_item_outcome(command, *command_outcome(command))
+        settled += 1
+    silent = now - timedelta(seconds=COMMAND_POLL_MAX_DELAY) - jobs.heartbeat_timeout()
+    active_tenants = GoogleIntegration.unscoped.filter(status=IntegrationStatus.ACTIVE).values("tenant_id")
+    lost = (
+        unfinished.filter(tenant_id__in=active_tenants)
+        .annotate(_last_sign=Greatest("last_polled_at", "issued_at"))
+        .filter(_last_sign__lt=silent)
+        .values_list("job_id", flat=True)
+        .distinct()
+    )
+    for job_pk in list(lost[:500]):
+        if jobs.publication_pending(POLL_KIND, job_pk):
+            continue  # the broker is down: the outbox publishes it when it returns
+        with transaction.atomic():
+            unfinished.filter(job_id=job_pk).update(last_polled_at=now)
+            jobs.enqueue(POLL_TASK, job_pk, len(COMMAND_POLL_DELAYS), kind=POLL_KIND, object_id=job_pk)
+        settled += 1
+    return settled
+
+
 def command_poll_delay(attempt: int) -> int:
     if attempt < len(COMMAND_POLL_DELAYS):
         return COMMAND_POLL_DELAYS[attempt]
@@ -958,6 +1001,8 @@ def device_commands_poll(job_pk: int) -> bool:
         return True  # nothing can be asked; the sync's own handling tells the admin why
     client = GoogleClient(integration)
     pending = DeviceCommand.unscoped.filter(job=job, finished_at__isnull=True).select_related("device")
+    # A sign of life of this job's poll chain, even if Google fails below: the reaper only restarts dead chains.
+    pending.update(last_polled_at=timezone.now())
     remaining = 0
     for command in pending.exclude(state__in=FINAL_COMMAND_STATES).exclude(command_id=""):
         try:

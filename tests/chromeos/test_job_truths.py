@@ -4,14 +4,19 @@ removed ends cleanly, and no action is drafted or confirmed once a removal start
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from chromeos.models import DeviceActionItem, DeviceActionJob, GoogleIntegration, IntegrationStatus
 from chromeos.services import devices as services
 from chromeos.services.removal import integration_data_delete
 from chromeos.tasks.actions import device_action_job_run_task, device_commands_poll_task
+from mdm.jobs import jobs_reap
+from mdm.models import OutboxMessage
 from mdm.tenancy import tenant_context
 from tests.chromeos.test_device_actions import batch_calls, confirm, prepare
 
@@ -121,3 +126,56 @@ def test_no_action_is_drafted_or_confirmed_once_a_removal_started(
             services.device_action_confirm(job=draft, actor=admin_user, params={})
     draft.refresh_from_db()
     assert draft.status == "draft"
+
+
+def _command_issued_and_its_polls_lost(google_emulator, fleet, tenant, admin_user):
+    google_emulator.control("POST", "/commands/behaviour", {"step_seconds": 60, "outcome": "SUCCESS"})
+    device = next(d for d in fleet if d.status == "ACTIVE")
+    with tenant_context(tenant):
+        job = services.device_action_prepare(actor=admin_user, action="cmd_reboot", device_pks=[device.pk])
+        services.device_action_confirm(job=job, actor=admin_user, params={})
+    # The worker ran the job, but its first poll never reached the broker (its on-commit publish is dropped
+    # here, as when Redis refused it or the worker died before it): nobody follows the command any more.
+    services.device_action_job_run(job.pk)
+    return job
+
+
+def test_a_command_whose_poll_chain_was_lost_is_polled_again_by_the_reaper(
+    operator, google_emulator, fleet, tenant, admin_user, django_capture_on_commit_callbacks
+):
+    job = _command_issued_and_its_polls_lost(google_emulator, fleet, tenant, admin_user)
+    url = reverse("chromeos:device_job", kwargs={"pk": job.pk})
+    google_emulator.control("POST", "/clock/advance", {"seconds": 400})  # the device executed it meanwhile
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs_reap(timezone.now() + timedelta(minutes=2))  # a live chain polls at most every 5 min: not yet
+    assert 'data-job-status="awaiting_devices"' in operator.get(url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_reap(timezone.now() + timedelta(minutes=11))["chromeos.device_commands"] == 1
+    job.refresh_from_db()
+    assert (job.status, job.succeeded) == ("succeeded", 1)
+    assert 'data-job-status="succeeded"' in operator.get(url).content.decode()
+
+
+def test_a_command_nobody_can_poll_is_settled_after_the_tracking_limit(
+    operator,
+    google_emulator,
+    google_integration,
+    fleet,
+    tenant,
+    admin_user,
+    django_capture_on_commit_callbacks,
+):
+    job = _command_issued_and_its_polls_lost(google_emulator, fleet, tenant, admin_user)
+    # The grant was revoked: polls stop (nothing can be asked), and no new poll is started for it.
+    GoogleIntegration.unscoped.filter(pk=google_integration.pk).update(
+        status=IntegrationStatus.REAUTH_REQUIRED
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_reap(timezone.now() + timedelta(hours=1))["chromeos.device_commands"] == 0
+    assert not OutboxMessage.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_reap(timezone.now() + timedelta(hours=25))["chromeos.device_commands"] == 1
+    job.refresh_from_db()
+    assert (job.status, job.succeeded, job.failed) == ("failed", 0, 1)
+    item = DeviceActionItem.unscoped.get(job=job)
+    assert "suivi de la commande s'est arrêté" in item.message and "24 h" in item.message
