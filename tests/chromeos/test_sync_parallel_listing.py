@@ -189,3 +189,22 @@ def test_the_listing_threads_stay_within_the_tenants_concurrency_cap(
     assert len(partition_listings(google_emulator)) >= 4
     assert google_emulator.control("GET", "/limits")["refused"] == {}
     assert stored(google_integration) == at_google(google_emulator)
+
+
+@pytest.mark.django_db
+@pytest.mark.google_emulator(devices=DEVICES)
+def test_googles_retries_in_a_parallel_listing_reach_the_run_log(
+    parallel: Any, google_integration: GoogleIntegration, google_emulator: EmulatorHandle
+) -> None:
+    """Issue 15, point 3: a listing thread's backoffs are said in the run's log, as the sequential listing's."""
+    assert run_sync(google_integration).status == SyncStatus.SUCCEEDED
+    (first, _), (second, _) = listed_alone(google_emulator)[:2]
+    # The emulator answers one fault per request: two 503s to one OU's listing, a 429 to another's.
+    google_emulator.add_fault(method=LIST, status=503, count=2, params={"orgUnitPath": first})
+    google_emulator.add_fault(method=LIST, status=429, count=1, params={"orgUnitPath": second})
+    run = run_sync(google_integration)
+    assert run.status == SyncStatus.SUCCEEDED, run.log
+    assert "en parallèle" in log_text(run)
+    assert not google_emulator.control("GET", "/faults")["faults"]  # all answered to the partitions' threads
+    retries = [line for line in run.log if "nouvelle tentative" in line["msg"] % line["params"]]
+    assert len(retries) == 3 and all(line["level"] == "warning" for line in retries), run.log

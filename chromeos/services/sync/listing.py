@@ -44,6 +44,31 @@ class _DeferredClient(GoogleClient):
         GoogleClient.persist_tokens(self)
 
 
+class RetryNotices:
+    """Google's backoffs in listing threads, told to the run's thread, which alone writes the run's log.
+
+    A listing thread's client sleeps through ``sleep`` (its backoff), which leaves the wait here; the run's
+    thread calls ``tell`` whenever it waits for or takes a page: the progress stops, the log says why. Shared by
+    the sequential ``PageFetcher`` and the parallel listing's threads (``pipeline._list_in_parallel``).
+    """
+
+    def __init__(self, on_retry: Callable[[float], None] | None = None) -> None:
+        self._retries: queue.SimpleQueue[float] = queue.SimpleQueue()
+        self._on_retry = on_retry
+
+    def sleep(self, seconds: float) -> None:
+        self._retries.put(seconds)
+        time.sleep(seconds)
+
+    def tell(self) -> None:
+        while self._on_retry is not None:
+            try:
+                seconds = self._retries.get_nowait()
+            except queue.Empty:
+                return
+            self._on_retry(seconds)
+
+
 _DONE = object()
 
 
@@ -61,15 +86,12 @@ class PageFetcher:
         depth: int = 2,
         on_retry: Callable[[float], None] | None = None,
     ) -> None:
-        self.client = _DeferredClient(integration, sleep=self._backoff)
+        self.notices = RetryNotices(on_retry)
+        self.client = _DeferredClient(integration, sleep=self.notices.sleep)
         self.integration = integration
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._fallbacks: list[tuple[int, int]] = []
-        # Google's backoffs in the fetch thread, told to the run's thread (which alone writes the run's log)
-        # while it waits for the next page: the progress stops, the log says why.
-        self._retries: queue.SimpleQueue[float] = queue.SimpleQueue()
-        self._on_retry = on_retry
         self._thread = threading.Thread(target=self._fetch, name="chromeos-sync-fetch", daemon=True)
 
     def _fetch(self) -> None:
@@ -93,18 +115,6 @@ class PageFetcher:
                 continue
         return False
 
-    def _backoff(self, seconds: float) -> None:
-        self._retries.put(seconds)
-        time.sleep(seconds)
-
-    def _tell_retries(self) -> None:
-        while self._on_retry is not None:
-            try:
-                seconds = self._retries.get_nowait()
-            except queue.Empty:
-                return
-            self._on_retry(seconds)
-
     def take_fallbacks(self) -> list[tuple[int, int]]:
         taken, self._fallbacks = self._fallbacks, []
         return taken
@@ -115,9 +125,9 @@ class PageFetcher:
             try:
                 item = self._queue.get(timeout=0.5)
             except queue.Empty:
-                self._tell_retries()
+                self.notices.tell()
                 continue
-            self._tell_retries()
+            self.notices.tell()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):

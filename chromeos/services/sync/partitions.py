@@ -279,8 +279,10 @@ class ParallelListing:
         list_pages: PageLister,
         count: PartitionCounter,
         depth: int = 4,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         self.partitions = list(partitions)
+        self._on_wait = on_wait or (lambda: None)
         self.outcomes = [PartitionOutcome() for _ in self.partitions]
         self.shared = 0
         self.failed: GoogleError | None = None
@@ -336,7 +338,12 @@ class ParallelListing:
         for index in range(len(self.partitions)):
             self._executor.submit(self._list, index)
         while pending:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                self._on_wait()  # a thread may be backing off: the run's thread says so meanwhile
+                continue
+            self._on_wait()
             if isinstance(item, _Page):
                 self._record(item)
                 yield item.devices
@@ -375,6 +382,9 @@ def count_partition(client: GoogleClient, customer: str, org_unit_id: str, with_
 class PartitionedListing:
     """Plan, list and prove one tenant's devices in parallel (steps 1-3 of the module's docstring).
 
+    ``on_wait`` is called by the run's thread while it waits for pages (and after planning): the threads'
+    clients' backoffs are told there (``listing.RetryNotices``).
+
     ``plan()`` says whether to go parallel (else ``reason`` says why not); iterating yields the pages; ``proof``
     (given Google's count after) says why the listing is not proven, empty when it is. ``close()`` stops and joins
     the threads: call it in a ``finally``, then save the clients' tokens (``pool.clients``) from the run's thread.
@@ -390,8 +400,10 @@ class PartitionedListing:
         make_client: Callable[[], GoogleClient],
         list_pages: PageLister,
         threads: int | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         self.customer = customer
+        self.on_wait = on_wait
         self.units = list(units)
         self.total_before = total_before
         self.page_size = page_size
@@ -442,6 +454,7 @@ class PartitionedListing:
             executor=self._executor,
             list_pages=self.list_pages,
             count=self._count,
+            on_wait=self.on_wait,
         )
         return iter(self.listing)
 

@@ -24,6 +24,7 @@ from chromeos.services.integration import integration_google_refused
 from chromeos.services.sync.listing import (
     Listing,
     PageFetcher,
+    RetryNotices,
     _count_devices,
     _customer,
     _DeferredClient,
@@ -366,24 +367,30 @@ def _list_in_parallel(
     count after, when the listing is proven complete; None when it is not, or could not be planned: the caller
     then lists again, sequentially. The threads' quota waits are added to ``client``'s."""
     started = time.monotonic()
+    # The threads' backoffs reach the run's log as the sequential listing's do.
+    notices = RetryNotices(lambda seconds: _log(run, "warning", "google_retry", seconds=round(seconds)))
     parallel = PartitionedListing(
         customer=_customer(integration),
         units=units,
         total_before=count_before,
         page_size=_page_size(),
-        make_client=lambda: _DeferredClient(integration),
+        make_client=lambda: _DeferredClient(integration, sleep=notices.sleep),
         list_pages=lambda c, partition: list_device_pages(
             c, integration, org_unit=partition.org_unit_id, with_children=partition.with_children
         ),
+        on_wait=notices.tell,
     )
     try:
-        if not parallel.plan():
+        planned = parallel.plan()
+        notices.tell()
+        if not planned:
             _log(run, "info", "parallel_unplanned", reason=parallel.reason)
             return None
         for devices in parallel:
             _write_page(run, stage, devices, listing, progress)
     finally:
         parallel.close()
+        notices.tell()
         # The threads are gone: their refreshed tokens are saved from the run's thread.
         for fetch_client in parallel.pool.clients:
             cast(_DeferredClient, fetch_client).save_tokens()
