@@ -817,6 +817,9 @@ def policy_assignment_unassign(assignment_id: int, *, final_attempt: bool = True
 
 
 # -- a Blueprint or an app deleted ----------------------------------------------------------------------------
+REVERT_KIND = "chromeos.policyrevert"
+
+
 def policy_assignments_revert_on_delete(*, blueprint: Blueprint | None = None, app: App | None = None) -> int:
     """The Blueprint or app is being deleted, and its assignments with it (CASCADE): queue, on commit, putting
     back at Google what those assignments wrote ("restore"), since no row will be left to unassign from.
@@ -843,7 +846,9 @@ def policy_assignments_revert_on_delete(*, blueprint: Blueprint | None = None, a
             "label": str(assignment),
             "details": _audit_details(assignment, mode=UnassignMode.RESTORE, reason="subject_deleted"),
         }
-        transaction.on_commit(lambda job=job: policy_revert_detached_task.delay(job))  # type: ignore[misc]
+        # Through the outbox: the assignment row goes with this transaction, so a revert the broker refused
+        # would be lost for good (and the caller would get the broker's error after its commit).
+        jobs.enqueue(policy_revert_detached_task.name, job, kind=REVERT_KIND, object_id=assignment.pk)
         queued += 1
     return queued
 
