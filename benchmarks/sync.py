@@ -1,7 +1,7 @@
 """Benchmark: the ChromeOS sync at 10,000 and 100,000 devices, against the emulator over HTTP.
 
 Usage: ``.venv/bin/python benchmarks/sync.py [--sizes 10000 100000] [--naive-at 10000] [--keep-db]
-[--latency-ms MEAN[:SPREAD]]``
+[--latency-ms MEAN[:SPREAD]] [--runs full "no change" ...] [--repeat N]``
 
 ``--latency-ms 300`` (or ``250:100``) makes the emulator answer each Directory call (device pages, counts, OUs)
 after MEAN ± SPREAD ms, as Google does (its latency model, ``google_emulator/limits.py``): the fetch floor then is
@@ -24,13 +24,17 @@ worker process (so its peak RSS is its own):
 * ``parallel``: the parallel listing (plan, threads, proof), storing nothing;
 * ``naive`` (at ``--naive-at`` only): one ORM ``update_or_create`` per device, into an empty table;
 * ``full``: the first sync into an empty table;
-* ``no change``: a re-sync with nothing changed at Google;
+* ``no change``: a re-sync with nothing changed at Google (after a VACUUM and a CHECKPOINT);
+* ``no change 2``: the same again at once, no checkpoint between (no full-page images: what one more sync adds);
 * ``1% changed``: a re-sync after 1% of the devices changed at Google.
 
 For each: wall time, devices/s, the worker's peak RSS, the WAL written between ``pg_current_wal_lsn()`` before
-and after — counting only this database's records (read back with ``pg_waldump``: the PostgreSQL server is
-shared, other databases write WAL meanwhile; without access to the WAL directory, the cluster-wide difference is
-shown) — and the devices table size (heap + TOAST + indexes) afterwards, with its growth during the run. The emulator is listed once before any
+and after — counting only this database's records (``benchmarks/wal.py`` reads them back with ``pg_waldump``: the
+PostgreSQL server is shared, other databases write WAL meanwhile; without pg_waldump or access to the WAL
+directory, the cluster-wide difference is shown, marked ``*``) — and the devices table size (heap + TOAST +
+indexes) afterwards, with its growth during the run. Under the table, for each sync: its WAL per 100,000 devices,
+by table, the records without a relation (the server's share) apart, and the sizes of the devices and OU tables
+before → after (a no-change sync must not grow them). ``--runs`` picks measurements (e.g. ``--runs "no change"``). The emulator is listed once before any
 measurement so that its one-off JSON encoding is not charged to the first run.
 """
 
@@ -39,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import socket
 import subprocess
@@ -56,6 +59,7 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mdm_bench_sync"
 os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
 
 from bench_db import migrated_database  # noqa: E402
+from wal import relation_sizes, wal_between, wal_position  # noqa: E402
 
 SCOPES = [
     "https://www.googleapis.com/auth/admin.directory.device.chromeos",
@@ -65,73 +69,8 @@ SCOPES = [
 
 
 # -- database ----------------------------------------------------------------------------------------------------
-def wal_lsn() -> str:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()")
-        return str(cursor.fetchone()[0])
-
-
-def wal_bytes(before: str, after: str) -> int:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_wal_lsn_diff(%s, %s)", [after, before])
-        return int(cursor.fetchone()[0])
-
-
-PG_WALDUMP = "/usr/lib/postgresql/15/bin/pg_waldump"
-WAL_RECORD = re.compile(rb"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*(\d+),")
-
-
-def our_wal_bytes(before: str, after: str) -> int | None:
-    """WAL written for THIS database between two positions: the server is shared, and pg_current_wal_lsn()
-    moves with every database on it. Reads the WAL with pg_waldump (needs read access to the WAL directory):
-    records on our database's relations, plus every record (commits...) of the transactions that wrote them."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
-        oid = cursor.fetchone()[0]
-        cursor.execute("SHOW data_directory")
-        wal_dir = Path(cursor.fetchone()[0]) / "pg_wal"
-    if not Path(PG_WALDUMP).exists() or not os.access(wal_dir, os.R_OK):
-        return None
-    marker = f"/{oid}/".encode()
-    ours = 0
-    our_xids: set[bytes] = set()
-    other_by_xid: dict[bytes, int] = {}
-    with subprocess.Popen(
-        [PG_WALDUMP, "-p", str(wal_dir), "-s", before, "-e", after],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as dump:
-        assert dump.stdout is not None
-        for line in dump.stdout:
-            match = WAL_RECORD.search(line)
-            if match is None:
-                continue
-            size, xid = int(match.group(1)), match.group(2)
-            if marker in line:
-                ours += size
-                if xid != b"0":
-                    our_xids.add(xid)
-            elif xid != b"0":
-                other_by_xid[xid] = other_by_xid.get(xid, 0) + size
-        errors = dump.stderr.read() if dump.stderr is not None else b""
-    # A long run on a busy server: PostgreSQL may already have recycled the first WAL segments.
-    if dump.returncode != 0 or b"could not" in errors or b"invalid" in errors:
-        return None
-    return ours + sum(other_by_xid.get(xid, 0) for xid in our_xids)
-
-
-def table_bytes() -> int:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_total_relation_size('chromeos_chromeosdevice')")
-        return int(cursor.fetchone()[0])
+# The tables a sync writes and that must not grow when nothing changed at Google.
+TABLES = ["chromeos_chromeosdevice", "chromeos_orgunit"]
 
 
 # -- the emulator ------------------------------------------------------------------------------------------------
@@ -260,7 +199,7 @@ def child(mode: str, integration_id: int) -> None:
             devices = run.devices_seen
             extra = {"added": run.added, "updated": run.updated, "unchanged": run.unchanged}
     seconds = time.monotonic() - started
-    result = {"seconds": seconds, "devices": devices, "rss_mb": peak_rss_mb()}
+    result: dict[str, Any] = {"seconds": seconds, "devices": devices, "rss_mb": peak_rss_mb()}
     if mode not in ("floor", "naive"):
         result.update(extra)
     if mode not in ("floor", "naive", "parallel"):
@@ -291,8 +230,8 @@ def busy_cpu_seconds() -> float:
 
 
 def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, Any]:
-    before_table = table_bytes()
-    before_wal = wal_lsn()
+    before_tables = relation_sizes(TABLES)
+    before_wal = wal_position()
     before_cpu = busy_cpu_seconds()
     output = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--integration", str(integration_id)],
@@ -305,11 +244,15 @@ def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, An
         raise RuntimeError(f"{mode} failed: {output.stderr[-3000:]}")
     result = json.loads(output.stdout.strip().splitlines()[-1])
     result["cpu_s"] = busy_cpu_seconds() - before_cpu
-    after_wal = wal_lsn()
-    ours = our_wal_bytes(before_wal, after_wal)
-    result["wal_mb"] = (ours if ours is not None else wal_bytes(before_wal, after_wal)) / 1e6
-    result["table_mb"] = table_bytes() / 1e6
-    result["growth_mb"] = result["table_mb"] - before_table / 1e6
+    wal = wal_between(before_wal, wal_position())
+    result["wal_mb"] = wal.bytes / 1e6
+    result["wal_source"] = wal.source
+    result["wal_label"] = wal.label()
+    result["wal_top"] = wal.top_relations()
+    after_tables = relation_sizes(TABLES)
+    result["tables"] = {t: (before_tables[t], after_tables[t]) for t in TABLES}
+    result["table_mb"] = after_tables[TABLES[0]] / 1e6
+    result["growth_mb"] = (after_tables[TABLES[0]] - before_tables[TABLES[0]]) / 1e6
     result["mode"] = mode
     result["load"] = os.getloadavg()[0]
     return result
@@ -364,12 +307,22 @@ def best(
             prepare()
         runs.append(measure(mode, integration_id, env))
     fastest = min(runs, key=lambda r: r["seconds"])
-    fastest["wal_mb"] = min(r["wal_mb"] for r in runs)  # cluster-wide fallback: the least polluted reading
+    least = min(runs, key=lambda r: r["wal_mb"])  # cluster-wide fallback: the least polluted reading
+    for key in ("wal_mb", "wal_source", "wal_label", "wal_top"):
+        fastest[key] = least[key]
     return fastest
 
 
+RUNS = ["floor", "parallel", "naive", "full", "no change", "1% changed"]
+
+
 def bench_size(
-    size: int, naive: bool, repeat: int, latency: str | None = None, org_units: int = 12
+    size: int,
+    naive: bool,
+    repeat: int,
+    latency: str | None = None,
+    org_units: int = 12,
+    runs: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     from django.db import connection
 
@@ -386,11 +339,12 @@ def bench_size(
             "GOOGLE_EMULATOR_HOST": emulator.host,
             "GOOGLE_QUOTA_KEY_PREFIX": f"bench-sync-{os.getpid()}",
         }
+        wanted = set(runs or RUNS)
         measure("floor", integration_id, env)  # warm-up: the emulator encodes each device once
-        results = [best("floor", integration_id, env, repeat)]
-        if size >= 2 * 300:
+        results = [best("floor", integration_id, env, repeat)]  # every ratio's denominator: always measured
+        if size >= 2 * 300 and "parallel" in wanted:
             results.append(best("parallel", integration_id, env, repeat))
-        if naive:
+        if naive and "naive" in wanted:
             clear_devices()
             results.append(measure("naive", integration_id, env))
 
@@ -411,9 +365,16 @@ def bench_size(
             measure("floor", integration_id, env)  # the emulator re-encodes changed devices: not ours to pay
             checkpoint()
 
-        results.append(best("full", integration_id, env, repeat, empty_table))
-        results.append(best("no change", integration_id, env, repeat, checkpoint))
-        results.append(best("1% changed", integration_id, env, repeat, change_one_percent))
+        # A no-change or 1% re-sync needs a first sync before it.
+        if wanted & {"full", "no change", "1% changed"}:
+            results.append(best("full", integration_id, env, repeat if "full" in wanted else 1, empty_table))
+        if "no change" in wanted:
+            results.append(best("no change", integration_id, env, repeat, checkpoint))
+            # Right after, with no checkpoint between: without the full-page images of the pages it touches (a
+            # fleet's syncs share them: one per page per checkpoint), i.e. what each more sync costs.
+            results.append(best("no change 2", integration_id, env, repeat))
+        if "1% changed" in wanted:
+            results.append(best("1% changed", integration_id, env, repeat, change_one_percent))
         parallel = next((r["seconds"] for r in results if r["mode"] == "parallel"), None)
         for row in results:
             row["n"] = size
@@ -434,9 +395,33 @@ def format_row(row: dict[str, Any], floor: float, parallel: float | None = None)
     versus_parallel = f"{row['seconds'] / parallel:>6.2f}" if parallel else f"{'':>6}"
     return (
         f"{row['n']:>8,} | {row['mode']:<11} | {row['seconds']:>7.2f} | {rate:>7,.0f} | "
-        f"{row['seconds'] / floor:>7.2f} | {versus_parallel} | {row['rss_mb']:>11.0f} | {row['wal_mb']:>8.1f} | "
+        f"{row['seconds'] / floor:>7.2f} | {versus_parallel} | {row['rss_mb']:>11.0f} | {wal_column(row)} | "
         f"{row['table_mb']:>8.1f} | {row['growth_mb']:>+7.1f} | {row['cpu_s']:>6.1f} | {row.get('load', 0):>5.1f}"
     )
+
+
+def wal_column(row: dict[str, Any]) -> str:
+    """This database's WAL; marked ``*`` when only the cluster-wide figure could be read."""
+    mark = "" if row.get("wal_source") == "pg_waldump" else "*"
+    return f"{row['wal_mb']:>7.2f}{mark or ' '}"
+
+
+def wal_details(row: dict[str, Any]) -> list[str]:
+    """What a sync wrote, by table, per 100,000 devices, and the tables' sizes before → after."""
+    per_100k = row["wal_mb"] * 100_000 / max(row["n"], 1)
+    lines = [f"{row['mode']}: WAL {row['wal_label']}; {per_100k:.2f} MB per 100,000 devices"]
+    if row.get("wal_top"):
+        lines.append(
+            "  by table: " + ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in row["wal_top"])
+        )
+    lines.append(
+        "  tables before → after: "
+        + ", ".join(
+            f"{name} {before / 1e6:.1f} → {after / 1e6:.1f} MB ({(after - before) / 1e6:+.2f})"
+            for name, (before, after) in row["tables"].items()
+        )
+    )
+    return lines
 
 
 def main() -> None:
@@ -453,6 +438,12 @@ def main() -> None:
     parser.add_argument(
         "--org-units", type=int, default=12, help="OUs of the emulator's customer (besides the root)"
     )
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        choices=RUNS,
+        help="only these measurements (the fetch floor always; a first sync before any re-sync)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--integration", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -465,7 +456,12 @@ def main() -> None:
         for size in args.sizes:
             naive = size == args.naive_at and not args.latency_ms
             results += bench_size(
-                size, naive=naive, repeat=args.repeat, latency=args.latency_ms, org_units=args.org_units
+                size,
+                naive=naive,
+                repeat=args.repeat,
+                latency=args.latency_ms,
+                org_units=args.org_units,
+                runs=args.runs,
             )
     print("\n" + HEADER)
     print("-" * len(HEADER))
@@ -496,6 +492,10 @@ def main() -> None:
         for row in rows:
             if row.get("parallel_log"):
                 print(f"{'':>8}   {row['mode']}: {row['parallel_log']}")
+        for row in rows:
+            if row["mode"] in ("full", "no change", "no change 2", "1% changed"):
+                for line in wal_details(row):
+                    print(f"{'':>8}   {line}")
         if "naive" in by_mode and "full" in by_mode:
             print(
                 f"{'':>8}   full sync vs naive: {by_mode['naive']['seconds'] / by_mode['full']['seconds']:.1f}× faster"
