@@ -486,6 +486,10 @@ def device_action_job_resume(job_pk: int, *, now: datetime | None = None) -> str
         )
         if job is None:
             return "busy"
+        if not job.is_stale(jobs.heartbeat_timeout(), now=now):
+            # Judged again under the lock: the worker beat since the reaper's query, or another reaper (two beat
+            # schedulers, a manual run) resumed it first. A live job is not resumed twice.
+            return "busy"
         DeviceActionItem.unscoped.filter(job=job, status=ItemStatus.SENDING).update(
             status=ItemStatus.FAILED,
             message=_(
