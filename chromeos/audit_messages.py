@@ -90,6 +90,16 @@ def register() -> None:
                 ),
                 detail_link("chromeos:device_job", "job_id"),
             ),
+            "device_view.share": AuditMessage(
+                _("%(actor)s a partagé la vue %(object)s avec toute l'organisation."),
+            ),
+            "device_view.unshare": AuditMessage(
+                _("%(actor)s a cessé de partager la vue %(object)s."),
+            ),
+            "device_view.rename": AuditMessage(
+                _("%(actor)s a renommé la vue partagée %(previous_name)s en %(object)s."),
+            ),
+            "device_view.delete": AuditMessage(_("%(actor)s a supprimé la vue partagée %(object)s.")),
             "policy.assign": AuditMessage(_("%(actor)s a affecté %(object)s."), assignment),
             "policy.apply": AuditMessage(
                 _("%(actor)s a demandé l'application de %(object)s chez Google."), assignment
@@ -135,6 +145,7 @@ def register() -> None:
             "chromeos.org_unit.": "policies",
             "google.": "google",
             "device.": "devices",
+            "device_view.": "devices",
             "policy.": "policies",
         },
         prefixes={"device.": _device_message},

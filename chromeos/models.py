@@ -667,3 +667,33 @@ class PolicyAssignment(TenantOwnedModel):
             return self.blueprint.name
         assert self.app is not None
         return f"{self.app.name} ({self.get_install_type_display()}, {self.get_app_context_display()})"
+
+
+class SavedDeviceView(TenantOwnedModel):
+    """A named view of the fleet table: its filters and sort (the list's query string) and its columns.
+
+    Its owner's alone, or shared with the tenant (« partagée »): every user of the tenant then finds it in the
+    « Vues » menu; only the owner or an admin changes or deletes a shared view."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("propriétaire")
+    )
+    name = models.CharField(_("nom"), max_length=80)
+    # The list's query string (filters and sort only, normalised by the form), e.g. "status=ACTIVE&sort=model".
+    query = models.CharField(_("filtres"), max_length=2000, blank=True)
+    columns = models.JSONField(_("colonnes"), default=list, blank=True)
+    shared = models.BooleanField(_("partagée avec l'organisation"), default=False)
+    created_at = models.DateTimeField(_("créée le"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("modifiée le"), auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "owner", "name"], name="saved_device_view_unique_name")
+        ]
+        indexes = [models.Index(fields=["tenant", "shared"], name="saved_device_view_shared")]
+        verbose_name = _("vue enregistrée")
+        verbose_name_plural = _("vues enregistrées")
+
+    def __str__(self) -> str:
+        return self.name

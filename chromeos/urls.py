@@ -1,4 +1,4 @@
-from chromeos.views import devices, integration, policies, removal, sync
+from chromeos.views import device_views, devices, integration, policies, removal, sync
 
 app_name = "chromeos"
 
@@ -6,6 +6,7 @@ urlpatterns = [
     *integration.urlpatterns,
     *sync.urlpatterns,
     *removal.urlpatterns,
+    *device_views.urlpatterns,
     *devices.urlpatterns,
     *policies.urlpatterns,
 ]

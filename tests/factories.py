@@ -189,3 +189,15 @@ class PolicyAssignmentFactory(TenantOwnedFactory):
     org_unit = factory.SubFactory(OrgUnitFactory, tenant=factory.SelfAttribute("..tenant"))
     integration = factory.LazyAttribute(lambda o: o.org_unit.integration)
     blueprint = factory.SubFactory(BlueprintFactory, tenant=factory.SelfAttribute("..tenant"))
+
+
+class SavedDeviceViewFactory(TenantOwnedFactory):
+    """A saved view of the fleet table, shared with its tenant (its owner a fresh operator of that tenant)."""
+
+    class Meta:
+        model = "chromeos.SavedDeviceView"
+
+    owner = factory.LazyAttribute(lambda o: UserFactory(tenant=o.tenant, role="operator"))
+    name = factory.Sequence(lambda n: f"Vue {n}")
+    query = "status=ACTIVE"
+    shared = True

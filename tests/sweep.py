@@ -21,6 +21,7 @@ from tests.factories import (
     DeviceActionJobFactory,
     PackagedAppFactory,
     PolicyAssignmentFactory,
+    SavedDeviceViewFactory,
 )
 from tests.ldap.factories import LdapSyncRunFactory
 
@@ -41,6 +42,9 @@ SWEEP: dict[str, KwargsMaker] = {
     "chromeos:device_job_retry_failed": lambda t: {
         "pk": DeviceActionJobFactory(tenant=t, status="partial").pk
     },
+    "chromeos:device_view": lambda t: {"pk": SavedDeviceViewFactory(tenant=t).pk},
+    "chromeos:device_view_edit": lambda t: {"pk": SavedDeviceViewFactory(tenant=t).pk},
+    "chromeos:device_view_delete": lambda t: {"pk": SavedDeviceViewFactory(tenant=t).pk},
     "ldap_sync:run": lambda t: {"pk": LdapSyncRunFactory(tenant=t).pk},
     "ldap_sync:confirm_removals": lambda t: {"pk": LdapSyncRunFactory(tenant=t, status="guarded").pk},
     "chromeos:removal_retry": lambda t: {"pk": RemovalRun.unscoped.create(tenant=t, status="failed").pk},

@@ -77,6 +77,8 @@ HOST_PAGES = {
     "chromeos:policy_release": ["chromeos:policies"],
     "chromeos:policy_apply": ["chromeos:policy_assignment"],
     "chromeos:policy_unassign": ["chromeos:policy_assignment"],
+    "chromeos:device_view_create": ["chromeos:device_list"],
+    "chromeos:device_view_delete": ["chromeos:device_view_edit"],
 }
 # POST endpoints that read no field at all (the button is the whole request): the object is in the URL or is
 # the tenant's one integration/directory. ``test_every_post_endpoint_is_fuzzed_with_its_fields`` checks that
@@ -93,6 +95,7 @@ FIELDLESS_POSTS = {
     "ldap_sync:confirm_removals": "confirms the guarded run named in the URL",
     "mdm:app_delete": "deletes the app named in the URL",
     "mdm:blueprint_delete": "deletes the Blueprint named in the URL",
+    "chromeos:device_view_delete": "deletes the saved view named in the URL",
 }
 # Read-only pages whose view defines ``post`` only to answer 404 (another tenant's object) or 405 (ours):
 # no form posts to them. The same test checks that the admin's POST answers 405.
@@ -108,6 +111,7 @@ READ_ONLY_POSTS = {
     "chromeos:policy_app_report",
     "ldap_sync:run",
     "mdm:app_download",
+    "chromeos:device_view",
 }
 NASTY = [
     "",

@@ -6,16 +6,24 @@ Every figure that links into Périphériques is counted with the device list's o
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Count
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from chromeos.models import DeviceActionJob, GoogleIntegration, IntegrationStatus, JobStatus, SyncRun
+from chromeos.models import (
+    DeviceActionJob,
+    GoogleIntegration,
+    IntegrationStatus,
+    JobStatus,
+    SyncRun,
+    SyncStatus,
+)
 from chromeos.selectors.devices import STATUSES, DeviceFilter, devices_filtered
 from chromeos.selectors.integration import integration_for
 from ldap_sync.selectors import ldap_prerequisites
@@ -23,6 +31,9 @@ from mdm.models import Tenant, User
 
 STALE_DAYS = 30
 FAILED_JOBS_DAYS = 7
+# Accueil's charts: syncs of the last days, and the most common OS versions (the rest summed as « autres »).
+SYNC_CHART_DAYS = 14
+OS_CHART_VERSIONS = 8
 
 
 def _devices_url(**query: Any) -> str:
@@ -76,7 +87,7 @@ def fleet_health(integration: GoogleIntegration) -> dict[str, Any]:
         devices.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
     )
     total = sum(by_status.values())
-    statuses = [
+    statuses: list[dict[str, Any]] = [
         {
             "status": status,
             "label": STATUSES.get(status, status),
@@ -94,9 +105,17 @@ def fleet_health(integration: GoogleIntegration) -> dict[str, Any]:
         .order_by("-finished_at")
         .first()
     )
+    offset = 0.0
+    for item in statuses:
+        # Each status's segment of the stacked bar, in percent of the fleet (SVG attributes, not inline styles).
+        share = round(100 * int(item["count"]) / total, 2) if total else 0.0
+        item["percent"], item["offset"] = share, round(offset, 2)
+        offset += share
     return {
         "total": total,
         "statuses": statuses,
+        "os_versions": os_version_chart(devices, total),
+        "syncs": sync_chart(integration),
         "stale": devices_filtered(DeviceFilter(sync_older_than_days=STALE_DAYS)).count(),
         "stale_url": _devices_url(sync_older_than_days=STALE_DAYS),
         "aue_passed": devices_filtered(DeviceFilter(aue="passed")).count(),
@@ -113,6 +132,89 @@ def fleet_health(integration: GoogleIntegration) -> dict[str, Any]:
         "jobs_url": reverse("chromeos:device_job_list"),
         "stale_days": STALE_DAYS,
         "failed_jobs_days": FAILED_JOBS_DAYS,
+    }
+
+
+def os_version_chart(devices: QuerySet[Any], total: int) -> list[dict[str, Any]]:
+    """The most common OS versions, each with its share of the fleet and its link (the list's exact filter)."""
+    rows = list(
+        devices.exclude(os_version="")
+        .order_by()
+        .values_list("os_version")
+        .annotate(n=Count("id"))
+        .order_by("-n", "-os_version")
+        .values_list("os_version", "n")
+    )
+    top = rows[:OS_CHART_VERSIONS]
+    biggest = max((n for _v, n in top), default=0)
+    chart = [
+        {
+            "label": version,
+            "count": n,
+            "percent": round(100 * n / total, 1) if total else 0,
+            "bar": round(100 * n / biggest, 2) if biggest else 0,
+            "url": _devices_url(os_version=version),
+        }
+        for version, n in top
+    ]
+    rest = total - sum(n for _v, n in top)
+    if rest > 0:
+        chart.append(
+            {
+                "label": _("Autres versions ou inconnue"),
+                "count": rest,
+                "percent": round(100 * rest / total, 1),
+                "bar": round(100 * rest / biggest, 2) if biggest else 0,
+                "url": "",
+            }
+        )
+    return chart
+
+
+def sync_chart(integration: GoogleIntegration, days: int = SYNC_CHART_DAYS) -> dict[str, Any]:
+    """Finished syncs per day (in the tenant's zone) over the last ``days`` days: succeeded and not."""
+    today = timezone.localdate()
+    first = today - timedelta(days=days - 1)
+    since = timezone.make_aware(datetime.combine(first, time.min))
+    counted = (
+        SyncRun.objects.filter(integration=integration, finished_at__gte=since)
+        .annotate(day=TruncDate("finished_at", tzinfo=timezone.get_current_timezone()))
+        .values("day", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    ok_statuses = {SyncStatus.SUCCEEDED, SyncStatus.PARTIAL, SyncStatus.GUARDED}
+    per_day = {first + timedelta(days=i): {"ok": 0, "ko": 0} for i in range(days)}
+    for row in counted:
+        if row["day"] in per_day and row["status"] != SyncStatus.SKIPPED:
+            per_day[row["day"]]["ok" if row["status"] in ok_statuses else "ko"] += row["n"]
+    peak = max((d["ok"] + d["ko"] for d in per_day.values()), default=0)
+    scale = max(peak, 1)
+    chart_height = 60
+    bars = []
+    for i, (day, n) in enumerate(per_day.items()):
+        ok_h = round(chart_height * n["ok"] / scale, 2)
+        ko_h = round(chart_height * n["ko"] / scale, 2)
+        bars.append(
+            {
+                "day": day,
+                "ok": n["ok"],
+                "ko": n["ko"],
+                "x": i * 10 + 1,
+                "ok_y": chart_height - ok_h,
+                "ok_h": ok_h,
+                "ko_y": chart_height - ok_h - ko_h,
+                "ko_h": ko_h,
+            }
+        )
+    return {
+        "days": days,
+        "bars": bars,
+        "peak": peak,
+        "width": days * 10,
+        "height": chart_height,
+        "total_ok": sum(b["ok"] for b in bars),
+        "total_ko": sum(b["ko"] for b in bars),
     }
 
 

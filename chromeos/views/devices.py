@@ -27,11 +27,22 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views import View
 
+from chromeos.forms.device_views import SavedViewForm
 from chromeos.forms.devices import ActionConfirmForm, ActionPrepareForm, ColumnsForm, DeviceFilterForm
-from chromeos.models import ChromeOSDevice, DeviceAction, DeviceActionJob, DeviceCommand, JobStatus
+from chromeos.models import (
+    ChromeOSDevice,
+    DeviceAction,
+    DeviceActionJob,
+    DeviceCommand,
+    JobStatus,
+    SavedDeviceView,
+)
 from chromeos.selectors import devices as selectors
 from chromeos.selectors.device_sheet import device_sheet, raw_payload
+from chromeos.selectors.device_views import visible_views
+from chromeos.selectors.org_unit_tree import flatten, org_unit_tree
 from chromeos.services import devices as services
+from chromeos.services.device_views import may_change
 from mdm.csv_export import csv_format, csv_response
 from mdm.permissions import OPERATE_ROLES, TenantRoleRequiredMixin, can_operate
 from mdm.services import audit_record
@@ -94,6 +105,11 @@ class DeviceListView(TenantRoleRequiredMixin, View):
         rows, total, pages, page_number = result.rows, result.total, result.pages, result.number
         columns = _chosen_columns(request)
         filter_qs = query.urlencode()
+        ou_tree = org_unit_tree(query.get("org_unit", "") if form.is_valid() else "")
+        # The tree's links keep the other filters and the sort; the OU (and its sub-OU choice) is the link's own.
+        ou_base = query.copy()
+        for key in ("org_unit", "include_children", "page"):
+            ou_base.pop(key, None)
         context = {
             "form": form,
             "flt": flt,
@@ -109,7 +125,10 @@ class DeviceListView(TenantRoleRequiredMixin, View):
             "headers": self._headers(columns, flt, query),
             "filter_qs": filter_qs,
             "page_links": self._page_links(filter_qs, page_number, pages),
-            "org_units": selectors.org_unit_choices(),
+            "org_units": [n.path for n in flatten(ou_tree) if n.known],
+            "ou_tree": ou_tree,
+            **self._views(filter_qs),
+            "ou_base": ou_base.urlencode(),
             "actions": DeviceAction.choices,
             "statuses": selectors.STATUSES,
             "export_url": reverse("chromeos:device_export") + (f"?{filter_qs}" if filter_qs else ""),
@@ -119,6 +138,19 @@ class DeviceListView(TenantRoleRequiredMixin, View):
             "more_filters_open": any(query.get(k) for k in MORE_FILTERS),
         }
         return render(request, "chromeos/device_list.html", context)
+
+    def _views(self, filter_qs: str) -> dict[str, Any]:
+        """The « Vues » menu: the user's views, the others' shared ones, and the form to save the current one."""
+        mine: list[SavedDeviceView] = []
+        shared: list[SavedDeviceView] = []
+        for view in visible_views(self.actor):
+            view.may_change = may_change(view, self.actor)  # type: ignore[attr-defined]
+            (mine if view.owner_id == self.actor.pk else shared).append(view)
+        return {
+            "my_views": mine,
+            "shared_views": shared,
+            "view_form": SavedViewForm(initial={"query": filter_qs}, auto_id="view_%s"),
+        }
 
     @staticmethod
     def _chips(form: DeviceFilterForm, query: QueryDict) -> list[dict[str, str]]:

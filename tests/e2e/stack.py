@@ -310,3 +310,45 @@ def running_stack() -> Iterator[Stack]:
         slapd.stop()
         drop_database(database_url)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def web_without_debug(stack: Stack) -> Iterator[str]:
+    """A second web server on the stack's database with ``DEBUG`` off, as production answers: the branded error
+    pages (404…) instead of Django's technical ones. Its static files are collected (hashed) into a temporary
+    directory, as production does, and whitenoise serves them. Same database and dev keys as the stack's server:
+    a browser signed in there is signed in here too."""
+    from mdm.settings import _DEV_ENCRYPTION_KEY, _DEV_SECRET_KEY
+
+    port = free_port()
+    static_root = Path(tempfile.mkdtemp(prefix="mdm-e2e-static-"))
+    env = {
+        **stack.env,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": _DEV_SECRET_KEY,
+        "MDM_ENCRYPTION_KEYS": _DEV_ENCRYPTION_KEY,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "GOOGLE_OAUTH_CLIENT_ID": "mdm-console-dev.apps.googleusercontent.com",
+        "GOOGLE_OAUTH_CLIENT_SECRET": "dev-secret",
+        "STATIC_ROOT": str(static_root),
+        "LOG_FORMAT": "text",
+    }
+    service = None
+    try:
+        subprocess.run(
+            [PYTHON, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=180,
+        )
+        service = _start(
+            "web-nodebug", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], env
+        )
+        _wait_http(f"http://127.0.0.1:{port}/login/", service)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if service is not None:
+            service.stop()
+        shutil.rmtree(static_root, ignore_errors=True)

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.e2e.axe import axe_violations
 from tests.e2e.journey import authorize_google, configure_ldap, log_in, switch_language, sync_now
-from tests.e2e.stack import GOOGLE_DEVICES, SCREENSHOTS, Stack
+from tests.e2e.stack import GOOGLE_DEVICES, SCREENSHOTS, Stack, web_without_debug
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("e2e")]
 
@@ -34,6 +34,7 @@ PAGES = {
     "affectations": "/politiques/",
     "inventaire": "REPORT",  # a Blueprint's assignments and inventory, when the tenant has one
     "ldap": "/admin/ldap/",
+    "parametres": "/admin/parametres/",
 }
 
 
@@ -164,3 +165,113 @@ def test_the_phone_layout_folds_the_menu_and_keeps_sign_out_on_screen(
     expect(page).to_have_url(re.compile(r"/devices/$"))
     expect(page.locator("#sidebar")).to_be_hidden()
     page.context.close()
+
+
+def test_the_ou_tree_folds_filters_the_table_and_keeps_back_and_forward(
+    browser: Browser, stack: Stack, ready: dict[str, object]
+) -> None:
+    page = _page(browser, stack, ready, DESKTOP, "fr")
+    page.goto("/devices/")
+    # At 1440 px the tree starts folded to a narrow column (every default column stays in view); unfolded, it
+    # sits beside the table, and stays unfolded on the next page.
+    panel = page.locator(".ou-panel")
+    expect(panel).not_to_have_attribute("open", "")
+    panel.locator("summary").click()
+    page.reload()
+    tree = page.locator(".ou-panel .ou-nav")
+    expect(tree).to_be_visible()
+    problems = axe_violations(page)
+    # Beside the table at 1440 px: the tree's right edge is left of the table.
+    tree_box, table_box = tree.bounding_box(), page.locator(".table-scroll").bounding_box()
+    assert tree_box and table_box and tree_box["x"] + tree_box["width"] <= table_box["x"], (
+        tree_box,
+        table_box,
+    )
+    total = int(page.locator(".device-list-title p").inner_text().split()[0])
+    # A first-level OU with sub-OUs: folded, its button says so; the keyboard unfolds it.
+    toggle = page.locator(".ou-tree > li > ul > li > .ou-row > .ou-toggle").first
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    children = page.locator("#" + str(toggle.get_attribute("aria-controls")))
+    expect(children).to_be_hidden()
+    toggle.focus()
+    page.keyboard.press("Enter")
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(children).to_be_visible()
+    page.keyboard.press("Space")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    # A link filters the table (in the URL) with as many rows as its count says.
+    link = children.locator("xpath=..").locator(".ou-row > a").first
+    count = int(link.locator(".ou-count [aria-hidden]").inner_text().split()[0])
+    link.click()
+    expect(page).to_have_url(re.compile(r"org_unit=%2F"))
+    shown = int(page.locator(".device-list-title p").inner_text().split()[0])
+    assert shown == count <= total
+    expect(page.locator('.ou-tree a[aria-current="true"]')).to_have_count(1)
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/devices/$"))
+    page.go_forward()
+    expect(page).to_have_url(re.compile(r"org_unit=%2F"))
+    page.context.close()
+    assert not problems, "\n".join(problems)
+
+    # On a phone the tree starts folded, above the table.
+    phone = _page(browser, stack, ready, PHONE, "fr")
+    phone.goto("/devices/")
+    panel = phone.locator(".ou-panel")
+    expect(panel).not_to_have_attribute("open", "")
+    panel_box, table_box = panel.bounding_box(), phone.locator(".table-scroll").bounding_box()
+    assert panel_box and table_box and panel_box["y"] + panel_box["height"] <= table_box["y"]
+    phone.context.close()
+
+
+def test_a_saved_view_is_found_again_in_the_views_menu(
+    browser: Browser, stack: Stack, ready: dict[str, object]
+) -> None:
+    page = _page(browser, stack, ready, DESKTOP, "fr")
+    page.goto("/devices/?status=ACTIVE&sort=last_sync&dir=desc")
+    menu = page.locator(".views-menu")
+    menu.locator("summary").click()
+    problems = axe_violations(page)  # the menu open: its form and lists are clean too
+    page.get_by_label("Enregistrer la vue actuelle sous le nom").fill("Actifs récents")
+    page.get_by_label("Partager avec toute l'organisation").check()
+    page.get_by_role("button", name="Enregistrer la vue").click()
+    expect(page).to_have_url(re.compile(r"status=ACTIVE&sort=last_sync&dir=desc$"))
+    page.goto("/devices/")
+    page.locator(".views-menu summary").click()
+    page.locator(".views-panel").get_by_role("link", name="Actifs récents", exact=True).click()
+    expect(page).to_have_url(re.compile(r"status=ACTIVE&sort=last_sync&dir=desc$"))
+    page.context.close()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def production_web(stack: Stack) -> Iterator[str]:
+    with web_without_debug(stack) as url:
+        yield url
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+@pytest.mark.parametrize("size", ["1440", "390"])
+def test_the_branded_404_page_is_clean_for_axe(
+    browser: Browser, stack: Stack, ready: dict[str, object], production_web: str, size: str, lang: str
+) -> None:
+    """The stack's server runs with DEBUG on (Django's technical 404); the branded page is checked on a
+    second server of the same stack with DEBUG off, signed in (same sessions) and anonymous."""
+    page = _page(browser, stack, ready, SIZES[size], lang)
+    context = page.context
+    for signed_in in (True, False):
+        if not signed_in:
+            context.clear_cookies()
+        response = page.goto(production_web + "/cette-page-n-existe-pas/")
+        assert response is not None and response.status == 404
+        expect(page.locator("#error-title")).to_have_text(
+            "Page introuvable" if lang == "fr" else "Page not found"
+        )
+        assert (page.locator("html").get_attribute("lang") or "") == lang
+        assert "URLconf" not in page.content()  # not Django's technical page
+        overflow, culprits = _horizontal_overflow(page)
+        problems = [f"404: the page scrolls sideways by {overflow}px ({culprits})"] if overflow > 1 else []
+        problems += [f"404 ({'signed in' if signed_in else 'anonymous'}): {v}" for v in axe_violations(page)]
+        page.screenshot(path=str(SCREENSHOTS / f"{lang}-{size}-404{'' if signed_in else '-anonyme'}.png"))
+        assert not problems, "\n".join(problems)
+    context.close()
