@@ -34,7 +34,9 @@ PostgreSQL server is shared, other databases write WAL meanwhile; without pg_wal
 directory, the cluster-wide difference is shown, marked ``*``) — and the devices table size (heap + TOAST +
 indexes) afterwards, with its growth during the run. Under the table, for each sync: its WAL per 100,000 devices,
 by table, the records without a relation (the server's share) apart, and the sizes of the devices and OU tables
-before → after (a no-change sync must not grow them). ``--runs`` picks measurements (e.g. ``--runs "no change"``). The emulator is listed once before any
+before → after (a no-change sync must not grow them). For a sync, ``after list s`` is the time from
+the end of the listing (its last page and Google's count after it) to the end of the run, from the run's own
+log: what storing adds after Google's latency. ``--runs`` picks measurements (e.g. ``--runs "no change"``). The emulator is listed once before any
 measurement so that its one-off JSON encoding is not charged to the first run.
 """
 
@@ -133,7 +135,7 @@ def child(mode: str, integration_id: int) -> None:
     django.setup()
     from chromeos.google.client import GoogleClient
     from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncTrigger
-    from chromeos.services.sync import STRING_COLUMNS, devices_sync, list_device_pages, sync_request
+    from chromeos.services.sync import MSG, STRING_COLUMNS, devices_sync, list_device_pages, sync_request
     from chromeos.services.sync.listing import _count_devices, _org_units
     from chromeos.services.sync.partitions import PartitionedListing
     from mdm.tenancy import tenant_context
@@ -198,6 +200,13 @@ def child(mode: str, integration_id: int) -> None:
                 raise SystemExit(f"sync {run.status}: {run.error} {run.log[-3:]}")
             devices = run.devices_seen
             extra = {"added": run.added, "updated": run.updated, "unchanged": run.unchanged}
+            # The run's own clock (its log): seconds from the end of the listing (last page and Google's count
+            # after it) to the end of the run, i.e. what storing adds after Google's latency.
+            logged = {entry["msg"]: entry["params"] for entry in run.log}
+            listed = logged.get(MSG["listed"], {}).get("seconds")
+            finished = logged.get(MSG["finished"], {}).get("seconds")
+            if listed is not None and finished is not None:
+                extra["tail_s"] = finished - listed
     seconds = time.monotonic() - started
     result: dict[str, Any] = {"seconds": seconds, "devices": devices, "rss_mb": peak_rss_mb()}
     if mode not in ("floor", "naive"):
@@ -386,7 +395,8 @@ def bench_size(
 
 HEADER = (
     f"{'N':>8} | {'run':<11} | {'wall s':>7} | {'dev/s':>7} | {'× floor':>7} | {'× par.':>6} | "
-    f"{'peak RSS MB':>11} | {'WAL MB':>8} | {'table MB':>8} | {'Δ table':>7} | {'CPU s':>6} | {'load':>5}"
+    f"{'peak RSS MB':>11} | {'WAL MB':>8} | {'table MB':>8} | {'Δ table':>7} | {'CPU s':>6} | {'load':>5} | "
+    f"{'after list s':>12}"
 )
 
 
@@ -396,7 +406,8 @@ def format_row(row: dict[str, Any], floor: float, parallel: float | None = None)
     return (
         f"{row['n']:>8,} | {row['mode']:<11} | {row['seconds']:>7.2f} | {rate:>7,.0f} | "
         f"{row['seconds'] / floor:>7.2f} | {versus_parallel} | {row['rss_mb']:>11.0f} | {wal_column(row)} | "
-        f"{row['table_mb']:>8.1f} | {row['growth_mb']:>+7.1f} | {row['cpu_s']:>6.1f} | {row.get('load', 0):>5.1f}"
+        f"{row['table_mb']:>8.1f} | {row['growth_mb']:>+7.1f} | {row['cpu_s']:>6.1f} | {row.get('load', 0):>5.1f} | "
+        + (f"{row['tail_s']:>12.1f}" if "tail_s" in row else f"{'':>12}")
     )
 
 

@@ -360,6 +360,8 @@ CHROMEOS_SYNC_LISTING_THREADS = int(
     os.environ.get("CHROMEOS_SYNC_LISTING_THREADS", str(GOOGLE_QUOTA_TENANT_CONCURRENCY or 8))
 )
 CHROMEOS_SYNC_PARALLEL_MIN_DEVICES = int(os.environ.get("CHROMEOS_SYNC_PARALLEL_MIN_DEVICES", "10000"))
+# Staged new or changed devices are merged while the listing waits on Google, or once this many are staged.
+CHROMEOS_SYNC_MERGE_ROWS = int(os.environ.get("CHROMEOS_SYNC_MERGE_ROWS", "3000"))
 CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
     "task": "chromeos.tasks.sync_dispatch_task",
     "schedule": float(CHROMEOS_SYNC_DISPATCH_SECONDS),

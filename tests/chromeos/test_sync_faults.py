@@ -218,6 +218,7 @@ def test_entries_without_a_device_id_are_skipped_and_duplicates_kept_once(
 ) -> None:
     # The emulator cannot serve a device without its id; Google's listing is fed to the staging step directly.
     from chromeos.services.sync import Listing, Stage
+    from chromeos.services.sync.merge import DeviceMerge
 
     run = new_run(google_integration)
     stage = Stage(run)
@@ -231,14 +232,18 @@ def test_entries_without_a_device_id_are_skipped_and_duplicates_kept_once(
     ]
     stage.write_page(page, google_integration.tenant_id, listing)
     assert (listing.pages, listing.devices, listing.skipped, listing.fresh) == (1, 1, 3, 1)
-    # Google's offset paging can repeat a device when the listing shifts: the last copy wins.
+    # Google's offset paging can repeat a device when the listing shifts: the last copy wins, in the listing
+    # (counted once) and in the devices table.
     again = [{"deviceId": "ok-1", "etag": "e2", "status": "DISABLED"}]
     stage.write_page(again, google_integration.tenant_id, listing)
+    DeviceMerge(stage, google_integration, run).merge_batch()
     stage.analyze()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT device_id, etag, status FROM {stage.table}")  # noqa: S608
-        assert cursor.fetchall() == [("ok-1", "e2", "DISABLED")]
+        cursor.execute(f"SELECT device_id, etag FROM {stage.table}")  # noqa: S608
+        assert cursor.fetchall() == [("ok-1", "e2")]
     stage.drop()
+    device = ChromeOSDevice.unscoped.get(device_id="ok-1")
+    assert (device.etag, device.status) == ("e2", "DISABLED")
 
 
 @pytest.mark.django_db
@@ -265,7 +270,7 @@ def test_payload_values_jsonb_refuses_are_made_safe_and_the_rest_kept(
     listing = Listing()
     stage.write_page([device], google_integration.tenant_id, listing)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT serial_number, payload::text FROM {stage.table}")  # noqa: S608
+        cursor.execute(f"SELECT serial_number, payload::text FROM {stage.batch}")  # noqa: S608
         serial, payload_text = cursor.fetchone()
     stage.drop()
     payload = json.loads(payload_text)
@@ -348,15 +353,22 @@ def test_two_syncs_of_one_tenant_at_once_one_runs(
 def test_a_removal_that_wins_the_race_leaves_nothing_written(
     google_integration: GoogleIntegration, google_emulator: EmulatorHandle, small_pages: Any
 ) -> None:
+    # Every page is merged as it comes; what the first two pages wrote before the removal began, the removal
+    # itself deletes (its last step, not run here): the sync writes nothing after it.
+    small_pages.CHROMEOS_SYNC_MERGE_ROWS = 10
+    before_removal: dict[str, str] = {}
+
     def removal_starts(run: SyncRun) -> None:
         if run.pages == 2:
+            before_removal.update(stored(google_integration))
             GoogleIntegration.unscoped.filter(pk=google_integration.pk).update(
                 status=IntegrationStatus.REMOVING
             )
 
     run = run_sync(google_integration, progress=removal_starts)
     assert run.status == SyncStatus.FAILED and "supprimée" in run.error
-    assert not ChromeOSDevice.unscoped.exists()
+    assert len(before_removal) == 20 and stored(google_integration) == before_removal
+    assert ChromeOSDevice.unscoped.count() == 20
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,36 +9,45 @@ A run (``devices_sync``), in order:
    The loser of the lock race does nothing and says so in its run's log.
 2. **OUs.** ``orgunits.list`` (every OU, the root included), matched by path to the tenant's LDAP OUs.
 3. **Devices.** ``countChromeOsDevices``, then every page of ``chromeosdevices.list`` (projection FULL, the
-   largest page size the API takes), each page streamed with ``COPY`` into a TEMP staging table (not
-   WAL-logged, private to the run's connection). New or changed devices (their etag differs from the stored
-   row, one indexed look-up per page) carry their columns and payload; unchanged ones carry only their id, so
-   a no-change re-sync writes almost nothing. No transaction is open while Google is being paged.
+   largest page size the API takes), fetched by a background thread one or two pages ahead (``PageFetcher``),
+   each page streamed with ``COPY`` into TEMP staging tables (not WAL-logged, private to the run's
+   connection): every device's id into the listing table, and the columns and payload of the new or changed
+   ones (their etag differs from the stored row, one indexed look-up per page) into a batch table. So a
+   no-change re-sync writes almost nothing.
    A tenant of more than a few pages is listed in parallel, by disjoint OU partitions whose Google counts add
-   up (``partitions``); unless that listing is proven complete, it is thrown away and listed again in sequence.
-4. **Merge.** Google's count again, then ONE short transaction: lock the integration row (a removal that
-   won the race leaves nothing to write into), upsert OUs, record ``DeviceChange`` rows, upsert new and
-   changed devices with one ``INSERT ... ON CONFLICT (tenant_id, device_id) DO UPDATE ... WHERE etag IS
-   DISTINCT FROM``, then mark removed the devices absent from the listing — only if every page was fetched
+   up (``partitions``); unless that listing is proven complete, it is listed again in sequence.
+4. **Merge while listing.** Whenever the next page is not there yet (Google is being waited for), or once
+   ``CHROMEOS_SYNC_MERGE_ROWS`` rows are staged, the batch is merged in its own short transaction: share-lock
+   the integration row (a removal that won the race leaves nothing to write into: ``integration_accepts_writes``),
+   record ``DeviceChange`` rows, upsert the devices with one ``INSERT ... ON CONFLICT (tenant_id, device_id)
+   DO UPDATE ... WHERE etag IS DISTINCT FROM``. Adds and updates only: storing hides behind Google's latency,
+   and the first sync ends right after the last page.
+5. **End.** Google's count again, then ONE short transaction: lock the integration row, upsert OUs, merge
+   the last batch, then mark removed the devices absent from the listing — only if every page was fetched
    and the listing adds up (distinct devices listed = Google's count before = Google's count after), and
    only if that removes at most ``deletion_guard_percent`` of the tenant's devices (else the run is GUARDED
    and an admin confirms: ``sync_confirm_removals``). The run's final state commits in that transaction.
 
-Any failure before the merge leaves the stored devices exactly as they were.
+A failure, or a listing cut short, keeps what the merges already wrote (devices as Google listed them) and
+removes nothing: every device not reached stays as it was.
 
 Settings: ``CHROMEOS_SYNC_INTERVAL_SECONDS`` (3600), ``CHROMEOS_SYNC_PAGE_SIZE`` (300, the discovery
 document's maximum; a 400 on it falls back to Google's default of 100), ``CHROMEOS_SYNC_QUEUED_TIMEOUT_SECONDS``
 (1800: a queued run never picked up is given up), ``CHROMEOS_SYNC_PROGRESS_SECONDS`` (0.25: how often progress
 is written to the run row), ``CHROMEOS_SYNC_LISTING_THREADS`` (``GOOGLE_QUOTA_TENANT_CONCURRENCY``: threads of a
 parallel listing, 1 = never parallel), ``CHROMEOS_SYNC_PARALLEL_MIN_DEVICES`` (10000: smaller tenants list in
-sequence).
+sequence), ``CHROMEOS_SYNC_MERGE_ROWS`` (3000: the largest batch of staged new or changed devices before it is
+merged, when Google answers faster than the store).
 
 The package follows those steps, one module each:
 
 - ``runs``: the run rows and the lock (requesting, confirming removals, the run's log, reaping dead runs);
-- ``listing``: reading Google (OUs, the device count, every page of devices, ``PageFetcher``'s fetch thread);
+- ``listing``: reading Google (OUs, the device count, every page of devices). The run iterates ``PageFetcher``
+  (pages of devices in) and asks ``ready()`` (is the next page already here?);
 - ``partitions``: the parallel listing by OU (its plan, its threads, the proof that it is complete);
-- ``staging``: a Google device as a row, and the run's TEMP staging table (``Stage``);
-- ``merge``: the staged devices and the listed OUs into the tenant's tables, the sweep and its guard;
+- ``staging``: a Google device as a row, and the run's TEMP staging tables (``Stage``);
+- ``merge``: the staged devices (``DeviceMerge``: batches while listing, the sweep and its guard at the
+  end) and the listed OUs into the tenant's tables;
 - ``schedule``: each tenant's slot in the hour, beat's dispatcher, the next slot after a run;
 - ``pipeline``: ``devices_sync``, a run from start to end, calling the others in order.
 
@@ -46,7 +55,7 @@ Other code imports from ``chromeos.services.sync``; the names below are its inte
 """
 
 from chromeos.services.sync.listing import FALLBACK_PAGE_SIZE, Listing, PageFetcher, list_device_pages
-from chromeos.services.sync.merge import MergeResult
+from chromeos.services.sync.merge import DeviceMerge, MergeResult
 from chromeos.services.sync.pipeline import ProgressCallback, devices_sync
 from chromeos.services.sync.runs import (
     ACTIVE_STATUSES,
@@ -93,6 +102,7 @@ __all__ = [
     "STRING_COLUMNS",
     "SYNC_KIND",
     "SYNC_TASK",
+    "DeviceMerge",
     "Listing",
     "MergeResult",
     "PageFetcher",

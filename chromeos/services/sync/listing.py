@@ -1,5 +1,11 @@
 """Listing Google: the OUs, the device count, and every page of devices (``list_device_pages``), fetched by
-``PageFetcher`` in a background thread that hands the pages to the run's thread."""
+``PageFetcher`` in a background thread that hands the pages to the run's thread.
+
+The seam with the rest of the run: the run iterates ``PageFetcher`` (pages of devices; a device may come twice,
+the last copy wins) and asks ``ready()`` whether the next page is already here (when it is not, the run merges
+what it staged while Google is being waited for). The parallel listing (``partitions.py``) is the other source
+of pages, merged in batches.
+"""
 
 from __future__ import annotations
 
@@ -77,6 +83,9 @@ class PageFetcher:
 
     Parsing Google's JSON (the fetch) and waiting on PostgreSQL (the COPY) then overlap; the bounded queue keeps
     memory flat whatever the number of devices. Errors in the thread are raised in the run's thread.
+
+    After the last page the thread asks Google's count again (``count_after``), while the run's thread stores
+    that page: the listing's proof costs no extra wait at the end of the run.
     """
 
     def __init__(
@@ -92,6 +101,7 @@ class PageFetcher:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._fallbacks: list[tuple[int, int]] = []
+        self.count_after: int | None = None
         self._thread = threading.Thread(target=self._fetch, name="chromeos-sync-fetch", daemon=True)
 
     def _fetch(self) -> None:
@@ -102,6 +112,7 @@ class PageFetcher:
             for page in pages:
                 if not self._put(page):
                     return
+            self.count_after = _count_devices(self.client, self.integration)
             self._put(_DONE)
         except BaseException as error:
             self._put(error)
@@ -114,6 +125,11 @@ class PageFetcher:
             except queue.Full:
                 continue
         return False
+
+    def ready(self) -> bool:
+        """Is the next page (or the end, or an error) already here? When it is not, Google is the one being
+        waited for: the run's thread has time to merge what it staged."""
+        return not self._queue.empty()
 
     def take_fallbacks(self) -> list[tuple[int, int]]:
         taken, self._fallbacks = self._fallbacks, []

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from chromeos.models import (
@@ -22,11 +22,15 @@ from chromeos.models import (
     PolicyAssignment,
     SyncRun,
 )
-from chromeos.services.sync.runs import MSG, _log
-from chromeos.services.sync.staging import CHANGE_COLUMNS, DATA_COLUMNS, Stage, _text
+from chromeos.services.removal import integration_accepts_writes
+from chromeos.services.sync.runs import MSG, SyncAborted, _log
+from chromeos.services.sync.staging import ANALYZED_COLUMNS, CHANGE_COLUMNS, DATA_COLUMNS, Stage, _text
 from ldap_sync.models import LdapOrgUnit
 from ldap_sync.services import google_org_unit_path
 from mdm.services import audit_record
+
+DEVICE_TABLE = ChromeOSDevice._meta.db_table
+CHANGE_TABLE = "chromeos_devicechange"
 
 
 @dataclass
@@ -40,87 +44,157 @@ class MergeResult:
     present_before: int = 0
 
 
-def _merge_devices(
-    stage: Stage, integration: GoogleIntegration, run: SyncRun, *, may_remove: Callable[[int, int], bool]
-) -> MergeResult:
-    """Inside the merge transaction: history, upsert, then the sweep if ``may_remove(candidates, present)``."""
-    table = stage.table
-    device_table = ChromeOSDevice._meta.db_table
-    change_table = "chromeos_devicechange"
-    result = MergeResult()
-    params = {"tenant": integration.tenant_id, "integration": integration.pk, "run": run.pk}
-    set_columns = ", ".join(f"{c} = EXCLUDED.{c}" for c in DATA_COLUMNS)
-    change_pairs = ", ".join(
-        f"'{c}', CASE WHEN d.{c} IS DISTINCT FROM s.{c} THEN jsonb_build_array(d.{c}, s.{c}) END"
-        for c in CHANGE_COLUMNS
-    )
-    change_filter = " OR ".join(f"d.{c} IS DISTINCT FROM s.{c}" for c in CHANGE_COLUMNS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM {device_table} WHERE tenant_id = %(tenant)s AND removed_at IS NULL", params
-        )
-        result.present_before = cursor.fetchone()[0]
-        cursor.execute(f"SELECT count(*) FROM {table}")  # distinct devices: Stage.analyze removed duplicates
-        result.listed = cursor.fetchone()[0]
-        fresh = f"(SELECT * FROM {table} WHERE fresh)"
-        cursor.execute(
-            f"""
-            INSERT INTO {change_table} (tenant_id, device_id, sync_run_id, changes, at)
-            SELECT d.tenant_id, d.id, %(run)s,
-                   jsonb_strip_nulls(jsonb_build_object({change_pairs},
-                       'removed', CASE WHEN d.removed_at IS NOT NULL THEN jsonb_build_array(true, false) END)),
-                   now()
-            FROM {fresh} s JOIN {device_table} d ON d.tenant_id = %(tenant)s AND d.device_id = s.device_id
-            WHERE (d.etag IS DISTINCT FROM s.etag OR d.removed_at IS NOT NULL)
-              AND ({change_filter} OR d.removed_at IS NOT NULL)
-            """,
-            params,
-        )
-        cursor.execute(
-            f"""
-            WITH upserted AS (
-                INSERT INTO {device_table} AS d (tenant_id, integration_id, device_id, etag, {", ".join(DATA_COLUMNS)},
-                    payload, first_seen_at, last_seen_at, last_seen_run_id, removed_at)
-                SELECT %(tenant)s, %(integration)s, s.device_id, s.etag, {", ".join("s." + c for c in DATA_COLUMNS)},
-                    s.payload, now(), now(), %(run)s, NULL
-                FROM {fresh} s
-                ON CONFLICT (tenant_id, device_id) DO UPDATE SET
-                    etag = EXCLUDED.etag, {set_columns}, payload = EXCLUDED.payload,
-                    integration_id = EXCLUDED.integration_id, last_seen_at = EXCLUDED.last_seen_at,
-                    last_seen_run_id = EXCLUDED.last_seen_run_id, removed_at = NULL
-                WHERE d.etag IS DISTINCT FROM EXCLUDED.etag OR d.removed_at IS NOT NULL
-                    OR d.integration_id IS DISTINCT FROM EXCLUDED.integration_id
-                RETURNING (xmax = 0) AS inserted
+class DeviceMerge:
+    """The devices of one run into the tenant's table: new and changed ones batch by batch while the listing
+    runs (``merge_batch``, each in its own short transaction), the rest and the sweep at the end (``finish``,
+    inside the run's final transaction).
+
+    Only adds and updates happen before the end, so a listing that fails or is cut short leaves every device it
+    did not reach as it was, and removes nothing: removals need the whole, proven listing (``finish``).
+    """
+
+    def __init__(self, stage: Stage, integration: GoogleIntegration, run: SyncRun) -> None:
+        self.stage = stage
+        self.integration = integration
+        self.run = run
+        self.result = MergeResult()
+        self.params = {"tenant": integration.tenant_id, "integration": integration.pk, "run": run.pk}
+        with connection.cursor() as cursor:
+            # Counted before this run writes anything: the deletion guard's share is of the fleet as it was.
+            cursor.execute(
+                f"SELECT count(*) FROM {DEVICE_TABLE} WHERE tenant_id = %(tenant)s AND removed_at IS NULL",
+                self.params,
             )
-            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
-            """,
-            params,
+            self.result.present_before = cursor.fetchone()[0]
+        # Rows and changes since the devices table's statistics were last brought up to date by this run.
+        self.analyzed_rows = self.result.present_before
+        self.analyzed_changes = 0
+        self.analyzed = False
+
+    def analyze_if_stale(self, *, final: bool = False) -> None:
+        """ANALYZE the devices table when this run changed it much since its statistics were taken.
+
+        Autovacuum analyzes later; until then plans would use stale statistics. During the listing this matters
+        most: stats taken on an empty table (a first sync into a fresh table) make the planner read each of the
+        page's look-ups (``Stage.write_page``) as a scan of the whole, growing table. So while listing, the table
+        is analyzed each time this run doubled it (a few times per first sync, in the time Google makes us wait);
+        at the end, after 10 % of changes as before, unless the listing already analyzed (the statistics then
+        are within a factor of two and the planner scales row counts by the table's current size).
+        """
+        changes = self.result.added + self.result.removed - self.analyzed_changes
+        base = max(self.analyzed_rows, 1000)
+        if changes <= (base // 10 if final and not self.analyzed else base):
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {DEVICE_TABLE} ({', '.join(ANALYZED_COLUMNS)})")
+        self.analyzed = True
+        self.analyzed_rows += changes
+        self.analyzed_changes += changes
+
+    def merge_batch(self) -> None:
+        """Merge what was staged since the last batch, between two pages. A removal under way wins: the
+        integration row is share-locked for the transaction (``integration_accepts_writes``), so the removal
+        waits for this write and deletes it, or this write sees the removal and the run stops."""
+        if not self.stage.pending:
+            return
+        with transaction.atomic():
+            if not integration_accepts_writes(self.integration.pk):
+                raise SyncAborted("integration_gone")
+            self._upsert_batch()
+
+    def _upsert_batch(self) -> None:
+        """History, then one upsert of the batch's devices; the batch is emptied in the same transaction."""
+        stage = self.stage
+        set_columns = ", ".join(f"{c} = EXCLUDED.{c}" for c in DATA_COLUMNS)
+        change_pairs = ", ".join(
+            f"'{c}', CASE WHEN d.{c} IS DISTINCT FROM s.{c} THEN jsonb_build_array(d.{c}, s.{c}) END"
+            for c in CHANGE_COLUMNS
         )
-        result.added, result.updated = cursor.fetchone()
-        result.unchanged = max(result.listed - result.added - result.updated, 0)
-        absent = (
-            f"FROM {device_table} d WHERE d.tenant_id = %(tenant)s AND d.removed_at IS NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.device_id = d.device_id)"
-        )
-        cursor.execute(f"SELECT count(*) {absent}", params)
-        result.candidates = cursor.fetchone()[0]
-        if result.candidates and may_remove(result.candidates, result.present_before):
+        change_filter = " OR ".join(f"d.{c} IS DISTINCT FROM s.{c}" for c in CHANGE_COLUMNS)
+        with connection.cursor() as cursor:
+            if stage.batch_repeats:
+                # A device listed twice since the last batch: its last copy wins. Rare (Google's paging shifted
+                # under a change), and done on the narrow columns so that the upsert never sorts payloads.
+                cursor.execute(
+                    f"DELETE FROM {stage.batch} AS s USING {stage.batch} AS t "
+                    "WHERE s.device_id = t.device_id AND s.seq < t.seq"
+                )
             cursor.execute(
                 f"""
-                WITH gone AS (
-                    UPDATE {device_table} AS target SET removed_at = now()
-                    FROM (SELECT d.id {absent}) AS absent WHERE target.id = absent.id
-                    RETURNING target.id, target.tenant_id
-                ), history AS (
-                    INSERT INTO {change_table} (tenant_id, device_id, sync_run_id, changes, at)
-                    SELECT tenant_id, id, %(run)s, '{{"removed": [false, true]}}'::jsonb, now() FROM gone
-                )
-                SELECT count(*) FROM gone
+                INSERT INTO {CHANGE_TABLE} (tenant_id, device_id, sync_run_id, changes, at)
+                SELECT d.tenant_id, d.id, %(run)s,
+                       jsonb_strip_nulls(jsonb_build_object({change_pairs},
+                           'removed', CASE WHEN d.removed_at IS NOT NULL THEN jsonb_build_array(true, false) END)),
+                       now()
+                FROM {stage.batch} s JOIN {DEVICE_TABLE} d ON d.tenant_id = %(tenant)s AND d.device_id = s.device_id
+                WHERE (d.etag IS DISTINCT FROM s.etag OR d.removed_at IS NOT NULL)
+                  AND ({change_filter} OR d.removed_at IS NOT NULL)
                 """,
-                params,
+                self.params,
             )
-            result.removed = cursor.fetchone()[0]
-    return result
+            cursor.execute(
+                f"""
+                WITH upserted AS (
+                    INSERT INTO {DEVICE_TABLE} AS d (tenant_id, integration_id, device_id, etag, {", ".join(DATA_COLUMNS)},
+                        payload, first_seen_at, last_seen_at, last_seen_run_id, removed_at)
+                    SELECT %(tenant)s, %(integration)s, s.device_id, s.etag, {", ".join("s." + c for c in DATA_COLUMNS)},
+                        s.payload, now(), now(), %(run)s, NULL
+                    FROM {stage.batch} s
+                    ON CONFLICT (tenant_id, device_id) DO UPDATE SET
+                        etag = EXCLUDED.etag, {set_columns}, payload = EXCLUDED.payload,
+                        integration_id = EXCLUDED.integration_id, last_seen_at = EXCLUDED.last_seen_at,
+                        last_seen_run_id = EXCLUDED.last_seen_run_id, removed_at = NULL
+                    WHERE d.etag IS DISTINCT FROM EXCLUDED.etag OR d.removed_at IS NOT NULL
+                        OR d.integration_id IS DISTINCT FROM EXCLUDED.integration_id
+                    RETURNING (xmax = 0) AS inserted
+                )
+                SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+                """,
+                self.params,
+            )
+            added, updated = cursor.fetchone()
+            # TRUNCATE, not DELETE: autovacuum never visits TEMP tables, deleted rows would pile up.
+            cursor.execute(f"TRUNCATE {stage.batch}")
+        stage.batch_taken()
+        self.result.added += added
+        self.result.updated += updated
+
+    def finish(self, *, may_remove: Callable[[int, int], bool]) -> MergeResult:
+        """Inside the run's final transaction: the last batch, then the sweep if ``may_remove(candidates,
+        present)``."""
+        result = self.result
+        if self.stage.pending:
+            self._upsert_batch()
+        table = self.stage.table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*) FROM {table}"
+            )  # distinct devices: Stage.analyze removed duplicates
+            result.listed = cursor.fetchone()[0]
+            result.unchanged = max(result.listed - result.added - result.updated, 0)
+            absent = (
+                f"FROM {DEVICE_TABLE} d WHERE d.tenant_id = %(tenant)s AND d.removed_at IS NULL "
+                f"AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.device_id = d.device_id)"
+            )
+            cursor.execute(f"SELECT count(*) {absent}", self.params)
+            result.candidates = cursor.fetchone()[0]
+            if result.candidates and may_remove(result.candidates, result.present_before):
+                cursor.execute(
+                    f"""
+                    WITH gone AS (
+                        UPDATE {DEVICE_TABLE} AS target SET removed_at = now()
+                        FROM (SELECT d.id {absent}) AS absent WHERE target.id = absent.id
+                        RETURNING target.id, target.tenant_id
+                    ), history AS (
+                        INSERT INTO {CHANGE_TABLE} (tenant_id, device_id, sync_run_id, changes, at)
+                        SELECT tenant_id, id, %(run)s, '{{"removed": [false, true]}}'::jsonb, now() FROM gone
+                    )
+                    SELECT count(*) FROM gone
+                    """,
+                    self.params,
+                )
+                result.removed = cursor.fetchone()[0]
+        return result
 
 
 def _merge_org_units(integration: GoogleIntegration, run: SyncRun, units: list[dict[str, Any]]) -> int:

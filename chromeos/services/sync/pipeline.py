@@ -19,7 +19,7 @@ from django.utils import timezone
 from chromeos.google.client import GoogleClient
 from chromeos.google.errors import AuthRevoked, GoogleError
 from chromeos.google.explain import error_detail
-from chromeos.models import ChromeOSDevice, GoogleIntegration, IntegrationStatus, SyncRun, SyncStatus
+from chromeos.models import GoogleIntegration, IntegrationStatus, SyncRun, SyncStatus
 from chromeos.services.integration import integration_google_refused
 from chromeos.services.sync.listing import (
     Listing,
@@ -32,7 +32,7 @@ from chromeos.services.sync.listing import (
     _page_size,
     list_device_pages,
 )
-from chromeos.services.sync.merge import _merge_devices, _merge_org_units, _supported_count
+from chromeos.services.sync.merge import DeviceMerge, _merge_org_units, _supported_count
 from chromeos.services.sync.partitions import PartitionedListing, parallel_listing_wanted
 from chromeos.services.sync.runs import (
     FINISHED_STATUSES,
@@ -46,7 +46,7 @@ from chromeos.services.sync.runs import (
     _reap_dead_runs,
 )
 from chromeos.services.sync.schedule import _schedule_after
-from chromeos.services.sync.staging import ANALYZED_COLUMNS, Stage
+from chromeos.services.sync.staging import Stage
 from ops import metrics
 from ops.logs import log_context
 
@@ -56,6 +56,14 @@ logger = logging.getLogger("chromeos.services.sync")
 
 def _progress_seconds() -> float:
     return float(getattr(settings, "CHROMEOS_SYNC_PROGRESS_SECONDS", 0.25))
+
+
+# A few changed devices per page wait for more: one transaction per page would cost more than it hides.
+IDLE_MERGE_ROWS = 100
+
+
+def _merge_rows() -> int:
+    return max(int(getattr(settings, "CHROMEOS_SYNC_MERGE_ROWS", 3000)), 1)
 
 
 ProgressCallback = Callable[[SyncRun], None]
@@ -195,13 +203,32 @@ def _run(
 
     stage.create()
     listing = Listing()
+    merge = DeviceMerge(stage, integration, run)
+    merge_rows = _merge_rows()
+    idle_rows = min(merge_rows, IDLE_MERGE_ROWS)
+
+    def store(devices: list[Any], next_page_ready: bool) -> None:
+        stage.write_page(devices, run.tenant_id, listing)
+        # The store hides behind Google's latency: new and changed devices are merged while the fetch thread
+        # waits for the next page (nothing is waiting yet), or once a batch is large (Google is faster than the
+        # store: merging in batches keeps the staged rows, hence memory and the final step, bounded).
+        if stage.pending >= merge_rows or (stage.pending >= idle_rows and not next_page_ready):
+            if not lock.held():
+                raise SyncAborted("database_error", error="lost the sync lock")
+            merge.merge_batch()
+            merge.analyze_if_stale()
+        _progress(run, listing, progress)
+
     fetch_clients: list[GoogleClient] = []
     count_after: int | None = None
     if parallel_listing_wanted(count_before, _page_size()):
+        # Pages come from several threads at once: merged in batches of CHROMEOS_SYNC_MERGE_ROWS.
         count_after = _list_in_parallel(
-            run, integration, client, units, count_before, stage, listing, progress
+            run, integration, client, units, count_before, lambda devices: store(devices, True)
         )
-        if count_after is None:  # not proven: what was staged goes, the sequential listing starts afresh
+        if count_after is None:
+            # Not proven: what was staged goes (what was merged stays: devices as Google listed them, never a
+            # removal), the sequential listing starts afresh.
             stage.create()
             listing = Listing()
     if count_after is None:
@@ -213,10 +240,13 @@ def _run(
             for devices in fetcher:
                 for size, smaller in fetcher.take_fallbacks():
                     _log(run, "warning", "page_size_fallback", size=size, fallback=smaller)
-                _write_page(run, stage, devices, listing, progress)
+                store(devices, fetcher.ready())
         finally:
             fetcher.close()
-        count_after = _count_devices(client, integration)
+        # Asked by the fetch thread once the last page came (None only if the listing did not end normally).
+        count_after = fetcher.count_after
+        if count_after is None:
+            count_after = _count_devices(client, integration)
     _log(
         run,
         "info",
@@ -267,7 +297,7 @@ def _run(
             cursor.execute(f"SELECT count(*) FROM {stage.table}")
             listed = cursor.fetchone()[0]
         complete = listed == count_before == count_after
-        result = _merge_devices(stage, locked, run, may_remove=may_remove)
+        result = merge.finish(may_remove=may_remove)
         if allowance is not None:
             _log(run, "info", "confirmed", allowance=allowance)
         if not complete:
@@ -345,10 +375,7 @@ def _run(
             ]
         )
         _schedule_after(locked, run, finished)
-    if result.added + result.removed > max(result.present_before, 1000) // 10:
-        # Autovacuum analyzes later; until then plans over this tenant's devices would use stale row counts.
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {ChromeOSDevice._meta.db_table} ({', '.join(ANALYZED_COLUMNS)})")
+    merge.analyze_if_stale(final=True)
     if progress is not None:
         progress(run)
 
@@ -359,11 +386,9 @@ def _list_in_parallel(
     client: GoogleClient,
     units: list[dict[str, Any]],
     count_before: int,
-    stage: Stage,
-    listing: Listing,
-    progress: ProgressCallback | None,
+    store: Callable[[list[Any]], None],
 ) -> int | None:
-    """List by OU partitions at once (``chromeos.services.sync.partitions``) into the stage. Returns Google's
+    """List by OU partitions at once (``chromeos.services.sync.partitions``), each page to ``store``. Returns Google's
     count after, when the listing is proven complete; None when it is not, or could not be planned: the caller
     then lists again, sequentially. The threads' quota waits are added to ``client``'s."""
     started = time.monotonic()
@@ -387,7 +412,7 @@ def _list_in_parallel(
             _log(run, "info", "parallel_unplanned", reason=parallel.reason)
             return None
         for devices in parallel:
-            _write_page(run, stage, devices, listing, progress)
+            store(devices)
     finally:
         parallel.close()
         notices.tell()
@@ -413,10 +438,7 @@ def _list_in_parallel(
     return count_after
 
 
-def _write_page(
-    run: SyncRun, stage: Stage, devices: list[Any], listing: Listing, progress: ProgressCallback | None
-) -> None:
-    stage.write_page(devices, run.tenant_id, listing)
+def _progress(run: SyncRun, listing: Listing, progress: ProgressCallback | None) -> None:
     run.pages, run.devices_seen, run.devices_skipped = listing.pages, listing.devices, listing.skipped
     now = time.monotonic()
     if now - listing.progress_written >= _progress_seconds():

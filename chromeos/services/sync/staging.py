@@ -153,12 +153,24 @@ def device_row(seq: int, device_id: str, etag: str, device: dict[str, Any]) -> t
 
 # -- staging ---------------------------------------------------------------------------------------------------
 class Stage:
-    """The run's TEMP staging table on Django's connection: filled page by page with COPY, read by the merge."""
+    """The run's two TEMP tables on Django's connection (not WAL-logged, private to the run's connection).
+
+    ``table`` holds one narrow row per listed device (``seq``, ``device_id``, ``etag``, ``fresh``): what the end of
+    the run reads to prove the listing complete and to find the absent devices. ``batch`` holds the full rows
+    (columns and payload) of the new or changed devices staged since the last merge: the merge empties it, so it
+    stays small while the listing runs, whatever the number of devices.
+    """
 
     def __init__(self, run: SyncRun) -> None:
         self.run = run
         self.table = f"chromeos_sync_stage_{run.pk}"
+        self.batch = f"chromeos_sync_batch_{run.pk}"
         self.seq = 0
+        # Rows in ``batch`` not merged yet, and their device ids: Google's offset paging can list a device twice,
+        # and the merge's upsert must see each device once (``batch_repeats`` asks it to keep the last copy).
+        self.pending = 0
+        self.batch_ids: set[str] = set()
+        self.batch_repeats = False
 
     def create(self) -> None:
         data_columns = ", ".join(
@@ -167,6 +179,8 @@ class Stage:
         )
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+            cursor.execute(f"DROP TABLE IF EXISTS {self.batch}")
+            self.batch_taken()
             cursor.execute(
                 "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
             )
@@ -176,12 +190,16 @@ class Stage:
             compression = " COMPRESSION lz4" if row and row[0] else ""
             cursor.execute(
                 f"CREATE TEMP TABLE {self.table} (seq integer NOT NULL, device_id text NOT NULL, "
+                "etag text NOT NULL, fresh boolean NOT NULL DEFAULT false)"
+            )
+            cursor.execute(
+                f"CREATE TEMP TABLE {self.batch} (seq integer NOT NULL, device_id text NOT NULL, "
                 f"etag text NOT NULL, fresh boolean NOT NULL DEFAULT false, {data_columns}, "
                 f"payload jsonb{compression})"
             )
 
     def analyze(self) -> None:
-        """Autovacuum never analyzes TEMP tables: without statistics the merge's joins would be planned blind
+        """Autovacuum never analyzes TEMP tables: without statistics the sweep's join would be planned blind
         (a nested-loop anti-join over 100,000 rows each side takes minutes)."""
         with connection.cursor() as cursor:
             # The index is insurance: right after a tenant's first sync the devices table's statistics may still
@@ -189,22 +207,29 @@ class Stage:
             # loop would scan the whole staging table (100,000 x 100,000 comparisons).
             cursor.execute(f"CREATE INDEX ON {self.table} (device_id)")
             cursor.execute(f"ANALYZE {self.table}")
-            # A device listed twice (Google's paging shifted under a change) is kept once, its last copy. Done
-            # here on the narrow columns, so that the merge never sorts rows with their payloads.
+            # A device listed twice (Google's paging shifted under a change) counts once.
             cursor.execute(
                 f"DELETE FROM {self.table} AS s USING {self.table} AS t "
                 "WHERE s.device_id = t.device_id AND s.seq < t.seq"
             )
 
+    def batch_taken(self) -> None:
+        """The merge has emptied ``batch`` (in its transaction)."""
+        self.pending = 0
+        self.batch_ids.clear()
+        self.batch_repeats = False
+
     def drop(self) -> None:
         try:
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+                cursor.execute(f"DROP TABLE IF EXISTS {self.batch}")
         except DatabaseError:
-            pass  # the connection is gone, and its TEMP table with it
+            pass  # the connection is gone, and its TEMP tables with it
 
     def write_page(self, devices: list[Any], tenant_id: int, listing: Listing) -> None:
-        """COPY one page: full rows for new or changed devices, the bare id for the others."""
+        """COPY one page: every device's id into ``table``, the full rows of new or changed devices into
+        ``batch``."""
         page: list[tuple[str, str, dict[str, Any]]] = []
         for device in devices:
             device_id = device.get("deviceId") if isinstance(device, dict) else None
@@ -228,21 +253,25 @@ class Stage:
                 ([d for d, _e, _p in page], tenant_id),
             )
             stored = dict(cursor.fetchall())
-            unchanged: list[tuple[int, str, str]] = []
+            listed: list[tuple[int, str, str, bool]] = []
             fresh: list[tuple[Any, ...]] = []
             for device_id, etag, device in page:
                 self.seq += 1
                 if etag and stored.get(device_id) == etag:
-                    unchanged.append((self.seq, device_id, etag))
+                    listed.append((self.seq, device_id, etag, False))
                 else:
+                    listed.append((self.seq, device_id, etag, True))
                     fresh.append(device_row(self.seq, device_id, etag, device))
+                    if device_id in self.batch_ids:
+                        self.batch_repeats = True
+                    self.batch_ids.add(device_id)
             listing.fresh += len(fresh)
-            # Unchanged devices travel as their id only (the other columns stay NULL): most pages of a re-sync.
-            if unchanged:
-                with cursor.copy(f"COPY {self.table} (seq, device_id, etag) FROM STDIN") as copy:
-                    for row in unchanged:
-                        copy.write_row(row)
+            self.pending += len(fresh)
+            # Unchanged devices travel as their id only: most pages of a re-sync write nothing else.
+            with cursor.copy(f"COPY {self.table} (seq, device_id, etag, fresh) FROM STDIN") as copy:
+                for row in listed:
+                    copy.write_row(row)
             if fresh:
-                with cursor.copy(f"COPY {self.table} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+                with cursor.copy(f"COPY {self.batch} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
                     for row in fresh:
                         copy.write_row(row)
