@@ -48,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--project-rate-limit", type=int, help="calls per window per project (403 quotaExceeded)"
     )
     parser.add_argument("--rate-window-seconds", type=float, default=60.0, help="window of the rates (60)")
+    parser.add_argument(
+        "--device-cache",
+        type=int,
+        default=120_000,
+        help="unchanged devices kept generated, all customers together (~3 KB each; default 120000)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
 
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         customer_concurrency_limit=args.customer_concurrency_limit,
         project_rate_limit=args.project_rate_limit,
         rate_window_seconds=args.rate_window_seconds,
+        device_cache=args.device_cache,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

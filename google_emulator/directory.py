@@ -72,8 +72,8 @@ def _device(call: ApiCall, device_id: str) -> DeviceRecord:
     return record
 
 
-def _device_filter(call: ApiCall, org_unit_path: str | None, include_children: bool) -> Any:
-    """A predicate for the org unit and query parameters shared by list and count."""
+def _device_criteria(call: ApiCall, org_unit_path: str | None, include_children: bool) -> tuple[Any, Any]:
+    """The org unit paths (None: every unit) and the compiled query (None: no query) of a list or count."""
     state = call.state
     paths: set[str] | None = None
     if include_children and not org_unit_path:
@@ -85,14 +85,19 @@ def _device_filter(call: ApiCall, org_unit_path: str | None, include_children: b
         if unit is None:
             raise errors.invalid("Invalid Input: INVALID_OU_ID", "orgUnitPath")
         paths = state.org_units.subtree_paths(unit) if include_children else {unit.path}
-    query = device_query.compile_query(call.param("query") or call.param("filter"))
+    return paths, device_query.compile_query(call.param("query") or call.param("filter"))
 
-    def matches(data: dict[str, Any]) -> bool:
-        if paths is not None and data.get("orgUnitPath") not in paths:
-            return False
-        return query is None or query(data)
 
-    return matches
+def _matching_records(call: ApiCall) -> Any:
+    """The devices a list or count selects, or None for every device. Most devices exist only as a seed
+    (device_store.py): "every device" needs none generated, an org unit filter reads each seeded device's unit
+    from a compact array, only a query generates every device."""
+    paths, query = _device_criteria(call, call.param("orgUnitPath"), bool(call.param("includeChildOrgunits")))
+    if paths is None and query is None:
+        return None
+    devices = call.state.devices
+    records = devices.values() if paths is None else devices.in_org_units(paths)
+    return records if query is None else (r for r in records if query(r.data))
 
 
 @api_method("directory.chromeosdevices.list")
@@ -112,10 +117,10 @@ def chromeosdevices_list(call: ApiCall) -> RawJson:
 
     def matching_ids() -> list[str]:
         with state.lock:
-            matches = _device_filter(
-                call, call.param("orgUnitPath"), bool(call.param("includeChildOrgunits"))
-            )
-            records = [r for r in state.devices.values() if matches(r.data)]
+            selected = _matching_records(call)
+            if selected is None and not order_by:
+                return list(state.devices)  # every device, in order: the ids alone, nothing generated
+            records = list(state.devices.values() if selected is None else selected)
         if order_by:
             field = device_query.ORDER_FIELDS[order_by]
             # Devices without the field sort last, as Google does for empty annotations.
@@ -141,8 +146,8 @@ def chromeosdevices_list(call: ApiCall) -> RawJson:
 def chromeos_count(call: ApiCall) -> dict[str, Any]:
     call.require_my_customer(call.param("customerId"))
     with call.state.lock:
-        matches = _device_filter(call, call.param("orgUnitPath"), bool(call.param("includeChildOrgunits")))
-        count = sum(1 for r in call.state.devices.values() if matches(r.data))
+        selected = _matching_records(call)
+        count = len(call.state.devices) if selected is None else sum(1 for _ in selected)
     return {"count": str(count)}
 
 

@@ -290,8 +290,11 @@ class DomainGenerator:
     def serial(self, model: DeviceModel) -> str:
         return model.serial_prefix + self.token(ALNUM, model.serial_length - len(model.serial_prefix))
 
-    def device(self, org_units: list[OrgUnit], users: list[dict[str, Any]]) -> DeviceRecord:
-        """One device in the FULL projection, keys in the order Google sends them."""
+    def device(
+        self, org_units: list[OrgUnit], users: list[dict[str, Any]], device_id: str | None = None
+    ) -> DeviceRecord:
+        """One device in the FULL projection, keys in the order Google sends them (``device_id`` replaces the
+        drawn id: seeded devices encode their index in it, see device_store.py)."""
         rng = self.rng
         chance = rng.random
         model = MODELS[int(chance() * len(MODELS))]
@@ -301,7 +304,8 @@ class DomainGenerator:
         device: dict[str, Any] = {
             "kind": DEVICE_KIND,
             "etag": "",
-            "deviceId": f"{hex_id[:8]}-{hex_id[8:12]}-4{hex_id[13:16]}-a{hex_id[17:20]}-{hex_id[20:]}",
+            "deviceId": device_id
+            or f"{hex_id[:8]}-{hex_id[8:12]}-4{hex_id[13:16]}-a{hex_id[17:20]}-{hex_id[20:]}",
             "serialNumber": self.serial(model),
             "status": status,
         }
@@ -422,12 +426,16 @@ def generate_domain(
     org_unit_paths: list[str] | None = None,
     admin_email: str | None = None,
     reference_time: datetime | None = None,
+    with_devices: bool = True,
 ) -> GeneratedDomain:
+    """The customer, its org units and users, and (``with_devices``) its devices drawn one after the other.
+    The emulator's state asks for no devices: it generates each from its index (see device_store.py)."""
     generator = DomainGenerator(domain, seed, reference_time)
     customer = generator.customer()
     units = generator.org_units(org_units, org_unit_paths)
     user_count = max(10, min(devices // 2, 5000))
     users = generator.users(user_count, admin_email or f"admin@{domain}", customer["id"], units)
     result = GeneratedDomain(customer, units, users)
-    result.devices = [generator.device(units, users) for _ in range(devices)]
+    if with_devices:
+        result.devices = [generator.device(units, users) for _ in range(devices)]
     return result

@@ -59,6 +59,9 @@ class Limits:
         self._project_calls: dict[str, deque[float]] = defaultdict(deque)
         self._in_flight: dict[str, int] = defaultdict(int)
         self.refused: dict[str, int] = defaultdict(int)  # reason -> count, for the control API
+        self.admitted: dict[str, int] = defaultdict(
+            int
+        )  # method id -> calls let through (the fleet benchmark)
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         known = set(LimitSettings.__dataclass_fields__) - {"latency_ms"}
@@ -96,12 +99,14 @@ class Limits:
             self._project_calls.clear()
             self._in_flight.clear()
             self.refused.clear()
+            self.admitted.clear()
 
     def describe(self) -> dict[str, Any]:
         return {
             **asdict(self.settings),
             "in_flight": dict(self._in_flight),
             "refused": dict(self.refused),
+            "calls": dict(self.admitted),
         }
 
     def delay_seconds(self, method_id: str) -> float:
@@ -137,6 +142,7 @@ class Limits:
             project_calls.append(now)
             user_calls.append(now)
             self._in_flight[customer_id] += 1
+            self.admitted[method_id] += 1
         try:
             delay = self.delay_seconds(method_id)
             if delay:

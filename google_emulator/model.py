@@ -76,7 +76,7 @@ class DeviceRecord:
     reused until the device changes (``touch``).
     """
 
-    __slots__ = ("_json", "data", "telemetry", "version")
+    __slots__ = ("_json", "data", "owner", "telemetry", "version")
 
     def __init__(
         self, data: dict[str, Any], version: int = 1, telemetry: TelemetryBlock | None = None
@@ -85,6 +85,8 @@ class DeviceRecord:
         self.version = version
         self.telemetry = telemetry
         self._json: dict[str, bytes] = {}
+        # The DeviceStore this record belongs to: a record generated on demand is stored once it changes.
+        self.owner: Any = None
         self.data["etag"] = make_etag(data["deviceId"], version)
 
     @property
@@ -95,6 +97,8 @@ class DeviceRecord:
         self.version += 1
         self.data["etag"] = make_etag(self.device_id, self.version)
         self._json.clear()
+        if self.owner is not None:
+            self.owner.keep(self)
 
     def view(self, projection: str) -> dict[str, Any]:
         if projection == "FULL":

@@ -239,10 +239,10 @@ class EmulatorServer:
     def _save_periodically(self) -> None:
         """Save within two seconds of a change, so a demo killed hard loses almost nothing."""
         assert self.state_file is not None
-        saved = self.state.changes
+        saved = self.state.all_changes
         while not self._stopping.wait(2.0):
-            if self.state.changes != saved:
-                saved = self.state.changes
+            if self.state.all_changes != saved:
+                saved = self.state.all_changes
                 self.state.save_to(self.state_file)
 
     def __enter__(self) -> Self:

@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from google_emulator.device_store import DeviceStore, RecordCache, SeededDevices
 from google_emulator.faults import FaultBook, RequestLog
-from google_emulator.generator import DomainGenerator, generate_domain
+from google_emulator.generator import DomainGenerator, default_reference_time, generate_domain
 from google_emulator.limits import Limits, LimitSettings
 from google_emulator.listing import Paginator
 from google_emulator.model import Command, DeviceRecord, OrgUnit
@@ -25,7 +26,7 @@ from google_emulator.org_units import OrgUnitTree
 
 DEFAULT_CLIENT_ID = "mdm-console-dev.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "dev-secret"  # noqa: S105 - a documented development credential, not a secret
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 1: the first customer only, every device written out (still read)
 FREEZE_THRESHOLD = 10_000
 FIRST_COMMAND_ID = 1_000_000_001
 
@@ -58,6 +59,9 @@ class EmulatorConfig:
     customer_concurrency_limit: int | None = None
     project_rate_limit: int | None = None
     rate_window_seconds: float = 60.0
+    # Unchanged devices generated on demand and kept for reuse, all customers together (~3 KB each with their
+    # JSON): a customer that fits is generated and encoded when seeded (see device_store.py).
+    device_cache: int = 120_000
 
     def limit_settings(self) -> LimitSettings:
         return LimitSettings(
@@ -103,6 +107,7 @@ class EmulatorState:
             self.log = RequestLog()
             self.limits = Limits(self.config.limit_settings())
             self.oauth = self._fresh_oauth()
+            self.device_cache = RecordCache(self.config.device_cache)
         else:
             self.lock = primary.lock
             self.clock = primary.clock
@@ -110,6 +115,7 @@ class EmulatorState:
             self.log = primary.log
             self.limits = primary.limits
             self.oauth = primary.oauth
+            self.device_cache = primary.device_cache
         self.changes = 0  # bumped by every mutation; the state file saver watches it
         self.paginator = Paginator(self.config.page_token_ttl)
         self.customers: list[EmulatorState] = [self]
@@ -202,6 +208,7 @@ class EmulatorState:
                 raise ValueError(f"unknown seed option {key!r}")
             setattr(self.config, key, value)
         config = self.config
+        reference_time = config.reference_time or default_reference_time()
         domain = generate_domain(
             domain=config.domain,
             seed=config.seed,
@@ -209,13 +216,25 @@ class EmulatorState:
             org_units=config.org_units,
             org_unit_paths=config.org_unit_paths,
             admin_email=config.admin,
-            reference_time=config.reference_time,
+            reference_time=reference_time,
+            with_devices=False,
+        )
+        seeded = SeededDevices(
+            seed=config.seed,
+            count=config.devices,
+            domain=config.domain,
+            units=domain.org_units,
+            users=domain.users,
+            reference_time=reference_time,
         )
         with self.lock:
+            previous: DeviceStore | None = getattr(self, "devices", None)
+            if previous is not None:
+                previous.forget()
             self.customer = domain.customer
             self.org_units = OrgUnitTree(domain.org_units)
             self.users = domain.users
-            self.devices: dict[str, DeviceRecord] = {d.device_id: d for d in domain.devices}
+            self.devices: DeviceStore = DeviceStore(seeded, self.device_cache)
             self.admin_email = config.admin
             self.admin_is_admin = True
             self.free_licenses: int | None = None  # None: unlimited
@@ -230,9 +249,9 @@ class EmulatorState:
                 self.log.clear()
             self.paginator.expire_all()
             self.changes += 1
-        for record in domain.devices:
-            record.json("FULL")  # encode now: the first sync should not pay for it
-        if len(self.devices) >= FREEZE_THRESHOLD:
+        # Encoded now when the cache holds them all: the first sync of one customer should not pay for it.
+        self.devices.warm()
+        if len(self.device_cache) >= FREEZE_THRESHOLD:
             # A large domain is millions of long-lived objects: without this, every full GC pass
             # walks them all and listing 100,000 devices takes 60% longer. Frozen objects are
             # simply left out of collection (they live as long as the emulator anyway).
@@ -257,27 +276,69 @@ class EmulatorState:
 
     # -- persistence ---------------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:
+        """Every customer (devices as their seed plus what changed, see device_store.py) and what they share."""
+        primary = self.primary or self
         with self.lock:
             return {
                 "format": STATE_FORMAT,
-                "customer": self.customer,
-                "admin": {"email": self.admin_email, "is_admin": self.admin_is_admin},
-                "free_licenses": self.free_licenses,
-                "org_units": [vars(u) for u in self.org_units],
-                "users": self.users,
-                "devices": [{"data": d.data, "version": d.version} for d in self.devices.values()],
-                "commands": [c.to_dict() for c in self.commands.values()],
-                "policies": [
-                    {"org_unit_id": ou, "schema": schema, "target_keys": dict(keys), "value": value}
-                    for (ou, schema, keys), value in self.policies.items()
-                ],
-                "oauth": self.oauth.dump(),
-                "clock_offset": self.clock.offset,
+                "customers": [c.dump_customer() for c in primary.customers],
+                "oauth": primary.oauth.dump(),
+                "clock_offset": primary.clock.offset,
             }
 
+    def dump_customer(self) -> dict[str, Any]:
+        return {
+            "domain": self.config.domain,
+            "seed": self.config.seed,
+            "customer": self.customer,
+            "admin": {"email": self.admin_email, "is_admin": self.admin_is_admin},
+            "free_licenses": self.free_licenses,
+            "org_units": [vars(u) for u in self.org_units],
+            "users": self.users,
+            "devices": self.devices.dump(),
+            "commands": [c.to_dict() for c in self.commands.values()],
+            "policies": [
+                {"org_unit_id": ou, "schema": schema, "target_keys": dict(keys), "value": value}
+                for (ou, schema, keys), value in self.policies.items()
+            ],
+        }
+
     def load(self, data: dict[str, Any]) -> None:
-        if data.get("format") != STATE_FORMAT:
+        if self.primary is not None:
+            raise ValueError("a state file loads into the whole emulator, not into one customer")
+        if data.get("format") == 1:  # one customer, every device written out
+            customers = [{**data, "devices": None, "device_list": data["devices"]}]
+        elif data.get("format") == STATE_FORMAT:
+            customers = data["customers"]
+        else:
             raise ValueError("unsupported emulator state file format")
+        with self.lock:
+            self.load_customer(customers[0])
+            for customer in self.customers[1:]:
+                customer.devices.forget()
+            del self.customers[1:]
+            for entry in customers[1:]:
+                config = dataclasses.replace(
+                    self.config,
+                    customers=1,
+                    devices=0,
+                    domain=entry["domain"],
+                    seed=entry["seed"],
+                    org_unit_paths=None,
+                    admin_email=entry["admin"]["email"],
+                )
+                customer = EmulatorState(config, primary=self)
+                customer.load_customer(entry)
+                self.customers.append(customer)
+            self.oauth.load(data.get("oauth", {}))
+            if self.config.client_id not in self.oauth.clients:
+                self.oauth.register_client(
+                    self.config.client_id, self.config.client_secret, self.config.redirect_uris
+                )
+            self.clock.offset = data.get("clock_offset", 0.0)
+            self.changes += 1
+
+    def load_customer(self, data: dict[str, Any]) -> None:
         with self.lock:
             self.customer = data["customer"]
             self.admin_email = data["admin"]["email"]
@@ -285,22 +346,24 @@ class EmulatorState:
             self.free_licenses = data.get("free_licenses")
             self.org_units = OrgUnitTree([OrgUnit(**u) for u in data["org_units"]])
             self.users = data["users"]
-            self.devices = {
-                d["data"]["deviceId"]: DeviceRecord(d["data"], d["version"]) for d in data["devices"]
-            }
+            self.devices.forget()
+            if data.get("devices") is not None:
+                self.devices = DeviceStore.load(data["devices"], self.users, self.device_cache)
+            else:
+                records = (DeviceRecord(d["data"], d["version"]) for d in data.get("device_list", []))
+                self.devices = DeviceStore.of_records(records, self.device_cache)
             self.commands = {c["command_id"]: Command(**c) for c in data.get("commands", [])}
             self.policies = {
                 (p["org_unit_id"], p["schema"], tuple(sorted(p["target_keys"].items()))): p["value"]
                 for p in data.get("policies", [])
             }
-            self.oauth.load(data.get("oauth", {}))
-            if self.config.client_id not in self.oauth.clients:
-                self.oauth.register_client(
-                    self.config.client_id, self.config.client_secret, self.config.redirect_uris
-                )
-            self.clock.offset = data.get("clock_offset", 0.0)
             self.paginator.expire_all()
             self.changes += 1
+
+    @property
+    def all_changes(self) -> int:
+        """Changes of every customer: what the state file saver watches."""
+        return sum(c.changes for c in (self.primary or self).customers)
 
     def save_to(self, path: str | os.PathLike[str]) -> None:
         """Write atomically: a demo killed mid-save keeps its previous state file."""
