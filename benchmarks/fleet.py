@@ -32,6 +32,7 @@ dropped at the end unless ``--keep-db``) and own broker/cache/quota key prefixes
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import random
@@ -350,7 +351,7 @@ def print_runs(label: str, runs: list[Any], tenants: int, interval: int | None, 
     durations = [(r.finished_at - r.started_at).total_seconds() for r in done]
     failed = sum(1 for r in runs if r.status == "failed")
     devices = sum(r.devices_seen for r in done)
-    line = f"{label:<11}| runs {len(runs):>5} | failed {failed:>3} | skipped {max(0, tenants - len({r.tenant_id for r in runs})):>4}"
+    line = f"{label:<18}| runs {len(runs):>5} | failed {failed:>3} | skipped {max(0, tenants - len({r.tenant_id for r in runs})):>4}"
     if interval:
         lags = [
             (
@@ -414,8 +415,11 @@ def main() -> None:
     )
     logs = Path(os.environ.get("FLEET_LOG_DIR") or Path(tempfile.gettempdir()) / "fleet-bench")
     logs.mkdir(parents=True, exist_ok=True)
+    for old in logs.glob("*.log"):
+        old.unlink()
     processes: list[Process] = []
     with migrated_database(keep=args.keep_db, fresh=True):
+        logging.getLogger("mdm.services").setLevel(logging.WARNING)  # one audit line per first-sync request
         env = {
             **os.environ,
             "CHROMEOS_SYNC_INTERVAL_SECONDS": str(args.cycle_seconds),
@@ -431,7 +435,7 @@ def main() -> None:
             _purge_queue()
             celery = [str(ROOT / ".venv/bin/celery"), "-A", "celery_app"]
             for number in range(1, args.workers + 1):
-                command = [*celery, "worker", "--loglevel=WARNING", "-n", f"fleet{number}@%h"]
+                command = [*celery, "worker", "--loglevel=INFO", "-n", f"fleet{number}@%h"]
                 if args.pool:
                     command.append(f"--pool={args.pool}")
                 if args.concurrency:
@@ -449,6 +453,12 @@ def main() -> None:
                     logs / "beat.log",
                 )
             )
+            started = time.monotonic()
+            for number in range(1, args.workers + 1):
+                log = logs / f"worker{number}.log"
+                if not wait_for(lambda log=log: b" ready." in log.read_bytes(), 600, every=1.0):
+                    raise RuntimeError(f"worker {number} did not start: see {log}")
+            print(f"  {args.workers} worker(s) ready in {time.monotonic() - started:.0f} s", flush=True)
             sampler = Sampler(processes)
             sampler.start()
             report(args, emulator, sampler, len(sizes))

@@ -165,6 +165,7 @@ def test_bulk_on_the_filter_batches_by_50_after_a_typed_confirmation(
     assert (job.status, job.succeeded) == ("succeeded", len(active))
 
 
+@pytest.mark.google_emulator(devices=130)  # a seeded domain with deprovisioned devices (50 may have none)
 def test_some_devices_fail_in_a_bulk_with_googles_reason(
     operator, fleet, google_emulator, django_capture_on_commit_callbacks
 ):
