@@ -44,6 +44,8 @@ def test_inventory_after_a_sync_moved_a_device_to_another_ou(google_integration,
     for unit in google_emulator.state.org_units:
         if unit.path != "/" and unit.path not in LOCAL_OUS:
             LdapOrgUnitFactory(tenant=tenant, path=unit.path, name=unit.name)
+    # A device in /Paris whatever the seed drew.
+    google_emulator.control("POST", "/devices/move", {"org_unit_path": "/Paris", "count": 1, "seed": 1})
     run_sync(google_integration)
     ous = {ou.path: ou for ou in OrgUnit.unscoped.filter(integration=google_integration)}
     assert ous["/Paris"].ldap_org_unit_id is not None and ous["/Lille"].ldap_org_unit_id is None
