@@ -12,7 +12,8 @@ What it runs, each as its own process, as in production:
   Google's limits (``--user-rate-limit`` per admin per minute, 2,400 as Google; ``--customer-concurrency-limit``
   in flight per customer; ``--project-rate-limit`` per minute for the project, off by default);
 * ``celery beat`` (the real schedule: the sync dispatcher every ``--dispatch-seconds``);
-* ``--workers`` Celery workers (``--pool`` and ``--concurrency``: the settings' defaults unless given).
+* ``--workers`` sync workers on the sync queue (``--pool threads --concurrency 16`` by default, as
+  ``scripts/prod.sh sync-worker``) and one worker for every other queue (prefork, 2), as ``scripts/prod.sh worker``.
 
 Tenants, their Google integrations and grants are written in bulk (``bulk_create``: the consent flow is the
 browser journey's business, not the fleet's). The first sync of every tenant is then requested at once (as many
@@ -272,7 +273,7 @@ class Sampler(threading.Thread):
 
         self.processes = processes
         self.redis = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-        self.queue_key = f"{PREFIX}:celery"
+        self.queue_key = f"{PREFIX}:{sync_queue()}"
         self.backend_cpu: dict[int, float] = {}
         self.depths: list[tuple[float, int, int]] = []  # (time, broker list length, queued runs)
         self.stopping = threading.Event()
@@ -392,9 +393,15 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=3, help="compressed hours after the first syncs")
     parser.add_argument("--cycle-seconds", type=int, default=600, help="seconds standing for the hour (600)")
     parser.add_argument("--dispatch-seconds", type=int, default=10, help="beat's dispatcher tick (10)")
-    parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (instances)")
-    parser.add_argument("--pool", help="the workers' --pool (default: the settings' CELERY_WORKER_POOL)")
-    parser.add_argument("--concurrency", type=int, help="slots per worker (default: the settings')")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="sync workers (processes) on the sync queue (1)"
+    )
+    parser.add_argument(
+        "--pool", default="threads", help="the sync workers' --pool (threads, as scripts/prod.sh)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="slots per sync worker (16, as scripts/prod.sh)"
+    )
     parser.add_argument("--latency-ms", default="250:100", help="device page latency MEAN[:SPREAD] (250:100)")
     parser.add_argument("--other-latency-ms", default="100:50", help="latency of every other Google call")
     parser.add_argument("--user-rate-limit", type=int, default=2400, help="per admin per minute (2400)")
@@ -412,8 +419,8 @@ def main() -> None:
     print(
         f"fleet: {len(sizes)} tenants, {sum(sizes):,} devices (min {min(sizes):,}, median "
         f"{int(statistics.median(sizes)):,}, max {max(sizes):,}); {args.cycles} cycles of {args.cycle_seconds} s; "
-        f"latency {args.latency_ms} ms per page; {args.workers} worker(s) pool={args.pool or 'default'} "
-        f"concurrency={args.concurrency or 'default'}; load average {os.getloadavg()[0]:.1f}",
+        f"latency {args.latency_ms} ms per page; {args.workers} worker(s) pool={args.pool} "
+        f"concurrency={args.concurrency}; load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     logs = Path(os.environ.get("FLEET_LOG_DIR") or Path(tempfile.gettempdir()) / "fleet-bench")
@@ -437,15 +444,27 @@ def main() -> None:
             create_fleet(emulator, sizes)
             _purge_queue()
             celery = [str(ROOT / ".venv/bin/celery"), "-A", "celery_app"]
+            # As scripts/prod.sh runs them: sync workers on the sync queue, one worker for every other queue.
             for number in range(1, args.workers + 1):
-                command = [*celery, "worker", "--loglevel=INFO", "-n", f"fleet{number}@%h"]
-                if args.pool:
-                    command.append(f"--pool={args.pool}")
-                if args.concurrency:
-                    command.append(f"--concurrency={args.concurrency}")
+                command = [
+                    *celery,
+                    "worker",
+                    "--loglevel=INFO",
+                    "-n",
+                    f"fleet-sync{number}@%h",
+                    "-Q",
+                    sync_queue(),
+                    f"--pool={args.pool}",
+                    f"--concurrency={args.concurrency}",
+                    "--without-gossip",
+                    "--without-mingle",
+                ]
                 processes.append(
-                    start(f"worker {number}", command, env, "console", logs / f"worker{number}.log")
+                    start(f"sync {number}", command, env, "console", logs / f"worker{number}.log")
                 )
+            command = [*celery, "worker", "--loglevel=INFO", "-n", "fleet-other@%h", "-Q", "celery"]
+            command += ["--pool=prefork", "--concurrency=2", "--without-gossip", "--without-mingle"]
+            processes.append(start("worker", command, env, "console", logs / "worker0.log"))
             schedule = logs / "beat-schedule"
             processes.append(
                 start(
@@ -457,7 +476,7 @@ def main() -> None:
                 )
             )
             started = time.monotonic()
-            for number in range(1, args.workers + 1):
+            for number in range(args.workers + 1):
                 log = logs / f"worker{number}.log"
                 if not wait_for(lambda log=log: b" ready." in log.read_bytes(), 600, every=1.0):
                     raise RuntimeError(f"worker {number} did not start: see {log}")
@@ -474,6 +493,12 @@ def main() -> None:
             _purge_queue()
         if sampler is not None:
             print_processes(processes, sampler, args)
+
+
+def sync_queue() -> str:
+    from django.conf import settings
+
+    return str(getattr(settings, "CHROMEOS_SYNC_QUEUE", "celery"))
 
 
 def _purge_queue() -> None:
