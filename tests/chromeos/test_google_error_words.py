@@ -94,6 +94,7 @@ def fleet(google_integration, google_emulator):
     return mirror_fleet(google_emulator, google_integration)
 
 
+@pytest.mark.google_emulator(devices=130)  # a seeded domain with deprovisioned devices (50 may have none)
 @pytest.mark.django_db
 def test_a_job_item_google_refused_reads_in_words_with_the_raw_detail_behind_a_toggle(
     admin_client_, fleet, django_capture_on_commit_callbacks

@@ -75,6 +75,7 @@ def test_deprovision_annotate_and_command_parameters_are_said_in_words(
     assert "Type de commande" in page and "(REBOOT)" in page
 
 
+@pytest.mark.google_emulator(devices=130)  # a seeded domain with deprovisioned devices (50 may have none)
 def test_retry_failed_drafts_the_same_action_on_the_failed_devices_only(
     operator, readonly_user, client_for, fleet, google_emulator, django_capture_on_commit_callbacks
 ):
