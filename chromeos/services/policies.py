@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -391,9 +392,14 @@ REAP_AFTER = 2 * STUCK_AFTER
 
 def policy_jobs_reap(now: datetime) -> int:
     """The reaper of policy jobs (registered in ``mdm.jobs``)."""
-    stale = PolicyAssignment.unscoped.filter(
-        state__in=(AssignmentState.APPLYING, AssignmentState.REMOVING), updated_at__lt=now - REAP_AFTER
-    ).select_related("tenant", "org_unit", "blueprint", "app")
+    # PENDING with an apply requested: its message was taken by a worker that died before claiming it (or lost
+    # with the broker), or its task retry waited on a worker that died; no retry waits this long.
+    in_progress = Q(state__in=(AssignmentState.APPLYING, AssignmentState.REMOVING)) | Q(
+        state=AssignmentState.PENDING, apply_requested_at__isnull=False
+    )
+    stale = PolicyAssignment.unscoped.filter(in_progress, updated_at__lt=now - REAP_AFTER).select_related(
+        "tenant", "org_unit", "blueprint", "app"
+    )
     reaped = 0
     for assignment in stale[:500]:
         if jobs.publication_pending(POLICY_KIND, assignment.pk):

@@ -240,3 +240,23 @@ def test_a_policy_job_whose_worker_died_is_failed_with_a_reason(google_integrati
     fresh.refresh_from_db()
     assert stuck.state == "failed" and "worker s'est arrêté" in stuck.google_error
     assert fresh.state == "removing"  # still within its time
+
+
+def test_a_policy_apply_whose_worker_died_before_claiming_it_is_failed_with_a_reason(
+    google_integration, tenant
+):
+    """Found by the fault suite's long variant (tests/faults/test_worker_kills.py, policy_apply, seed 2): the worker
+    took the message and died before moving the assignment to « applying »: it stayed « en attente » for ever."""
+    from chromeos.models import PolicyAssignment
+    from tests.factories import PolicyAssignmentFactory
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    requested = PolicyAssignmentFactory(tenant=tenant, state="pending")
+    never_requested = PolicyAssignmentFactory(tenant=tenant, state="pending")
+    PolicyAssignment.unscoped.filter(pk=requested.pk).update(apply_requested_at=long_ago, updated_at=long_ago)
+    PolicyAssignment.unscoped.filter(pk=never_requested.pk).update(updated_at=long_ago)
+    assert jobs_reap()["chromeos.policy_jobs"] == 1
+    requested.refresh_from_db()
+    never_requested.refresh_from_db()
+    assert requested.state == "failed" and "worker s'est arrêté" in requested.google_error
+    assert never_requested.state == "pending"  # an assignment nobody asked to apply yet is idle, not dead

@@ -292,6 +292,8 @@ def _org_unit_recreated(integration: GoogleIntegration, run: SyncRun, ou: OrgUni
         applied_values={},
         previous_values={},
         applied_at=None,
+        # Idle until the admin applies it again (not an apply in progress, that the reaper would fail).
+        apply_requested_at=None,
         google_error=str(MSG["ou_recreated_assignment"]),
         updated_at=timezone.now(),
     )
