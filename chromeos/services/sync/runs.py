@@ -177,15 +177,23 @@ def _log(run: SyncRun, level: str, key: str, **params: Any) -> None:
     )
 
 
-def _fail(run: SyncRun, key: str, **params: Any) -> None:
-    run.status = SyncStatus.FAILED
-    run.error = MSG[key] % params
-    run.finished_at = timezone.now()
-    run.log = [*run.log, _log_entry("error", key, **params)][-MAX_LOG_LINES:]
-    SyncRun.unscoped.filter(pk=run.pk).update(
-        status=run.status, error=run.error, finished_at=run.finished_at, log=run.log
+def _fail(run: SyncRun, key: str, **params: Any) -> bool:
+    """Fail the run if it is still in the active state this object saw (any active state if it saw a final one),
+    in one conditional UPDATE: a worker that finished between a reaper's read and its check keeps its result,
+    and two reapers do not both fail it. True if this call failed it."""
+    seen = (run.status,) if run.status in ACTIVE_STATUSES else ACTIVE_STATUSES
+    error = MSG[key] % params
+    finished_at = timezone.now()
+    log = [*run.log, _log_entry("error", key, **params)][-MAX_LOG_LINES:]
+    done = SyncRun.unscoped.filter(pk=run.pk, status__in=seen).update(
+        status=SyncStatus.FAILED, error=error, finished_at=finished_at, log=log
     )
+    if not done:
+        run.refresh_from_db()
+        return False
+    run.status, run.error, run.finished_at, run.log = SyncStatus.FAILED, error, finished_at, log
     logger.warning("sync tenant=%s run=%s failed: %s", run.tenant_id, run.pk, run.error)
+    return True
 
 
 def _reap_dead_runs(integration: GoogleIntegration, *, except_pk: int | None = None) -> list[SyncRun]:
@@ -193,9 +201,7 @@ def _reap_dead_runs(integration: GoogleIntegration, *, except_pk: int | None = N
     dead = list(
         SyncRun.unscoped.filter(integration=integration, status=SyncStatus.RUNNING).exclude(pk=except_pk)
     )
-    for run in dead:
-        _fail(run, "reaped", number=run.pk)
-    return dead
+    return [run for run in dead if _fail(run, "reaped", number=run.pk)]
 
 
 # -- requesting a sync -----------------------------------------------------------------------------------------
@@ -300,7 +306,8 @@ def _reap_lost_runs() -> int:
     """Runs left RUNNING by a killed worker, or QUEUED by a lost message, are marked failed."""
     reaped = 0
     for run in SyncRun.unscoped.filter(status__in=ACTIVE_STATUSES).select_related("integration"):
-        if not sync_run_is_alive(run):
-            _fail(run, "never_started" if run.status == SyncStatus.QUEUED else "reaped", number=run.pk)
+        if not sync_run_is_alive(run) and _fail(
+            run, "never_started" if run.status == SyncStatus.QUEUED else "reaped", number=run.pk
+        ):
             reaped += 1
     return reaped
