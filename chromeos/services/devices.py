@@ -458,6 +458,11 @@ def _retry_key(job_pk: int) -> str:
     return f"chromeos:device-job:{job_pk}:retry-at"
 
 
+def device_action_job_waits_for_broker(job: DeviceActionJob) -> bool:
+    """Queued, and its message still waits in the outbox (the broker refused it): the page says why it waits."""
+    return job.status == JobStatus.QUEUED and jobs.publication_pending(JOB_KIND, job.pk)
+
+
 def device_action_job_retry_in(job: DeviceActionJob) -> int | None:
     """Seconds until the next attempt while Google is being retried, for the job page; None otherwise."""
     if job.status != JobStatus.RUNNING:

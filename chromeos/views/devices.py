@@ -584,6 +584,7 @@ class JobDetailView(_ReadOnlyObjectView):
             "running": running,
             "awaiting_devices": awaiting_devices,
             "retry_in": services.device_action_job_retry_in(job),
+            "waits_for_broker": services.device_action_job_waits_for_broker(job),
             "result": status_filter,
             "query": urlencode({"result": status_filter}) if status_filter else "",
             "is_command": services.is_command(job.action),

@@ -46,6 +46,9 @@ def test_broker_down_at_confirm_says_so_without_a_500_and_the_job_runs_when_it_i
     assert "La file des tâches est indisponible : l&#x27;action partira dès son retour." in page
     job.refresh_from_db()
     assert job.status == "queued" and publication_pending(JOB_KIND, job.pk)
+    # Reloaded later (the one-time message is gone): the page still says why the action waits.
+    again = operator.get(response["Location"]).content.decode()
+    assert 'id="job-broker"' in again and "La file des tâches est indisponible" in again
     # Long after, the broker still down: the job is neither lost nor given up.
     jobs_reap(timezone.now() + timedelta(hours=3))
     job.refresh_from_db()
