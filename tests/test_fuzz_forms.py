@@ -36,7 +36,16 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chromeos.models import DeviceAction, OrgUnit, SyncRun, SyncStatus
+from chromeos.models import (
+    DeviceAction,
+    DeviceActionItem,
+    DeviceActionJob,
+    ItemStatus,
+    JobStatus,
+    OrgUnit,
+    SyncRun,
+    SyncStatus,
+)
 from chromeos.services.devices import TYPED_CONFIRMATION_THRESHOLD
 from ldap_sync.models import LdapDirectory
 from mdm.models import AppKind, AuditEvent, Role, User
@@ -79,6 +88,7 @@ HOST_PAGES = {
     "chromeos:policy_unassign": ["chromeos:policy_assignment"],
     "chromeos:device_view_create": ["chromeos:device_list"],
     "chromeos:device_view_delete": ["chromeos:device_view_edit"],
+    "chromeos:device_job_retry_failed": ["chromeos:device_job"],
 }
 # POST endpoints that read no field at all (the button is the whole request): the object is in the URL or is
 # the tenant's one integration/directory. ``test_every_post_endpoint_is_fuzzed_with_its_fields`` checks that
@@ -96,6 +106,7 @@ FIELDLESS_POSTS = {
     "mdm:app_delete": "deletes the app named in the URL",
     "mdm:blueprint_delete": "deletes the Blueprint named in the URL",
     "chromeos:device_view_delete": "deletes the saved view named in the URL",
+    "chromeos:device_job_retry_failed": "drafts the job named in the URL again on its failed devices",
 }
 # Read-only pages whose view defines ``post`` only to answer 404 (another tenant's object) or 405 (ours):
 # no form posts to them. The same test checks that the admin's POST answers 405.
@@ -112,6 +123,8 @@ READ_ONLY_POSTS = {
     "ldap_sync:run",
     "mdm:app_download",
     "chromeos:device_view",
+    "chromeos:policy_blueprint_inventory_export",
+    "chromeos:policy_app_inventory_export",
 }
 NASTY = [
     "",
@@ -385,6 +398,14 @@ def _job(action: str, total: int = 1) -> Any:
     return lambda t: {"pk": DeviceActionJobFactory(tenant=t, action=action, total=total).pk}
 
 
+def _failed_job(t: Any) -> dict[str, Any]:
+    """A finished job with a failed device: the only kind whose page offers « Relancer les échecs »."""
+    job = DeviceActionJobFactory(tenant=t, action=DeviceAction.DISABLE, total=1)
+    DeviceActionJob.unscoped.filter(pk=job.pk).update(status=JobStatus.PARTIAL, failed=1)
+    DeviceActionItem.unscoped.filter(job=job).update(status=ItemStatus.FAILED)
+    return {"pk": job.pk}
+
+
 def _assignment(t: Any) -> dict[str, Any]:
     directory = LdapDirectory.unscoped.get(tenant=t)
     return {"pk": PolicyAssignmentFactory(tenant=t, org_unit=linked_org_unit(t, directory)).pk}
@@ -424,6 +445,7 @@ FUZZ_OBJECTS = {
         _job(DeviceAction.DISABLE),
     ],
     "chromeos:device_action_cancel": [_job(DeviceAction.DISABLE)],
+    "chromeos:device_job_retry_failed": [_failed_job],
     "chromeos:policy_apply": [_assignment],
     "chromeos:policy_unassign": [_assignment],
     "chromeos:policy_release": [_vanished_assignment],
