@@ -251,6 +251,8 @@ class SyncStatus(models.TextChoices):
     GUARDED = "guarded", _("Suppressions en attente de confirmation")
     FAILED = "failed", _("Échec")
     SKIPPED = "skipped", _("Ignorée")
+    # Stopped by an operator: what was merged stays, nothing was removed (a cancelled listing proves nothing).
+    CANCELLED = "cancelled", _("Annulée")
 
 
 class SyncRun(JobRun):

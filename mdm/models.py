@@ -262,6 +262,7 @@ class JobRun(TenantOwnedModel):
     # States before the row was handed to a worker at all (a device job's draft): neither active nor finished.
     UNSUBMITTED_STATUSES: ClassVar[tuple[str, ...]] = ()
     FAILED_STATUS: ClassVar[str] = "failed"
+    CANCELLED_STATUS: ClassVar[str] = "cancelled"
 
     # Each kind redeclares it with its choices and default.
     status = models.CharField(_("statut"), max_length=16, default="queued")
@@ -317,6 +318,20 @@ class JobRun(TenantOwnedModel):
         seen = (self.status,) if self.status in self.ACTIVE_STATUSES else self.ACTIVE_STATUSES
         values = {"status": self.FAILED_STATUS, "finished_at": now, "error": str(reason), **fields}
         done = type(self)._base_manager.filter(pk=self.pk, status__in=seen).update(**values)
+        if done:
+            for name, value in values.items():
+                setattr(self, name, value)
+        return bool(done)
+
+    def cancel(self, *, now: datetime | None = None, **fields: Any) -> bool:
+        """Cancel the row if it is still in the active state this object saw, in one conditional UPDATE: a
+        worker that took or finished it meanwhile wins (the caller reads it again and decides). The worker of
+        a running row notices the state at its next check and stops. True if this call cancelled it."""
+        if self.status not in self.ACTIVE_STATUSES:
+            return False
+        now = now or timezone.now()
+        values = {"status": self.CANCELLED_STATUS, "finished_at": now, **fields}
+        done = type(self)._base_manager.filter(pk=self.pk, status=self.status).update(**values)
         if done:
             for name, value in values.items():
                 setattr(self, name, value)

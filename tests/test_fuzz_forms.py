@@ -22,6 +22,8 @@ from __future__ import annotations
 import inspect
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +42,7 @@ from chromeos.models import (
     DeviceAction,
     DeviceActionItem,
     DeviceActionJob,
+    GoogleIntegration,
     ItemStatus,
     JobStatus,
     OrgUnit,
@@ -77,6 +80,7 @@ HOST_PAGES = {
     "chromeos:authorize": ["chromeos:manage"],
     "chromeos:sync_now": ["chromeos:manage"],
     "chromeos:sync_confirm_removals": ["chromeos:manage"],
+    "chromeos:sync_cancel": ["chromeos:manage"],
     "chromeos:remove": ["chromeos:manage"],
     "chromeos:removal_retry": ["chromeos:manage"],
     "chromeos:device_action_prepare": ["chromeos:device_list"],
@@ -469,14 +473,37 @@ def host_page(name: str, kwargs: dict[str, Any]) -> str:
         return reverse(name)
 
 
+@contextmanager
+def _sync_under_way() -> Iterator[None]:
+    """A queued sync, for « Annuler la synchronisation » to show; undone after, since a sync under way hides
+    the guard's « Confirmer la suppression »."""
+    integration = GoogleIntegration.unscoped.order_by("pk").first()
+    assert integration is not None
+    run = SyncRun.unscoped.create(tenant=integration.tenant, integration=integration, trigger="manual")
+    try:
+        yield
+    finally:
+        run.delete()
+
+
+# Forms that show only in a state the world is not in: the state is made while the host pages are read.
+HOST_STATES = {"chromeos:sync_cancel": _sync_under_way}
+
+
+@contextmanager
+def _no_state() -> Iterator[None]:
+    yield
+
+
 def known_forms(name: str, url: str, kwargs: dict[str, Any], admin: Client) -> list[dict[str, Any]]:
     """The forms of the console's pages that post to ``url`` (found on its own page or its host pages)."""
     pages = [url] + [host_page(host, kwargs) for host in HOST_PAGES.get(name, [])]
     found = []
-    for page in pages:
-        for form in page_forms(admin, page):
-            if form["action"] == url:
-                found.append(form)
+    with HOST_STATES.get(name, _no_state)():
+        for page in pages:
+            for form in page_forms(admin, page):
+                if form["action"] == url:
+                    found.append(form)
     return found
 
 

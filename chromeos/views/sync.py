@@ -1,10 +1,12 @@
-"""The sync on the Gestion ChromeOS page: "Synchro maintenant", its live progress, "Confirmer la suppression".
+"""The sync on the Gestion ChromeOS page: "Synchro maintenant", its live progress, "Confirmer la suppression",
+"Annuler la synchronisation".
 
 | URL name                          | method | who                 | what                                                  |
 |-----------------------------------|--------|---------------------|-------------------------------------------------------|
 | ``chromeos:sync_now``             | POST   | admins, operators   | queue a sync (or show the one under way)              |
 | ``chromeos:sync_progress``        | GET    | every role          | the sync panel (htmx polls it while a sync runs)      |
 | ``chromeos:sync_confirm_removals``| POST   | admins              | apply the removals a guarded run held back            |
+| ``chromeos:sync_cancel``          | POST   | admins, operators   | cancel a queued or running sync                       |
 
 With htmx the POSTs answer the panel itself; without JavaScript they redirect to the page with a message.
 """
@@ -19,9 +21,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.views import View
 
-from chromeos.models import SyncTrigger
+from chromeos.models import SyncRun, SyncTrigger
 from chromeos.selectors.sync import SyncPanel, sync_counts, sync_panel, tenant_integration
-from chromeos.services.sync import SyncNotAllowed, sync_confirm_removals, sync_request
+from chromeos.services.sync import SyncNotAllowed, sync_cancel, sync_confirm_removals, sync_request
 from mdm.models import User
 from mdm.permissions import ADMIN_ROLES, OPERATE_ROLES, TenantRoleRequiredMixin
 
@@ -112,6 +114,35 @@ class SyncConfirmRemovalsView(TenantRoleRequiredMixin, View):
         )
 
 
+class SyncCancelView(TenantRoleRequiredMixin, View):
+    """« Annuler la synchronisation »: a queued run never starts, a running one stops at its next page."""
+
+    allowed_roles = OPERATE_ROLES
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        integration = tenant_integration()
+        if integration is None:
+            raise Http404
+        try:
+            run_id = int(request.POST.get("run", ""))
+        except ValueError:
+            raise Http404 from None
+        try:
+            run = sync_cancel(integration=integration, run_id=run_id, user=_user(request))
+        except SyncRun.DoesNotExist:
+            raise Http404 from None
+        except SyncNotAllowed as refused:
+            return _answer(request, refused.message, error=True)
+        return _answer(
+            request,
+            _(
+                "Synchronisation n° %(number)s annulée : ce qui a déjà été fusionné reste, aucun périphérique n'est retiré."
+            )
+            % {"number": run.pk},
+        )
+
+
 urlpatterns: list[URLPattern] = [
     path("admin/google/chromeos/sync/", SyncNowView.as_view(), name="sync_now"),
     path("admin/google/chromeos/sync/progress/", SyncProgressView.as_view(), name="sync_progress"),
@@ -120,4 +151,5 @@ urlpatterns: list[URLPattern] = [
         SyncConfirmRemovalsView.as_view(),
         name="sync_confirm_removals",
     ),
+    path("admin/google/chromeos/sync/cancel/", SyncCancelView.as_view(), name="sync_cancel"),
 ]

@@ -39,6 +39,7 @@ from chromeos.services.sync.runs import (
     MAX_LOG_LINES,
     REDELIVERY_LOCK_WAIT,
     SyncAborted,
+    SyncCancelled,
     SyncLock,
     _fail,
     _log,
@@ -127,7 +128,9 @@ def _devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> 
         if run.status == SyncStatus.QUEUED:
             run.status = SyncStatus.SKIPPED
             run.finished_at = timezone.now()
-            SyncRun.unscoped.filter(pk=run.pk).update(status=run.status, finished_at=run.finished_at)
+            SyncRun.unscoped.filter(pk=run.pk, status=SyncStatus.QUEUED).update(
+                status=run.status, finished_at=run.finished_at
+            )
             _log(run, "info", "lock_busy")
         return run
     stage: Stage | None = None
@@ -150,15 +153,20 @@ def _devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> 
         if integration.status != IntegrationStatus.ACTIVE:
             run.status = SyncStatus.SKIPPED
             run.finished_at = timezone.now()
-            SyncRun.unscoped.filter(pk=run.pk).update(status=run.status, finished_at=run.finished_at)
+            SyncRun.unscoped.filter(pk=run.pk, status=SyncStatus.QUEUED).update(
+                status=run.status, finished_at=run.finished_at
+            )
             _log(run, "warning", "not_active", status=integration.get_status_display())
             return run
         run.status = SyncStatus.RUNNING
         run.started_at = run.heartbeat_at = timezone.now()
         run.log = [*run.log, _log_entry("info", "started", trigger=run.get_trigger_display())]
-        SyncRun.unscoped.filter(pk=run.pk).update(
+        # Only a run still queued starts: one cancelled since we read it stays cancelled, untouched.
+        if not SyncRun.unscoped.filter(pk=run.pk, status=SyncStatus.QUEUED).update(
             status=run.status, started_at=run.started_at, heartbeat_at=run.heartbeat_at, log=run.log
-        )
+        ):
+            run.refresh_from_db()
+            return run
         stage = Stage(run)
         _run(run, integration, lock, stage, progress)
     except GoogleError as error:
@@ -166,6 +174,8 @@ def _devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> 
             _mark_reauth_required(run, error)
         else:
             _fail(run, "google_error", error=error_detail(error)[:500])
+    except SyncCancelled:
+        _cancel_stopped(run)
     except SyncAborted as abort:
         _fail(run, abort.key, **abort.params)
     except DatabaseError as error:
@@ -288,6 +298,10 @@ def _run(
 
     stage.analyze()
     with transaction.atomic():
+        # The run's row is locked for the merge: a cancel that comes now waits for it and finds it finished;
+        # one that came first stops it here, before any removal.
+        if not SyncRun.unscoped.select_for_update().filter(pk=run.pk, status=SyncStatus.RUNNING).exists():
+            raise SyncCancelled
         locked = GoogleIntegration.unscoped.select_for_update().filter(pk=integration.pk).first()
         if locked is None or locked.status != IntegrationStatus.ACTIVE:
             raise SyncAborted("integration_gone")
@@ -444,14 +458,30 @@ def _progress(run: SyncRun, listing: Listing, progress: ProgressCallback | None)
     if now - listing.progress_written >= _progress_seconds():
         listing.progress_written = now
         run.heartbeat_at = timezone.now()
-        SyncRun.unscoped.filter(pk=run.pk).update(
+        # Written only while the run is running: the same statement is the check for a cancel, between pages.
+        if not SyncRun.unscoped.filter(pk=run.pk, status=SyncStatus.RUNNING).update(
             pages=run.pages,
             devices_seen=run.devices_seen,
             devices_skipped=run.devices_skipped,
             heartbeat_at=run.heartbeat_at,
-        )
+        ):
+            raise SyncCancelled
     if progress is not None:
         progress(run)
+
+
+def _cancel_stopped(run: SyncRun) -> None:
+    """The worker noticed the cancel: its last line goes after the canceller's, the counts of what it did stay."""
+    pages, devices_seen = run.pages, run.devices_seen
+    run.refresh_from_db()
+    if run.status != SyncStatus.CANCELLED:
+        # Not a cancel after all (reaped meanwhile, say): the state it has is the truth.
+        return
+    run.log = [*run.log, _log_entry("info", "cancel_stopped", pages=pages)][-MAX_LOG_LINES:]
+    SyncRun.unscoped.filter(pk=run.pk).update(
+        log=run.log, pages=max(pages, run.pages), devices_seen=max(devices_seen, run.devices_seen)
+    )
+    logger.info("sync tenant=%s run=%s stopped: cancelled", run.tenant_id, run.pk)
 
 
 def _mark_reauth_required(run: SyncRun, error: AuthRevoked) -> None:

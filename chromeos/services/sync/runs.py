@@ -34,6 +34,7 @@ FINISHED_STATUSES = (
     SyncStatus.GUARDED,
     SyncStatus.FAILED,
     SyncStatus.SKIPPED,
+    SyncStatus.CANCELLED,
 )
 # Runs whose data is in: these move last_sync_at and the schedule.
 COMPLETED_STATUSES = (SyncStatus.SUCCEEDED, SyncStatus.PARTIAL, SyncStatus.GUARDED)
@@ -113,6 +114,11 @@ MSG = {
     "finished": gettext_noop("Terminée en %(seconds)s s."),
     "enqueue_failed": gettext_noop("La file des tâches est indisponible : synchronisation non lancée."),
     "never_started": gettext_noop("Jamais démarrée (tâche perdue) : abandonnée."),
+    "cancelled": gettext_noop("Synchronisation annulée par %(user)s."),
+    "cancel_stopped": gettext_noop(
+        "Arrêtée après %(pages)s pages : les périphériques déjà fusionnés restent, aucun n'est retiré "
+        "(une liste interrompue ne prouve aucune absence)."
+    ),
 }
 
 
@@ -122,6 +128,10 @@ class SyncNotAllowed(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class SyncCancelled(Exception):
+    """The run was cancelled while it ran: the worker stops where it is, removes nothing, keeps what it merged."""
 
 
 class SyncAborted(Exception):
@@ -171,7 +181,8 @@ def _log_entry(level: str, key: str, **params: Any) -> dict[str, Any]:
 
 def _log(run: SyncRun, level: str, key: str, **params: Any) -> None:
     run.log = [*run.log, _log_entry(level, key, **params)][-MAX_LOG_LINES:]
-    SyncRun.unscoped.filter(pk=run.pk).update(log=run.log)
+    # A cancelled run's log is the canceller's (who, when) until its worker notices and adds its last line.
+    SyncRun.unscoped.filter(pk=run.pk).exclude(status=SyncStatus.CANCELLED).update(log=run.log)
     getattr(logger, "warning" if level == "warning" else "error" if level == "error" else "info")(
         "sync tenant=%s run=%s %s", run.tenant_id, run.pk, MSG[key] % params
     )
@@ -300,6 +311,42 @@ def sync_confirm_removals(*, integration: GoogleIntegration, run_id: int, user: 
         user=user,
         removal_allowance=latest.pending_removals,
     )
+
+
+def sync_cancel(*, integration: GoogleIntegration, run_id: int, user: User) -> SyncRun:
+    """An operator cancels a queued or running sync (« Annuler la synchronisation »).
+
+    Queued: cancelled at once; the worker that later gets its message finds it finished and does nothing.
+    Running: cancelled at once too; its worker sees it at its next page or batch (or, at the latest, when it
+    locks the run for the final merge) and stops: what it merged stays, nothing is removed. Raises
+    ``SyncRun.DoesNotExist`` for a run that is not this tenant's, ``SyncNotAllowed`` for a finished one.
+    """
+    run = SyncRun.objects.get(integration=integration, pk=run_id)
+    # Two tries: a queued run a worker takes between our read and our update is cancelled running.
+    for _attempt in range(2):
+        if run.status not in ACTIVE_STATUSES:
+            raise SyncNotAllowed(
+                str(
+                    _("La synchronisation n° %(number)s est terminée (%(status)s) : rien à annuler.")
+                    % {"number": run.pk, "status": run.get_status_display()}
+                )
+            )
+        was = run.status
+        entry = _log_entry("warning", "cancelled", user=user.display_name)
+        if run.cancel(
+            log=[*run.log, entry][-MAX_LOG_LINES:], error=MSG["cancelled"] % {"user": user.display_name}
+        ):
+            audit_record(
+                tenant=integration.tenant,
+                actor=user,
+                action="chromeos.sync.cancel",
+                target=integration.domain,
+                details={"run_id": run.pk, "was": str(was), "pages": run.pages},
+            )
+            logger.info("sync tenant=%s run=%s cancelled (was %s)", run.tenant_id, run.pk, was)
+            return run
+        run.refresh_from_db()
+    raise SyncNotAllowed(str(_("La synchronisation vient de changer d'état : réessayez.")))
 
 
 def _reap_lost_runs() -> int:
