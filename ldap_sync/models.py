@@ -271,6 +271,8 @@ class SyncStatus(models.TextChoices):
     GUARDED = "guarded", _("À confirmer (trop de suppressions)")
     FAILED = "failed", _("Échouée")
     SKIPPED = "skipped", _("Ignorée (une autre synchronisation était en cours)")
+    # Stopped by an operator before it applied anything (a run applies its listing in one step, at the end).
+    CANCELLED = "cancelled", _("Annulée")
 
 
 FINISHED_STATUSES = (
@@ -279,6 +281,7 @@ FINISHED_STATUSES = (
     SyncStatus.GUARDED,
     SyncStatus.FAILED,
     SyncStatus.SKIPPED,
+    SyncStatus.CANCELLED,
 )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -260,6 +260,64 @@ def sync_confirm_removals(*, directory: LdapDirectory, run: LdapSyncRun, actor: 
         )
 
 
+class CancelRefused(Exception):
+    """The run cannot be cancelled (any more); ``message`` (a msgid, with ``params``) says why."""
+
+    def __init__(self, message: str, **params: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.params = params
+
+
+class SyncCancelled(Exception):
+    """The run was cancelled while it read the directory: its worker stops before applying anything."""
+
+
+def sync_cancel(*, run: LdapSyncRun, actor: User) -> LdapSyncRun:
+    """An operator cancels a queued or running LDAP sync.
+
+    Queued: cancelled at once; the worker that gets its message later finds it finished. Running while it reads
+    the directory (it writes nothing then): cancelled at once; the worker stops before its one apply step.
+    Applying: the worker holds the run's row locked from the start of that step until its outcome is written,
+    so the cancel is refused at once (``NOWAIT``) with the reason: a half-applied listing is not an option.
+    """
+    for _attempt in range(2):
+        if run.status not in LdapSyncRun.ACTIVE_STATUSES:
+            raise CancelRefused(
+                _("La synchronisation est terminée (%(status)s) : rien à annuler."),
+                status=run.get_status_display(),
+            )
+        try:
+            with transaction.atomic():
+                locked = LdapSyncRun.unscoped.select_for_update(nowait=True).get(pk=run.pk)
+                run.status = locked.status
+                entry = {
+                    "at": timezone.now().isoformat(),
+                    "level": "warning",
+                    "msgid": _("Synchronisation annulée par %(user)s : rien n'a été modifié."),
+                    "params": {"user": actor.display_name},
+                }
+                was = run.status
+                if run.cancel(log=[*locked.log, entry], error=_("Synchronisation annulée.")):
+                    audit_record(
+                        tenant=run.tenant,
+                        actor=actor,
+                        action="ldap.sync.cancel",
+                        target=run.directory.base_dn,
+                        details={"run_id": run.pk, "was": str(was)},
+                    )
+                    return run
+        except OperationalError:
+            raise CancelRefused(
+                _(
+                    "La synchronisation applique déjà ses changements à la console : elle ne peut plus être "
+                    "annulée et se termine dans un instant."
+                )
+            ) from None
+        run.refresh_from_db()
+    raise CancelRefused(_("La synchronisation vient de changer d'état : réessayez."))
+
+
 def sync_dispatch_due(*, now: datetime | None = None, interval_minutes: int = 60) -> list[LdapSyncRun]:
     """Beat's hourly fan-out: a run for each directory whose first manual sync succeeded and that is due."""
     now = now or timezone.now()
@@ -410,7 +468,12 @@ def ldap_sync_run(*, run: LdapSyncRun) -> SyncOutcome:
             return SyncOutcome(run, changes)
         run.status = SyncStatus.RUNNING
         run.started_at = timezone.now()
-        run.save(update_fields=["status", "started_at"])
+        # Only a run still queued starts: one cancelled since we read it stays cancelled, untouched.
+        if not LdapSyncRun.unscoped.filter(pk=run.pk, status=SyncStatus.QUEUED).update(
+            status=run.status, started_at=run.started_at
+        ):
+            run.refresh_from_db()
+            return SyncOutcome(run, changes)
         try:
             log.info(
                 _("Lecture de l'annuaire %(uri)s à partir de %(base_dn)s."),
@@ -419,9 +482,27 @@ def ldap_sync_run(*, run: LdapSyncRun) -> SyncOutcome:
             )
             listing = directory_read(directory=directory, log=log)
             run.ous_seen, run.users_seen = len(listing.org_units), len(listing.users)
-            changes, guarded = _apply_listing(run, listing, log)
-            run.entries_skipped = len(listing.skipped_entries)
-            run.skipped = listing.skipped_entries[:MAX_LOG_LINES]
+            with transaction.atomic():
+                # The run's row stays locked from here until its outcome is written: a cancel that came
+                # before stops the run here, before anything is written; one that comes now is refused.
+                if not (
+                    LdapSyncRun.unscoped.select_for_update()
+                    .filter(pk=run.pk, status=SyncStatus.RUNNING)
+                    .exists()
+                ):
+                    raise SyncCancelled
+                changes, guarded = _apply_listing(run, listing, log)
+                run.entries_skipped = len(listing.skipped_entries)
+                run.skipped = listing.skipped_entries[:MAX_LOG_LINES]
+                _count(run, changes)
+                if guarded:
+                    status = SyncStatus.GUARDED
+                else:
+                    status = SyncStatus.SUCCEEDED if listing.complete else SyncStatus.PARTIAL
+                _finish(run, log, status)
+        except SyncCancelled:
+            _cancel_stopped(run, log)
+            return SyncOutcome(run, SyncChanges())
         except LdapError as error:
             logger.warning(
                 "ldap sync failed tenant=%s code=%s detail=%s", run.tenant.slug, error.code, error.detail
@@ -440,12 +521,8 @@ def ldap_sync_run(*, run: LdapSyncRun) -> SyncOutcome:
             log.error(run.error)
             _finish(run, log, SyncStatus.FAILED)
             return SyncOutcome(run, changes)
-        _count(run, changes)
         if guarded:
-            _finish(run, log, SyncStatus.GUARDED)
             return SyncOutcome(run, changes)
-        status = SyncStatus.SUCCEEDED if listing.complete else SyncStatus.PARTIAL
-        _finish(run, log, status)
         if run.trigger in (SyncTrigger.MANUAL, SyncTrigger.CLI) and not directory.hourly_sync_enabled:
             directory.hourly_sync_enabled = True
             directory.save(update_fields=["hourly_sync_enabled", "updated_at"])
@@ -481,7 +558,23 @@ def _finish(run: LdapSyncRun, log: RunLog, status: str) -> None:
     log.close()
     run.status = status
     run.finished_at = timezone.now()
-    run.save()
+    # A run cancelled meanwhile (while it read the directory, then failed) keeps its cancel and its log.
+    values = {f.attname: getattr(run, f.attname) for f in run._meta.concrete_fields if not f.primary_key}
+    if not LdapSyncRun.unscoped.filter(pk=run.pk).exclude(status=SyncStatus.CANCELLED).update(**values):
+        run.refresh_from_db()
+        return
+    metrics.record_ldap_sync_run(run)
+
+
+def _cancel_stopped(run: LdapSyncRun, log: RunLog) -> None:
+    """The worker noticed the cancel before applying: its last line goes after the canceller's."""
+    seen, users, worker_lines = run.ous_seen, run.users_seen, list(run.log)
+    run.refresh_from_db()
+    run.log = [*worker_lines, *(line for line in run.log if line not in worker_lines)]
+    log.info(_("Arrêtée avant d'appliquer la liste : aucune modification enregistrée."))
+    log.close()
+    LdapSyncRun.unscoped.filter(pk=run.pk).update(log=run.log, ous_seen=seen, users_seen=users)
+    run.ous_seen, run.users_seen = seen, users
     metrics.record_ldap_sync_run(run)
 
 

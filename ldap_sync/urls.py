@@ -14,4 +14,5 @@ urlpatterns = [
     path(
         "synchronisations/<int:pk>/confirmer/", views.ConfirmRemovalsView.as_view(), name="confirm_removals"
     ),
+    path("synchronisations/<int:pk>/annuler/", views.CancelRunView.as_view(), name="cancel"),
 ]

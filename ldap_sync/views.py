@@ -204,6 +204,26 @@ class RunDetailView(_LdapView):
         return HttpResponseNotAllowed(["GET"])
 
 
+class CancelRunView(_LdapView):
+    """ "Annuler la synchronisation": a queued run never starts, one reading the directory stops before applying."""
+
+    allowed_roles = OPERATE_ROLES
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = get_object_or_404(LdapSyncRun.objects.all(), pk=pk)  # another tenant's run is "not found"
+        return HttpResponseRedirect(reverse("ldap_sync:run", kwargs={"pk": run.pk}))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = get_object_or_404(LdapSyncRun.objects.all(), pk=pk)
+        try:
+            services.sync_cancel(run=run, actor=self.actor)
+        except services.CancelRefused as refused:
+            messages.error(request, gettext(refused.message) % refused.params)
+        else:
+            messages.success(request, _("Synchronisation annulée : rien n'a été modifié dans la console."))
+        return HttpResponseRedirect(reverse("ldap_sync:run", kwargs={"pk": run.pk}))
+
+
 class ConfirmRemovalsView(_LdapView):
     """ "Confirmer les suppressions" of a guarded run: a new sync may remove exactly what it listed."""
 

@@ -47,6 +47,7 @@ SWEEP: dict[str, KwargsMaker] = {
     "chromeos:device_view_delete": lambda t: {"pk": SavedDeviceViewFactory(tenant=t).pk},
     "ldap_sync:run": lambda t: {"pk": LdapSyncRunFactory(tenant=t).pk},
     "ldap_sync:confirm_removals": lambda t: {"pk": LdapSyncRunFactory(tenant=t, status="guarded").pk},
+    "ldap_sync:cancel": lambda t: {"pk": LdapSyncRunFactory(tenant=t, status="queued").pk},
     "chromeos:removal_retry": lambda t: {"pk": RemovalRun.unscoped.create(tenant=t, status="failed").pk},
     **{
         f"chromeos:{name}": lambda t: {"pk": PolicyAssignmentFactory(tenant=t).pk}
