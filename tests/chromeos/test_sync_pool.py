@@ -57,7 +57,9 @@ def sync_lock_sessions() -> set[tuple[int, int]]:
 
 def console_app(prefix: str) -> Celery:
     """A publisher configured like the console (its routes included), on the worker's broker prefix."""
-    app = Celery("sync-pool-test")
+    # Not the current app: tasks bound through shared_task would follow it, and every later test of this
+    # process would publish to this broker instead of running eagerly.
+    app = Celery("sync-pool-test", set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
     app.conf.task_always_eager = False
     app.conf.broker_transport_options = {

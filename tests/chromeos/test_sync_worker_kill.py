@@ -61,7 +61,7 @@ class Worker:
             name="sync-kill",
             extra_env={"CHROMEOS_SYNC_PAGE_SIZE": "20"},
         )
-        self.app = Celery("sync-kill-test", broker=broker)
+        self.app = Celery("sync-kill-test", broker=broker, set_as_current=False)
         self.app.conf.broker_transport_options = {"global_keyprefix": self.prefix}
 
     def send(self, run_id: int) -> None:
