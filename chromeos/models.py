@@ -497,6 +497,8 @@ class RemovalStatus(models.TextChoices):
     DELETING = "deleting", _("Suppression des données")
     SUCCEEDED = "succeeded", _("Terminée")
     FAILED = "failed", _("Échec")
+    # Cancelled by an admin while queued: nothing was done at Google nor here.
+    CANCELLED = "cancelled", _("Annulée")
 
 
 REMOVAL_ACTIVE_STATUSES = (RemovalStatus.QUEUED, RemovalStatus.REVOKING, RemovalStatus.DELETING)

@@ -49,6 +49,7 @@ SWEEP: dict[str, KwargsMaker] = {
     "ldap_sync:confirm_removals": lambda t: {"pk": LdapSyncRunFactory(tenant=t, status="guarded").pk},
     "ldap_sync:cancel": lambda t: {"pk": LdapSyncRunFactory(tenant=t, status="queued").pk},
     "chromeos:removal_retry": lambda t: {"pk": RemovalRun.unscoped.create(tenant=t, status="failed").pk},
+    "chromeos:removal_cancel": lambda t: {"pk": RemovalRun.unscoped.create(tenant=t, status="queued").pk},
     **{
         f"chromeos:{name}": lambda t: {"pk": PolicyAssignmentFactory(tenant=t).pk}
         for name in (

@@ -277,6 +277,34 @@ def removal_runs_reap(now: datetime) -> int:
     return failed
 
 
+def removal_cancel(*, run: RemovalRun, actor: User) -> RemovalRun:
+    """An admin cancels a removal that no worker started: the run is cancelled and the integration gets its
+    status from before the request back. Once the worker started (policies restored at Google, then the grant
+    revoked, then the deletion), it is refused: a half-done removal is worse than a finished one."""
+    with transaction.atomic():
+        # The same lock order as the request (integration, then run); the worker's first step updates the
+        # run's row, so it and this cancel cannot both win.
+        GoogleIntegration.unscoped.select_for_update(no_key=True).filter(tenant=run.tenant).first()
+        locked = RemovalRun.unscoped.select_for_update().select_related("tenant").get(pk=run.pk)
+        if locked.status in (RemovalStatus.REVOKING, RemovalStatus.DELETING):
+            raise RemovalError(_("La révocation a commencé : elle doit aller au bout."))
+        if locked.status != RemovalStatus.QUEUED:
+            raise RemovalError(
+                _("Cette suppression est terminée (%(status)s) : rien à annuler.")
+                % {"status": locked.get_status_display()}
+            )
+        locked.cancel(error=_("Annulée par %(user)s avant son début.") % {"user": actor.display_name})
+        _release_integration(locked)
+        audit_record(
+            tenant=locked.tenant,
+            actor=actor,
+            action="google.remove_cancel",
+            target=locked.domain,
+            details={"reference": locked.support_reference},
+        )
+    return locked
+
+
 def removal_queued_timeout() -> timedelta:
     return timedelta(seconds=int(getattr(settings, "REMOVAL_QUEUED_TIMEOUT_SECONDS", 600)))
 
@@ -334,7 +362,9 @@ def _execute(run: RemovalRun) -> RemovalRun:
     try:
         return _execute_steps(run)
     except RunReaped:
-        logger.warning("removal %s: failed by the reaper meanwhile, stopping", run.support_reference)
+        logger.warning(
+            "removal %s: failed by the reaper or cancelled meanwhile, stopping", run.support_reference
+        )
         run.refresh_from_db()
         return run
 

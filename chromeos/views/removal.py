@@ -12,7 +12,7 @@ from django.views import View
 
 from chromeos.models import RemovalRun, RemovalStatus
 from chromeos.selectors.removal import removal_panel
-from chromeos.services.removal import RemovalError, removal_request, removal_run_is_stale
+from chromeos.services.removal import RemovalError, removal_cancel, removal_request, removal_run_is_stale
 from mdm.models import User
 from mdm.permissions import ADMIN_ROLES, TenantRoleRequiredMixin
 
@@ -52,6 +52,28 @@ class RemovalRetryView(TenantRoleRequiredMixin, View):
         return _request_removal(request, self.actor, retry_of=failed)
 
 
+class RemovalCancelView(TenantRoleRequiredMixin, View):
+    """ "Annuler la suppression" while it is queued (nothing done yet); refused with the reason once it started."""
+
+    allowed_roles = ADMIN_ROLES
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        get_object_or_404(RemovalRun.objects.all(), pk=pk)
+        return HttpResponseRedirect(reverse(MANAGE_URL))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        run = get_object_or_404(RemovalRun.objects.all(), pk=pk)
+        try:
+            removal_cancel(run=run, actor=self.actor)
+        except RemovalError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(
+                request, _("Suppression annulée : rien n'a été fait chez Google ni dans la console.")
+            )
+        return HttpResponseRedirect(reverse(MANAGE_URL))
+
+
 class RemovalProgressView(TenantRoleRequiredMixin, View):
     """The removal panel alone, polled by htmx while a removal runs."""
 
@@ -88,4 +110,5 @@ urlpatterns = [
     path("admin/google/chromeos/remove/", RemovalView.as_view(), name="remove"),
     path("admin/google/chromeos/remove/progress/", RemovalProgressView.as_view(), name="removal_progress"),
     path("admin/google/chromeos/remove/<int:pk>/retry/", RemovalRetryView.as_view(), name="removal_retry"),
+    path("admin/google/chromeos/remove/<int:pk>/cancel/", RemovalCancelView.as_view(), name="removal_cancel"),
 ]

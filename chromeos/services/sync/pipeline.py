@@ -300,7 +300,8 @@ def _run(
     with transaction.atomic():
         # The run's row is locked for the merge: a cancel that comes now waits for it and finds it finished;
         # one that came first stops it here, before any removal.
-        if not SyncRun.unscoped.select_for_update().filter(pk=run.pk, status=SyncStatus.RUNNING).exists():
+        seen = SyncRun.unscoped.select_for_update().filter(pk=run.pk).values_list("status", flat=True).first()
+        if seen == SyncStatus.CANCELLED:
             raise SyncCancelled
         locked = GoogleIntegration.unscoped.select_for_update().filter(pk=integration.pk).first()
         if locked is None or locked.status != IntegrationStatus.ACTIVE:
@@ -459,12 +460,16 @@ def _progress(run: SyncRun, listing: Listing, progress: ProgressCallback | None)
         listing.progress_written = now
         run.heartbeat_at = timezone.now()
         # Written only while the run is running: the same statement is the check for a cancel, between pages.
-        if not SyncRun.unscoped.filter(pk=run.pk, status=SyncStatus.RUNNING).update(
-            pages=run.pages,
-            devices_seen=run.devices_seen,
-            devices_skipped=run.devices_skipped,
-            heartbeat_at=run.heartbeat_at,
+        if (
+            not SyncRun.unscoped.filter(pk=run.pk, status=SyncStatus.RUNNING).update(
+                pages=run.pages,
+                devices_seen=run.devices_seen,
+                devices_skipped=run.devices_skipped,
+                heartbeat_at=run.heartbeat_at,
+            )
+            and SyncRun.unscoped.filter(pk=run.pk, status=SyncStatus.CANCELLED).exists()
         ):
+            # (A row that is gone was deleted by a removal: the revoked grant or the merge's check stops the run.)
             raise SyncCancelled
     if progress is not None:
         progress(run)
@@ -473,6 +478,9 @@ def _progress(run: SyncRun, listing: Listing, progress: ProgressCallback | None)
 def _cancel_stopped(run: SyncRun) -> None:
     """The worker noticed the cancel: its last line goes after the canceller's, the counts of what it did stay."""
     pages, devices_seen = run.pages, run.devices_seen
+    fresh = SyncRun.unscoped.filter(pk=run.pk).first()
+    if fresh is None:
+        return
     run.refresh_from_db()
     if run.status != SyncStatus.CANCELLED:
         # Not a cancel after all (reaped meanwhile, say): the state it has is the truth.
