@@ -74,6 +74,7 @@ from chromeos.models import (
     PolicyAssignment,
     RemovalRun,
     RemovalStatus,
+    SavedDeviceView,
     SyncRun,
 )
 from mdm import jobs
@@ -97,8 +98,10 @@ REMOVED_MODELS: tuple[type[TenantOwnedModel], ...] = (
     SyncRun,
     GoogleIntegration,
 )
-# Models of the chromeos app that a removal keeps (the record of the removal itself).
-KEPT_MODELS: tuple[type[Model], ...] = (RemovalRun,)
+# Models of the chromeos app that a removal keeps: the record of the removal itself, and the users' saved views
+# of the fleet table (filters as a query string, no link to Google's data: they mean the same again once the
+# tenant connects Google anew, like its Blueprints and apps).
+KEPT_MODELS: tuple[type[Model], ...] = (RemovalRun, SavedDeviceView)
 
 CHUNK_SIZE = 5000
 STALE_MARGIN_SECONDS = 5 * 60

@@ -200,7 +200,16 @@ def _fail(run: SyncRun, key: str, **params: Any) -> bool:
         status=SyncStatus.FAILED, error=error, finished_at=finished_at, log=log
     )
     if not done:
-        run.refresh_from_db()
+        # Finished meanwhile (its worker wins), or deleted with its integration by a removal.
+        fresh = SyncRun.unscoped.filter(pk=run.pk).first() or SyncRun(
+            status=SyncStatus.FAILED, error=error, finished_at=finished_at, log=log
+        )  # a deleted row: what the caller holds still says how it ended
+        run.status, run.error, run.finished_at, run.log = (
+            fresh.status,
+            fresh.error,
+            fresh.finished_at,
+            fresh.log,
+        )
         return False
     run.status, run.error, run.finished_at, run.log = SyncStatus.FAILED, error, finished_at, log
     logger.warning("sync tenant=%s run=%s failed: %s", run.tenant_id, run.pk, run.error)
