@@ -64,6 +64,7 @@ os.environ["CACHE_KEY_PREFIX"] = PREFIX
 os.environ["GOOGLE_QUOTA_KEY_PREFIX"] = f"{PREFIX}:google-quota"
 
 from bench_db import migrated_database  # noqa: E402
+from emulator_control import EmulatorControl  # noqa: E402
 
 SCOPES = [
     "https://www.googleapis.com/auth/admin.directory.device.chromeos",
@@ -167,10 +168,8 @@ def start(name: str, command: list[str], env: dict[str, str], role: str, log: Pa
 
 
 # -- the emulator ------------------------------------------------------------------------------------------------
-class Emulator:
+class Emulator(EmulatorControl):
     def __init__(self, args: argparse.Namespace, first_size: int, env: dict[str, str], log: Path) -> None:
-        import requests
-
         self.host = f"127.0.0.1:{free_port()}"
         command = [
             sys.executable,
@@ -195,20 +194,7 @@ class Emulator:
             if getattr(args, flag):
                 command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
         self.process = start("emulator", command, env, "google", log)
-        self.http = requests.Session()
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            try:
-                if self.http.get(f"http://{self.host}/_emulator/health", timeout=2).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        raise RuntimeError("the emulator did not start")
-
-    def control(self, verb: str, path: str, body: Any = None) -> Any:
-        response = self.http.request(verb, f"http://{self.host}/_emulator{path}", json=body, timeout=600)
-        response.raise_for_status()
-        return response.json()
+        self.wait_until_up(600)
 
 
 # -- the console side, in bulk -----------------------------------------------------------------------------------

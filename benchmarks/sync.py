@@ -61,6 +61,7 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/mdm_bench_sync"
 os.environ.setdefault("DATABASE_URL", DEFAULT_DB)
 
 from bench_db import migrated_database  # noqa: E402
+from emulator_control import EmulatorControl  # noqa: E402
 from wal import relation_sizes, wal_between, wal_position  # noqa: E402
 
 SCOPES = [
@@ -82,10 +83,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Emulator:
+class Emulator(EmulatorControl):
     def __init__(self, devices: int, latency: str | None = None, org_units: int = 12) -> None:
-        import requests
-
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         command = [
@@ -108,20 +107,7 @@ class Emulator:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.http = requests.Session()
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            try:
-                if self.http.get(f"http://{self.host}/_emulator/health", timeout=2).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        raise RuntimeError("the emulator did not start")
-
-    def control(self, verb: str, path: str, body: Any = None) -> Any:
-        response = self.http.request(verb, f"http://{self.host}/_emulator{path}", json=body, timeout=600)
-        response.raise_for_status()
-        return response.json()
+        self.wait_until_up(600)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -34,7 +34,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,15 +46,17 @@ os.environ["CELERY_BROKER_KEY_PREFIX"] = f"bench-pool-{uuid.uuid4().hex[:8]}:"
 os.environ.setdefault("GOOGLE_QUOTA_KEY_PREFIX", f"bench-pool-{uuid.uuid4().hex[:8]}:google-quota")
 
 from bench_db import migrated_database  # noqa: E402
+from emulator_control import EmulatorControl  # noqa: E402
 from sync import SCOPES, busy_cpu_seconds, free_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the emulator ------------------------------------------------------------------------------------------------
-class Emulator:
+class Emulator(EmulatorControl):
+    control_timeout = 900
+
     def __init__(self, customers: int, devices: int, latency: str) -> None:
-        import requests
 
         mean, _, spread = latency.partition(":")
         other = f"{float(mean) / 3:g}:{float(spread or 0) / 3:g}"
@@ -69,20 +70,7 @@ class Emulator:
         self.process = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        self.http = requests.Session()
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            try:
-                if self.http.get(f"http://{self.host}/_emulator/health", timeout=2).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        raise RuntimeError("the emulator did not start")
-
-    def control(self, verb: str, path: str, body: Any = None) -> Any:
-        response = self.http.request(verb, f"http://{self.host}/_emulator{path}", json=body, timeout=900)
-        response.raise_for_status()
-        return response.json()
+        self.wait_until_up(900)
 
     def stop(self) -> None:
         self.process.terminate()
