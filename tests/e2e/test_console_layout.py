@@ -278,3 +278,35 @@ def test_the_branded_404_page_is_clean_for_axe(
         page.screenshot(path=str(SCREENSHOTS / f"{lang}-{size}-404{'' if signed_in else '-anonyme'}.png"))
         assert not problems, "\n".join(problems)
     context.close()
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+@pytest.mark.parametrize("size", ["1440", "390"])
+def test_a_bulk_preview_is_clean_for_axe_and_never_scrolls_sideways(
+    browser: Browser, stack: Stack, ready: dict[str, object], size: str, lang: str
+) -> None:
+    """A move of three devices prepared from the fleet table, then « Prévisualiser »: each device's current → new
+    unit and the grouped summary, checked like every main page (the draft is left to expire, nothing is sent)."""
+    page = _page(browser, stack, ready, SIZES[size], lang)
+    page.goto("/devices/")
+    boxes = page.locator(".device-table tbody input[type=checkbox]")
+    for index in range(3):
+        boxes.nth(index).check()
+    page.locator("#bulk-action").select_option("move")
+    page.locator("#device-actions button[name=scope][value=selection]").click()
+    page.wait_for_url("**/devices/actions/*/")
+    form = page.locator("form.confirm-form")
+    if form.locator("select").count():
+        form.locator("select").first.select_option(index=1)
+    else:
+        form.locator("input[type=text], input:not([type])").first.fill("/Paris")
+    page.locator("#preview-button").click()
+    expect(page.locator("#change-summary li").first).to_be_visible()
+    overflow, culprits = _horizontal_overflow(page)
+    problems = (
+        [f"the preview scrolls sideways by {overflow}px ({', '.join(culprits)})"] if overflow > 1 else []
+    )
+    problems += axe_violations(page)
+    page.screenshot(path=str(SCREENSHOTS / f"{lang}-{size}-apercu-deplacement.png"))
+    page.context.close()
+    assert not problems, "\n".join(problems)
