@@ -189,31 +189,21 @@ def _log(run: SyncRun, level: str, key: str, **params: Any) -> None:
 
 
 def _fail(run: SyncRun, key: str, **params: Any) -> bool:
-    """Fail the run if it is still in the active state this object saw (any active state if it saw a final one),
-    in one conditional UPDATE: a worker that finished between a reaper's read and its check keeps its result,
-    and two reapers do not both fail it. True if this call failed it."""
-    seen = (run.status,) if run.status in ACTIVE_STATUSES else ACTIVE_STATUSES
+    """Fail the run if it is still in the active state this object saw (``JobRun.mark_failed``: a worker that
+    finished between a reaper's read and its check keeps its result, two reapers do not both fail it). True if
+    this call failed it; otherwise ``run`` is brought up to date."""
     error = MSG[key] % params
-    finished_at = timezone.now()
     log = [*run.log, _log_entry("error", key, **params)][-MAX_LOG_LINES:]
-    done = SyncRun.unscoped.filter(pk=run.pk, status__in=seen).update(
-        status=SyncStatus.FAILED, error=error, finished_at=finished_at, log=log
+    if run.mark_failed(error, log=log):
+        logger.warning("sync tenant=%s run=%s failed: %s", run.tenant_id, run.pk, run.error)
+        return True
+    # Finished meanwhile (its worker wins), or deleted with its integration by a removal: then what the caller
+    # holds still says how it ended.
+    fresh = SyncRun.unscoped.filter(pk=run.pk).first() or SyncRun(
+        status=SyncStatus.FAILED, error=error, finished_at=timezone.now(), log=log
     )
-    if not done:
-        # Finished meanwhile (its worker wins), or deleted with its integration by a removal.
-        fresh = SyncRun.unscoped.filter(pk=run.pk).first() or SyncRun(
-            status=SyncStatus.FAILED, error=error, finished_at=finished_at, log=log
-        )  # a deleted row: what the caller holds still says how it ended
-        run.status, run.error, run.finished_at, run.log = (
-            fresh.status,
-            fresh.error,
-            fresh.finished_at,
-            fresh.log,
-        )
-        return False
-    run.status, run.error, run.finished_at, run.log = SyncStatus.FAILED, error, finished_at, log
-    logger.warning("sync tenant=%s run=%s failed: %s", run.tenant_id, run.pk, run.error)
-    return True
+    run.status, run.error, run.finished_at, run.log = fresh.status, fresh.error, fresh.finished_at, fresh.log
+    return False
 
 
 def _reap_dead_runs(integration: GoogleIntegration, *, except_pk: int | None = None) -> list[SyncRun]:
