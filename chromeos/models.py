@@ -632,6 +632,11 @@ class PolicyAssignment(TenantOwnedModel):
     created_at = models.DateTimeField(_("affectée le"), auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     apply_requested_at = models.DateTimeField(null=True, blank=True)
+    # What « Annuler » needs to know of the apply or removal requested last: the state the assignment had before
+    # the request (what a cancel puts back), and when a worker first took the request (from then on settings may
+    # have reached Google, and the request can no longer be withdrawn). A task retry keeps ``request_taken_at``.
+    request_state_before = models.CharField(max_length=16, choices=AssignmentState.choices, blank=True)
+    request_taken_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(_("appliquée le"), null=True, blank=True)
 
     class Meta:

@@ -181,6 +181,11 @@ def sync_request(
 RUN_KIND = "ldap_sync.ldapsyncrun"
 
 
+def ldap_sync_run_waits_for_broker(run: LdapSyncRun) -> bool:
+    """Queued, and its message still waits in the outbox (the broker refused it): the run page says why it waits."""
+    return jobs.waits_for_broker(RUN_KIND, run.pk, queued=run.status == SyncStatus.QUEUED)
+
+
 def _queued_timeout() -> timedelta:
     return timedelta(seconds=int(getattr(settings, "LDAP_SYNC_QUEUED_TIMEOUT_SECONDS", 600)))
 

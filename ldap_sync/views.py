@@ -196,6 +196,7 @@ class RunDetailView(_LdapView):
             "pending_org_units": pending.get("org_units", []),
             "pending_users": pending.get("users", []),
             "skipped": run.skipped,
+            "waits_for_broker": services.ldap_sync_run_waits_for_broker(run),
         }
         return render(request, "ldap_sync/run_detail.html", context)
 

@@ -107,6 +107,19 @@ def publication_pending(kind: str, object_id: int) -> bool:
     return OutboxMessage.objects.filter(kind=kind, object_id=object_id).exists()
 
 
+def outbox_discard(kind: str, object_id: int) -> int:
+    """Forget the messages of a job withdrawn before it was published (its task would do nothing anyway)."""
+    deleted, _by_model = OutboxMessage.objects.filter(kind=kind, object_id=object_id).delete()
+    return deleted
+
+
+def waits_for_broker(kind: str, object_id: int, *, queued: bool) -> bool:
+    """Should the job's page say « La file des tâches est indisponible : l'action partira dès son retour. »?
+    Yes while the job is not taken yet (``queued``, in the kind's own terms) and its message is still in the
+    outbox (the broker refused it). Every job page asks this one question (template ``_waits_for_broker.html``)."""
+    return queued and publication_pending(kind, object_id)
+
+
 def outbox_flush(now: datetime | None = None) -> int:
     """Publish again what the broker refused (or what a dead process never sent). Returns how many went out."""
     now = now or timezone.now()

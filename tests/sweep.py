@@ -58,6 +58,7 @@ SWEEP: dict[str, KwargsMaker] = {
             "policy_preview",
             "policy_unassign_preview",
             "policy_apply",
+            "policy_cancel",
             "policy_unassign",
             "policy_release",
             "policy_retarget",

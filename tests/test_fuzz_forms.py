@@ -46,6 +46,7 @@ from chromeos.models import (
     ItemStatus,
     JobStatus,
     OrgUnit,
+    PolicyAssignment,
     SyncRun,
     SyncStatus,
 )
@@ -92,6 +93,7 @@ HOST_PAGES = {
     "chromeos:policy_release": ["chromeos:policies"],
     "chromeos:policy_apply": ["chromeos:policy_assignment"],
     "chromeos:policy_unassign": ["chromeos:policy_assignment"],
+    "chromeos:policy_cancel": ["chromeos:policy_assignment"],
     "chromeos:device_view_create": ["chromeos:device_list"],
     "chromeos:device_view_delete": ["chromeos:device_view_edit"],
     "chromeos:device_job_retry_failed": ["chromeos:device_job"],
@@ -108,6 +110,7 @@ FIELDLESS_POSTS = {
     "chromeos:device_action_cancel": "cancels the job named in the URL",
     "chromeos:policy_apply": "applies the assignment named in the URL",
     "chromeos:policy_release": "releases the assignment named in the URL",
+    "chromeos:policy_cancel": "withdraws the apply or removal requested on the assignment named in the URL",
     "ldap_sync:sync": "queues a sync of the tenant's directory",
     "ldap_sync:confirm_removals": "confirms the guarded run named in the URL",
     "ldap_sync:cancel": "cancels the run named in the URL",
@@ -419,6 +422,16 @@ def _assignment(t: Any) -> dict[str, Any]:
     return {"pk": PolicyAssignmentFactory(tenant=t, org_unit=linked_org_unit(t, directory)).pk}
 
 
+def _requested_assignment(t: Any) -> dict[str, Any]:
+    """An apply requested that no worker took yet: the only state in which the page offers « Annuler »."""
+    directory = LdapDirectory.unscoped.get(tenant=t)
+    assignment = PolicyAssignmentFactory(tenant=t, org_unit=linked_org_unit(t, directory))
+    PolicyAssignment.unscoped.filter(pk=assignment.pk).update(
+        apply_requested_at=timezone.now(), request_state_before="pending"
+    )
+    return {"pk": assignment.pk}
+
+
 def _vanished_assignment(t: Any) -> dict[str, Any]:
     """An assignment whose OU Google no longer lists: the only one the overview offers to release."""
     assignment = PolicyAssignmentFactory(tenant=t)
@@ -457,6 +470,7 @@ FUZZ_OBJECTS = {
     "chromeos:policy_apply": [_assignment],
     "chromeos:policy_unassign": [_assignment],
     "chromeos:policy_release": [_vanished_assignment],
+    "chromeos:policy_cancel": [_requested_assignment],
     "mdm:blueprint_delete": [SWEEP["mdm:blueprint_delete"], _blueprint_in_use],
     "mdm:app_delete": [SWEEP["mdm:app_delete"], _app_in_use],
 }

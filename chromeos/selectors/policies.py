@@ -28,11 +28,15 @@ from django.utils.translation import gettext as _
 
 from chromeos.models import AssignmentState, ChromeOSDevice, GoogleIntegration, OrgUnit, PolicyAssignment
 from chromeos.services.policies import (
+    POLICY_KIND,
     STUCK_AFTER,
     assignment_desired,
     assignment_is_outdated,
     org_unit_unsupported_reason,
+    policy_cancel_blocked,
+    policy_cancel_refusal,
 )
+from mdm import jobs
 
 if TYPE_CHECKING:
     from mdm.models import App, Blueprint
@@ -350,6 +354,20 @@ def assignment_busy(assignment: PolicyAssignment) -> bool:
     if assignment.state == AssignmentState.PENDING and assignment.apply_requested_at is None:
         return False
     return not (assignment.updated_at and timezone.now() - assignment.updated_at > STUCK_AFTER)
+
+
+def assignment_job(assignment: PolicyAssignment) -> dict[str, Any]:
+    """What the state panel says of the apply or removal requested last: busy (polled), « Annuler » offered,
+    why it is not, and whether its message still waits for the broker."""
+    cancel_blocked = policy_cancel_blocked(assignment)
+    can_cancel = policy_cancel_refusal(assignment) is None
+    return {
+        "busy": assignment_busy(assignment),
+        "can_cancel": can_cancel,
+        "cancel_blocked": cancel_blocked,
+        # Not taken by a worker yet is exactly « can be cancelled ».
+        "waits_for_broker": jobs.waits_for_broker(POLICY_KIND, assignment.pk, queued=can_cancel),
+    }
 
 
 def any_busy(rows: list[PolicyAssignment]) -> bool:

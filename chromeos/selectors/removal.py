@@ -10,11 +10,13 @@ from django.utils.translation import gettext as _
 from chromeos.models import GoogleIntegration, PolicyAssignment, RemovalRun, RemovalStatus
 from chromeos.services.removal import (
     REMOVED_MODELS,
+    RUN_KIND,
     model_key,
     removal_counts,
     removal_progress,
     removal_run_is_stale,
 )
+from mdm import jobs
 from mdm.models import App, Blueprint, Tenant
 
 
@@ -32,6 +34,8 @@ class RemovalPanel:
     deleted: list[CountRow] = field(default_factory=list)
     kept: list[CountRow] = field(default_factory=list)
     progress: dict[str, Any] | None = None
+    # A queued removal whose message waits in the outbox (the broker is down): the panel says why it waits.
+    waits_for_broker: bool = False
     # Assignments whose policies the console wrote at Google (what removal leaves in force unless restored).
     applied_policies: list[Any] = field(default_factory=list)
 
@@ -112,6 +116,9 @@ def removal_panel(tenant: Tenant, *, with_preview: bool) -> RemovalPanel:
         progress = removal_progress(latest_run.pk)
         if progress is not None:
             panel.progress = {**progress, "label": model_label(progress["model"])}
+        panel.waits_for_broker = jobs.waits_for_broker(
+            RUN_KIND, latest_run.pk, queued=latest_run.status == RemovalStatus.QUEUED
+        )
     if with_preview and panel.can_remove:
         panel.deleted, panel.kept = removal_preview(tenant)
         panel.applied_policies = list(

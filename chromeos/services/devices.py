@@ -460,7 +460,7 @@ def _retry_key(job_pk: int) -> str:
 
 def device_action_job_waits_for_broker(job: DeviceActionJob) -> bool:
     """Queued, and its message still waits in the outbox (the broker refused it): the page says why it waits."""
-    return job.status == JobStatus.QUEUED and jobs.publication_pending(JOB_KIND, job.pk)
+    return jobs.waits_for_broker(JOB_KIND, job.pk, queued=job.status == JobStatus.QUEUED)
 
 
 def device_action_job_retry_in(job: DeviceActionJob) -> int | None:

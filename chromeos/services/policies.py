@@ -445,9 +445,20 @@ def policy_assignment_apply_request(*, assignment: PolicyAssignment, actor: User
     if reason:
         raise PolicyError(reason)
     with transaction.atomic():
+        if not (assignment.state == AssignmentState.PENDING and assignment.apply_requested_at is not None):
+            # A new request (asking again for one still queued or waiting for its retry keeps its marker).
+            _request_begins(assignment)
         assignment.state = AssignmentState.PENDING
         assignment.apply_requested_at = timezone.now()
-        assignment.save(update_fields=["state", "apply_requested_at", "updated_at"])
+        assignment.save(
+            update_fields=[
+                "state",
+                "apply_requested_at",
+                "request_state_before",
+                "request_taken_at",
+                "updated_at",
+            ]
+        )
         audit_record(
             tenant=assignment.tenant,
             actor=actor,
@@ -460,8 +471,21 @@ def policy_assignment_apply_request(*, assignment: PolicyAssignment, actor: User
     return assignment
 
 
+def _request_begins(assignment: PolicyAssignment) -> None:
+    """Record the state before a new apply or removal request, what « Annuler » puts back. A request made while
+    another operation was in flight (a stuck one, or an apply not finished) counts as taken: settings may
+    already be at Google, so it cannot be withdrawn."""
+    in_flight = assignment.state in (AssignmentState.APPLYING, AssignmentState.REMOVING) or (
+        assignment.state == AssignmentState.PENDING and assignment.apply_requested_at is not None
+    )
+    assignment.request_state_before = assignment.state
+    assignment.request_taken_at = timezone.now() if in_flight else None
+
+
 def _claim(pk: int, from_states: tuple[str, ...], to_state: str) -> PolicyAssignment | None:
-    """Move the assignment to ``to_state`` if it is in one of ``from_states``; None if another run has it."""
+    """Move the assignment to ``to_state`` if it is in one of ``from_states``; None if another run has it, or if
+    its request was withdrawn (« Annuler »: pending again with no apply requested). The first claim of a request
+    marks it taken, under the row lock the cancel takes too: after that the request can no longer be withdrawn."""
     with transaction.atomic():
         assignment = (
             PolicyAssignment.unscoped.select_for_update(of=("self",))
@@ -471,9 +495,87 @@ def _claim(pk: int, from_states: tuple[str, ...], to_state: str) -> PolicyAssign
         )
         if assignment is None or assignment.state not in from_states:
             return None
+        if assignment.state == AssignmentState.PENDING and assignment.apply_requested_at is None:
+            return None
         assignment.state = to_state
-        assignment.save(update_fields=["state", "updated_at"])
+        assignment.request_taken_at = assignment.request_taken_at or timezone.now()
+        assignment.save(update_fields=["state", "request_taken_at", "updated_at"])
         return assignment
+
+
+# -- cancel ---------------------------------------------------------------------------------------------------
+def _request_open(assignment: PolicyAssignment) -> bool:
+    return assignment.state in (AssignmentState.APPLYING, AssignmentState.REMOVING) or (
+        assignment.state == AssignmentState.PENDING and assignment.apply_requested_at is not None
+    )
+
+
+def policy_cancel_refusal(assignment: PolicyAssignment) -> str | None:
+    """Why the apply or removal requested last cannot be withdrawn, or None when it can: no worker took it, so
+    nothing of it was sent to Google."""
+    if not _request_open(assignment):
+        return _("Aucune application ni aucun retrait en cours : rien à annuler.")
+    if assignment.request_taken_at is not None:
+        return _(
+            "Des paramètres ont déjà été envoyés à Google : laissez l'application aller au bout, puis retirez "
+            "l'affectation."
+        )
+    return None
+
+
+def policy_cancel_blocked(assignment: PolicyAssignment) -> str | None:
+    """The reason the page shows instead of « Annuler » while a request runs that can no longer be withdrawn."""
+    return policy_cancel_refusal(assignment) if _request_open(assignment) else None
+
+
+def policy_assignment_cancel(*, assignment: PolicyAssignment, actor: User) -> PolicyAssignment:
+    """« Annuler »: withdraw the apply or removal requested last, if no worker took it (nothing sent to Google).
+    The assignment gets back the state it had before the request; the queued task, when it runs, finds the
+    request withdrawn under the same row lock and does nothing. Audited."""
+    with transaction.atomic():
+        locked = (
+            PolicyAssignment.objects.select_for_update(of=("self",))
+            .select_related("org_unit", "blueprint", "app", "tenant")
+            .filter(pk=assignment.pk)
+            .first()
+        )
+        if locked is None:
+            raise PolicyError(_("Aucune application ni aucun retrait en cours : rien à annuler."))
+        refusal = policy_cancel_refusal(locked)
+        if refusal:
+            raise PolicyError(refusal)
+        was = locked.state
+        before = locked.request_state_before
+        if before not in (
+            AssignmentState.PENDING,
+            AssignmentState.APPLIED,
+            AssignmentState.FAILED,
+            AssignmentState.REMOVAL_FAILED,
+        ):
+            before = AssignmentState.PENDING
+        locked.state = before
+        locked.apply_requested_at = None
+        locked.removal_mode = ""
+        locked.request_state_before = ""
+        locked.save(
+            update_fields=[
+                "state",
+                "apply_requested_at",
+                "removal_mode",
+                "request_state_before",
+                "updated_at",
+            ]
+        )
+        # The message may still wait for the broker: it would only find the request withdrawn.
+        jobs.outbox_discard(POLICY_KIND, locked.pk)
+        audit_record(
+            tenant=locked.tenant,
+            actor=actor,
+            action="policy.cancel",
+            target=str(locked),
+            details=_audit_details(locked, was=was, back_to=before),
+        )
+    return locked
 
 
 def _save(assignment: PolicyAssignment, *fields: str) -> None:
@@ -773,9 +875,12 @@ def policy_assignment_unassign_request(*, assignment: PolicyAssignment, mode: st
             return True
         if assignment.integration.status != IntegrationStatus.ACTIVE:
             raise PolicyError(_("L'intégration Google n'est pas active."))
+        _request_begins(assignment)
         assignment.state = AssignmentState.REMOVING
         assignment.removal_mode = mode
-        assignment.save(update_fields=["state", "removal_mode", "updated_at"])
+        assignment.save(
+            update_fields=["state", "removal_mode", "request_state_before", "request_taken_at", "updated_at"]
+        )
         audit_record(
             tenant=assignment.tenant,
             actor=actor,

@@ -153,7 +153,7 @@ class PolicyAssignmentView(_ReadOnlyAssignmentView):
             "can_retarget": services.retarget_reason(assignment) is not None,
             "outdated": services.assignment_is_outdated(assignment),
             "counts": selectors.assignment_device_counts(assignment),
-            "busy": selectors.assignment_busy(assignment),
+            **selectors.assignment_job(assignment),
             "modes": UnassignMode.choices,
             "has_parent": bool(assignment.org_unit.parent_org_unit_id),
         }
@@ -167,8 +167,8 @@ class PolicyStateView(_ReadOnlyAssignmentView):
         assignment = self.assignment(pk)
         context = {
             "assignment": assignment,
-            "busy": selectors.assignment_busy(assignment),
             "outdated": services.assignment_is_outdated(assignment),
+            **selectors.assignment_job(assignment),
         }
         response = render(request, "chromeos/policies_state.html", context)
         if request.headers.get("HX-Request") and not context["busy"]:
@@ -213,6 +213,24 @@ class PolicyApplyView(_PolicyView):
             messages.error(request, exc.message)
         else:
             messages.success(request, _("Application demandée : Google reçoit les paramètres."))
+        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
+
+
+class PolicyCancelView(_PolicyView):
+    """« Annuler »: withdraw an apply or a removal that no worker took yet (nothing sent to Google)."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        self.assignment(pk)
+        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        assignment = self.assignment(pk)
+        try:
+            services.policy_assignment_cancel(assignment=assignment, actor=self.actor)
+        except services.PolicyError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, _("Demande annulée : rien n'a été envoyé à Google."))
         return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
 
 
@@ -444,6 +462,7 @@ urlpatterns = [
     ),
     path("politiques/affectations/<int:pk>/appliquer/", PolicyApplyView.as_view(), name="policy_apply"),
     path("politiques/affectations/<int:pk>/retirer/", PolicyUnassignView.as_view(), name="policy_unassign"),
+    path("politiques/affectations/<int:pk>/annuler/", PolicyCancelView.as_view(), name="policy_cancel"),
     path("politiques/affectations/<int:pk>/liberer/", PolicyReleaseView.as_view(), name="policy_release"),
     path(
         "politiques/affectations/<int:pk>/reaffecter/", PolicyRetargetView.as_view(), name="policy_retarget"

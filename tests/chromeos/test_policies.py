@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from chromeos.models import AssignmentState, OrgUnit, PolicyAssignment, UnassignMode
 from chromeos.policy_schemas import AppContext, InstallType
@@ -226,6 +227,8 @@ def test_google_unavailable_is_retried_then_fails(
         integration=google_integration, org_unit=ous["/Paris"], blueprint=blueprint, actor=admin_user
     )
     google_emulator.add_fault(method=BATCH_MODIFY, status=503, count=None)
+    # The worker only takes a requested apply (one withdrawn by « Annuler » is skipped).
+    PolicyAssignment.objects.filter(pk=assignment.pk).update(apply_requested_at=timezone.now())
     # Not the last attempt: back to pending with the reason, and the task is asked to run again later.
     with pytest.raises(services.RetryLater):
         services.policy_assignment_apply(assignment.pk, final_attempt=False)
@@ -260,7 +263,9 @@ def test_an_ou_that_became_unsupported(
     preview = services.policy_preview_apply(applied)
     assert "Non prise en charge" in preview.error
     # An apply already queued when the link was lost fails instead of writing.
-    PolicyAssignment.objects.filter(pk=applied.pk).update(state=AssignmentState.PENDING)
+    PolicyAssignment.objects.filter(pk=applied.pk).update(
+        state=AssignmentState.PENDING, apply_requested_at=timezone.now()
+    )
     before = len(google_emulator.requests(BATCH_MODIFY))
     failed = services.policy_assignment_apply(applied.pk)
     assert failed.state == AssignmentState.FAILED and "Non prise en charge" in failed.google_error

@@ -35,6 +35,7 @@ def test_a_blueprint_deleted_while_the_broker_is_down_still_gets_google_restored
     assignment = services.policy_assignment_create(
         integration=google_integration, org_unit=ous["/Paris"], blueprint=blueprint, actor=admin_user
     )
+    PolicyAssignment.objects.filter(pk=assignment.pk).update(apply_requested_at=timezone.now())
     services.policy_assignment_apply(assignment.pk)  # what the worker did, before the broker went down
     assert google_policies(google_emulator, "/Paris") == {
         "chrome.devices.GuestMode": {"guestModeEnabled": False}

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
+from django.utils import timezone
 
 from chromeos.models import (
     AssignmentState,
@@ -404,7 +405,9 @@ class PolicyUnassign(PolicyJob):
         assignment = self.assignment(world)
         assert assignment is not None
         # Applied beforehand, in this process: there must be something at Google to undo.
-        PolicyAssignment.unscoped.filter(pk=assignment.pk).update(state=AssignmentState.PENDING)
+        PolicyAssignment.unscoped.filter(pk=assignment.pk).update(
+            state=AssignmentState.PENDING, apply_requested_at=timezone.now()
+        )
         with tenant_context(world.tenant):
             applied = policy_services.policy_assignment_apply(assignment.pk)
         assert applied is not None and applied.state == AssignmentState.APPLIED, applied
