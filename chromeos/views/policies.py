@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import View
 
 from chromeos.forms.policies import AssignmentForm
@@ -200,45 +201,47 @@ class PolicyUnassignPreviewView(_ReadOnlyAssignmentView):
         return render(request, "chromeos/policies_unassign_preview.html", context)
 
 
-class PolicyApplyView(_PolicyView):
+class _AssignmentButtonView(_PolicyView):
+    """A button on an assignment's page: GET leads back to the page; POST asks the service (``act``) and says
+    how it went there."""
+
+    done: Any = ""
+
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         self.assignment(pk)
         return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
 
+    def act(self, assignment: PolicyAssignment) -> None:
+        raise NotImplementedError
+
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         assignment = self.assignment(pk)
         try:
-            services.policy_assignment_apply_request(assignment=assignment, actor=self.actor)
+            self.act(assignment)
         except services.PolicyError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, _("Application demandée : Google reçoit les paramètres."))
+            messages.success(request, self.done)
         return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
 
 
-class PolicyCancelView(_PolicyView):
+class PolicyApplyView(_AssignmentButtonView):
+    done = gettext_lazy("Application demandée : Google reçoit les paramètres.")
+
+    def act(self, assignment: PolicyAssignment) -> None:
+        services.policy_assignment_apply_request(assignment=assignment, actor=self.actor)
+
+
+class PolicyCancelView(_AssignmentButtonView):
     """« Annuler »: withdraw an apply or a removal that no worker took yet (nothing sent to Google)."""
 
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        self.assignment(pk)
-        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
+    done = gettext_lazy("Demande annulée : rien n'a été envoyé à Google.")
 
-    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
-        assignment = self.assignment(pk)
-        try:
-            services.policy_assignment_cancel(assignment=assignment, actor=self.actor)
-        except services.PolicyError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, _("Demande annulée : rien n'a été envoyé à Google."))
-        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
+    def act(self, assignment: PolicyAssignment) -> None:
+        services.policy_assignment_cancel(assignment=assignment, actor=self.actor)
 
 
-class PolicyUnassignView(_PolicyView):
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        self.assignment(pk)
-        return HttpResponseRedirect(reverse("chromeos:policy_assignment", kwargs={"pk": pk}))
-
+class PolicyUnassignView(_AssignmentButtonView):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         assignment = self.assignment(pk)
         mode = request.POST.get("mode", "")

@@ -85,6 +85,14 @@ class SyncProgressView(TenantRoleRequiredMixin, View):
         return _panel(request, panel)
 
 
+def _posted_run_id(request: HttpRequest) -> int:
+    """The run a panel's button names (``run``); anything else is no run of this tenant's: 404."""
+    try:
+        return int(request.POST.get("run", ""))
+    except ValueError:
+        raise Http404 from None
+
+
 class SyncConfirmRemovalsView(TenantRoleRequiredMixin, View):
     allowed_roles = ADMIN_ROLES
     http_method_names = ["post"]
@@ -93,10 +101,7 @@ class SyncConfirmRemovalsView(TenantRoleRequiredMixin, View):
         integration = tenant_integration()
         if integration is None:
             raise Http404
-        try:
-            run_id = int(request.POST.get("run", ""))
-        except ValueError:
-            raise Http404 from None
+        run_id = _posted_run_id(request)
         try:
             run, created = sync_confirm_removals(integration=integration, run_id=run_id, user=_user(request))
         except SyncNotAllowed as refused:
@@ -124,10 +129,7 @@ class SyncCancelView(TenantRoleRequiredMixin, View):
         integration = tenant_integration()
         if integration is None:
             raise Http404
-        try:
-            run_id = int(request.POST.get("run", ""))
-        except ValueError:
-            raise Http404 from None
+        run_id = _posted_run_id(request)
         try:
             run = sync_cancel(integration=integration, run_id=run_id, user=_user(request))
         except SyncRun.DoesNotExist:
