@@ -45,7 +45,7 @@ The package follows those steps, one module each:
 - ``listing``: reading Google (OUs, the device count, every page of devices). The run iterates ``PageFetcher``
   (pages of devices in) and asks ``ready()`` (is the next page already here?);
 - ``partitions``: the parallel listing by OU (its plan, its threads, the proof that it is complete);
-- ``staging``: a Google device as a row, and the run's TEMP staging tables (``Stage``);
+- ``staging``: a Google device as a row, and the run's rows in the shared UNLOGGED staging tables (``Stage``);
 - ``merge``: the staged devices (``DeviceMerge``: batches while listing, the sweep and its guard at the
   end) and the listed OUs into the tenant's tables;
 - ``schedule``: each tenant's slot in the hour, beat's dispatcher, the next slot after a run;

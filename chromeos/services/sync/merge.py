@@ -129,7 +129,9 @@ class DeviceMerge:
                 # under a change), and done on the narrow columns so that the upsert never sorts payloads.
                 cursor.execute(
                     f"DELETE FROM {stage.batch} AS s USING {stage.batch} AS t "
-                    "WHERE s.device_id = t.device_id AND s.seq < t.seq"
+                    "WHERE s.run_id = %(run)s AND t.run_id = %(run)s AND s.device_id = t.device_id "
+                    "AND s.seq < t.seq",
+                    self.params,
                 )
             cursor.execute(
                 f"""
@@ -139,7 +141,7 @@ class DeviceMerge:
                            'removed', CASE WHEN d.removed_at IS NOT NULL THEN jsonb_build_array(true, false) END)),
                        now()
                 FROM {stage.batch} s JOIN {DEVICE_TABLE} d ON d.tenant_id = %(tenant)s AND d.device_id = s.device_id
-                WHERE (d.etag IS DISTINCT FROM s.etag OR d.removed_at IS NOT NULL)
+                WHERE s.run_id = %(run)s AND (d.etag IS DISTINCT FROM s.etag OR d.removed_at IS NOT NULL)
                   AND ({change_filter} OR d.removed_at IS NOT NULL)
                 """,
                 self.params,
@@ -151,7 +153,7 @@ class DeviceMerge:
                         payload, first_seen_at, last_seen_at, last_seen_run_id, removed_at)
                     SELECT %(tenant)s, %(integration)s, s.device_id, s.etag, {", ".join("s." + c for c in DATA_COLUMNS)},
                         s.payload, now(), now(), %(run)s, NULL
-                    FROM {stage.batch} s
+                    FROM {stage.batch} s WHERE s.run_id = %(run)s
                     ON CONFLICT (tenant_id, device_id) DO UPDATE SET
                         etag = EXCLUDED.etag, {set_columns}, payload = EXCLUDED.payload,
                         integration_id = EXCLUDED.integration_id, last_seen_at = EXCLUDED.last_seen_at,
@@ -165,8 +167,9 @@ class DeviceMerge:
                 self.params,
             )
             added, updated = cursor.fetchone()
-            # TRUNCATE, not DELETE: autovacuum never visits TEMP tables, deleted rows would pile up.
-            cursor.execute(f"TRUNCATE {stage.batch}")
+            # The shared batch table: only this run's rows (UNLOGGED: the DELETE writes no WAL; autovacuum
+            # reclaims the space).
+            cursor.execute(f"DELETE FROM {stage.batch} WHERE run_id = %(run)s", self.params)
         stage.batch_taken()
         self.result.added += added
         self.result.updated += updated
@@ -179,14 +182,13 @@ class DeviceMerge:
             self._upsert_batch()
         table = self.stage.table
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT count(*) FROM {table}"
-            )  # distinct devices: Stage.analyze removed duplicates
+            # Distinct devices: Stage.analyze removed duplicates.
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE run_id = %(run)s", self.params)
             result.listed = cursor.fetchone()[0]
             result.unchanged = max(result.listed - result.added - result.updated, 0)
             absent = (
                 f"FROM {DEVICE_TABLE} d WHERE d.tenant_id = %(tenant)s AND d.removed_at IS NULL "
-                f"AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.device_id = d.device_id)"
+                f"AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.run_id = %(run)s AND s.device_id = d.device_id)"
             )
             cursor.execute(f"SELECT count(*) {absent}", self.params)
             result.candidates = cursor.fetchone()[0]

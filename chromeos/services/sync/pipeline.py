@@ -47,7 +47,7 @@ from chromeos.services.sync.runs import (
     _reap_dead_runs,
 )
 from chromeos.services.sync.schedule import _schedule_after
-from chromeos.services.sync.staging import Stage
+from chromeos.services.sync.staging import Stage, discard_stale_stages
 from ops import metrics
 from ops.logs import log_context
 
@@ -137,6 +137,8 @@ def _devices_sync(run: SyncRun, *, progress: ProgressCallback | None = None) -> 
     try:
         integration = run.integration
         _reap_dead_runs(integration, except_pk=run.pk)
+        # Staged rows of runs that died (this tenant's, just reaped, or any other's) go.
+        discard_stale_stages()
         if run.status == SyncStatus.RUNNING:
             interrupted = run
             _fail(interrupted, "reaped", number=interrupted.pk)
@@ -309,7 +311,7 @@ def _run(
         decision["held_since"] = locked.removals_held_since
         _merge_org_units(locked, run, units)
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM {stage.table}")
+            cursor.execute(f"SELECT count(*) FROM {stage.table} WHERE run_id = %s", [run.pk])
             listed = cursor.fetchone()[0]
         complete = listed == count_before == count_after
         result = merge.finish(may_remove=may_remove)

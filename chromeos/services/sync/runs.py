@@ -279,8 +279,13 @@ def _enqueue(run_id: int) -> None:
 
 
 def sync_runs_reap(now: datetime) -> int:
-    """The reaper of ChromeOS syncs (registered in ``mdm.jobs``): see :func:`_reap_lost_runs`."""
-    return _reap_lost_runs()
+    """The reaper of ChromeOS syncs (registered in ``mdm.jobs``): see :func:`_reap_lost_runs`; then the staged
+    rows of runs that are over go (``staging.discard_stale_stages``)."""
+    from chromeos.services.sync.staging import discard_stale_stages
+
+    reaped = _reap_lost_runs()
+    discard_stale_stages()
+    return reaped
 
 
 def sync_confirm_removals(*, integration: GoogleIntegration, run_id: int, user: User) -> tuple[SyncRun, bool]:

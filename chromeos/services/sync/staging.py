@@ -1,4 +1,5 @@
-"""Staging: a Google device turned into a row, and the run's TEMP staging table, filled page by page with COPY."""
+"""Staging: a Google device turned into a row, and the run's rows in the shared staging tables, filled page by page
+with COPY."""
 
 # SQL below is composed only from model metadata, column-name constants and the run's integer id; every value
 # is a bound parameter.
@@ -6,15 +7,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 
-from chromeos.models import SyncRun
+from chromeos.models import SyncRun, SyncStatus
 from chromeos.services.sync.listing import Listing
 
 # (column, Google field, max length): plain string columns. Anything that is not a string where a string is
@@ -152,19 +154,32 @@ def device_row(seq: int, device_id: str, etag: str, device: dict[str, Any]) -> t
 
 
 # -- staging ---------------------------------------------------------------------------------------------------
+STAGE_TABLE = "chromeos_syncstage"
+BATCH_TABLE = "chromeos_syncbatch"
+
+
 class Stage:
-    """The run's two TEMP tables on Django's connection (not WAL-logged, private to the run's connection).
+    """The run's rows in the two staging tables every run shares (UNLOGGED, migration 0023), keyed by run id.
 
     ``table`` holds one narrow row per listed device (``seq``, ``device_id``, ``etag``, ``fresh``): what the end of
     the run reads to prove the listing complete and to find the absent devices. ``batch`` holds the full rows
     (columns and payload) of the new or changed devices staged since the last merge: the merge empties it, so it
     stays small while the listing runs, whatever the number of devices.
+
+    The tables are permanent, so a run creates, indexes, analyzes and drops nothing: per-run TEMP tables wrote
+    ~50 KB of catalog WAL per sync, the whole no-change cost of a small tenant (issue 18). Every statement names
+    the run (``run_id = %s``); 16 syncs of one worker write side by side, each on its own connection. A run's rows
+    are deleted at its end (``drop``); those of a run that died are deleted by ``discard_stale_stages`` (at the
+    start of each sync, and by the reaper). UNLOGGED: their rows write no WAL; PostgreSQL empties them after a
+    crash, which only loses what runs that died with it had staged.
     """
+
+    table = STAGE_TABLE
+    batch = BATCH_TABLE
 
     def __init__(self, run: SyncRun) -> None:
         self.run = run
-        self.table = f"chromeos_sync_stage_{run.pk}"
-        self.batch = f"chromeos_sync_batch_{run.pk}"
+        self.run_id = run.pk
         self.seq = 0
         # Rows in ``batch`` not merged yet, and their device ids: Google's offset paging can list a device twice,
         # and the merge's upsert must see each device once (``batch_repeats`` asks it to keep the last copy).
@@ -173,44 +188,24 @@ class Stage:
         self.batch_repeats = False
 
     def create(self) -> None:
-        data_columns = ", ".join(
-            f"{c} {'timestamptz' if c in ('last_sync', 'last_enrollment_time') else 'date' if c == 'auto_update_expiration' else 'text'}"
-            for c in DATA_COLUMNS
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
-            cursor.execute(f"DROP TABLE IF EXISTS {self.batch}")
-            self.batch_taken()
-            cursor.execute(
-                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
-            )
-            row = cursor.fetchone()
-            # lz4 compresses payloads several times faster than pglz; the merge copies them compressed as they
-            # are, so the devices table gets lz4 payloads too (see migration 0007).
-            compression = " COMPRESSION lz4" if row and row[0] else ""
-            cursor.execute(
-                f"CREATE TEMP TABLE {self.table} (seq integer NOT NULL, device_id text NOT NULL, "
-                "etag text NOT NULL, fresh boolean NOT NULL DEFAULT false)"
-            )
-            cursor.execute(
-                f"CREATE TEMP TABLE {self.batch} (seq integer NOT NULL, device_id text NOT NULL, "
-                f"etag text NOT NULL, fresh boolean NOT NULL DEFAULT false, {data_columns}, "
-                f"payload jsonb{compression})"
-            )
+        """Start the run's staging afresh (also when a parallel listing is not proven and the listing starts
+        again: what it staged goes)."""
+        self._delete()
+        self.batch_taken()
+
+    def _delete(self) -> None:
+        _delete_run_rows(self.run_id, wait=True)
 
     def analyze(self) -> None:
-        """Autovacuum never analyzes TEMP tables: without statistics the sweep's join would be planned blind
-        (a nested-loop anti-join over 100,000 rows each side takes minutes)."""
+        """The end of the listing: a device listed twice (Google's paging shifted under a change) counts once.
+
+        (The name stays from the TEMP tables, which needed an index and an ANALYZE here; the shared table has its
+        index on ``(run_id, device_id)``, and autovacuum analyzes it.)"""
         with connection.cursor() as cursor:
-            # The index is insurance: right after a tenant's first sync the devices table's statistics may still
-            # say "empty", and the sweep's anti-join is then planned as a nested loop; without this index each
-            # loop would scan the whole staging table (100,000 x 100,000 comparisons).
-            cursor.execute(f"CREATE INDEX ON {self.table} (device_id)")
-            cursor.execute(f"ANALYZE {self.table}")
-            # A device listed twice (Google's paging shifted under a change) counts once.
             cursor.execute(
                 f"DELETE FROM {self.table} AS s USING {self.table} AS t "
-                "WHERE s.device_id = t.device_id AND s.seq < t.seq"
+                "WHERE s.run_id = %(run)s AND t.run_id = %(run)s AND s.device_id = t.device_id AND s.seq < t.seq",
+                {"run": self.run_id},
             )
 
     def batch_taken(self) -> None:
@@ -220,12 +215,10 @@ class Stage:
         self.batch_repeats = False
 
     def drop(self) -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
-                cursor.execute(f"DROP TABLE IF EXISTS {self.batch}")
-        except DatabaseError:
-            pass  # the connection is gone, and its TEMP tables with it
+        """The run is over: its rows go. If the database is unreachable they stay, for
+        ``discard_stale_stages``."""
+        with contextlib.suppress(DatabaseError):
+            self._delete()
 
     def write_page(self, devices: list[Any], tenant_id: int, listing: Listing) -> None:
         """COPY one page: every device's id into ``table``, the full rows of new or changed devices into
@@ -268,10 +261,75 @@ class Stage:
             listing.fresh += len(fresh)
             self.pending += len(fresh)
             # Unchanged devices travel as their id only: most pages of a re-sync write nothing else.
-            with cursor.copy(f"COPY {self.table} (seq, device_id, etag, fresh) FROM STDIN") as copy:
+            run_id = self.run_id
+            with cursor.copy(f"COPY {self.table} (run_id, seq, device_id, etag, fresh) FROM STDIN") as copy:
                 for row in listed:
-                    copy.write_row(row)
+                    copy.write_row((run_id, *row))
             if fresh:
-                with cursor.copy(f"COPY {self.batch} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+                with cursor.copy(
+                    f"COPY {self.batch} (run_id, {', '.join(STAGE_COLUMNS)}) FROM STDIN"
+                ) as copy:
                     for row in fresh:
-                        copy.write_row(row)
+                        copy.write_row((run_id, *row))
+
+
+# Advisory lock key (namespace, run id modulo 2**31) held while a run's staged rows are deleted: the run's own end
+# and a janitor never delete the same rows at once (two DELETEs of one run's rows, one by index and one by a
+# sequential scan, could lock them in opposite orders and deadlock).
+DISCARD_LOCK_NAMESPACE = 0x53544147  # "STAG"
+# The distinct run ids of a staging table, one index probe each (a loose index scan): a handful of runs at once.
+RUN_IDS = """
+WITH RECURSIVE ids AS (
+    (SELECT run_id FROM {table} ORDER BY run_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT s.run_id FROM {table} s WHERE s.run_id > ids.run_id ORDER BY s.run_id LIMIT 1)
+    FROM ids WHERE ids.run_id IS NOT NULL
+)
+SELECT run_id FROM ids WHERE run_id IS NOT NULL
+"""
+
+
+def _delete_run_rows(run_id: int, *, wait: bool) -> bool:
+    """Delete one run's staged rows; with ``wait`` False, not if another session is deleting them."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        key = [DISCARD_LOCK_NAMESPACE, run_id % 2**31]
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", key)
+        else:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", key)
+            if not cursor.fetchone()[0]:
+                return False
+        cursor.execute(f"DELETE FROM {STAGE_TABLE} WHERE run_id = %s", [run_id])
+        cursor.execute(f"DELETE FROM {BATCH_TABLE} WHERE run_id = %s", [run_id])
+    return True
+
+
+def discard_stale_stages() -> int:
+    """Delete the staged rows of runs that are over and did not delete them (their worker died, or lost
+    PostgreSQL at the end), or whose run row is gone (deleted with its integration). Called at the start of each
+    sync and by the reaper. Rows of a RUNNING run stay (a run whose worker died is reaped first), and so do those
+    of a run cancelled while its tenant's lock is held (its worker may still be writing: it deletes them itself
+    when it stops). Returns the number of runs whose rows were deleted."""
+    from chromeos.services.sync.runs import sync_lock_held
+
+    ids: set[int] = set()
+    with connection.cursor() as cursor:
+        for table in (STAGE_TABLE, BATCH_TABLE):
+            cursor.execute(RUN_IDS.format(table=table))
+            ids.update(row[0] for row in cursor.fetchall())
+    if not ids:
+        return 0
+    runs = {
+        pk: (status, tenant)
+        for pk, status, tenant in SyncRun.unscoped.filter(pk__in=ids).values_list("pk", "status", "tenant_id")
+    }
+    discarded = 0
+    for run_id in sorted(ids):
+        status, tenant_id = runs.get(run_id, (None, None))
+        if status == SyncStatus.RUNNING:
+            continue
+        if status == SyncStatus.CANCELLED and tenant_id is not None and sync_lock_held(tenant_id):
+            continue
+        if _delete_run_rows(run_id, wait=False):
+            discarded += 1
+    return discarded

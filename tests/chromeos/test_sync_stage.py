@@ -1,0 +1,137 @@
+"""The sync's staging tables (issue 18): shared UNLOGGED tables keyed by run id, created once by migration 0023.
+
+A run creates, indexes, analyzes and drops no relation (per-run TEMP tables wrote ~50 KB of catalog WAL per
+sync: the whole no-change WAL of a small tenant); its rows go at its end, and those of runs that died are
+discarded at the next sync's start and by the reaper.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from chromeos.models import GoogleIntegration, SyncRun, SyncStatus, SyncTrigger
+from chromeos.services.sync import devices_sync, sync_request
+from chromeos.services.sync.runs import SyncLock, sync_runs_reap
+from chromeos.services.sync.staging import BATCH_TABLE, STAGE_COLUMNS, STAGE_TABLE
+from google_emulator.testing import EmulatorHandle
+
+STAGED = f"SELECT (SELECT count(*) FROM {STAGE_TABLE} WHERE run_id = %(run)s) + (SELECT count(*) FROM {BATCH_TABLE} WHERE run_id = %(run)s)"  # noqa: S608
+
+
+def staged_rows(run_id: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(STAGED, {"run": run_id})
+        return int(cursor.fetchone()[0])
+
+
+def per_run_relations() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'chromeos\\_sync\\_stage\\_%%' "
+            "OR relname LIKE 'chromeos\\_sync\\_batch\\_%%'"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def stage_rows_for(run_id: int, devices: int = 3) -> None:
+    with connection.cursor() as cursor:
+        for seq in range(devices):
+            cursor.execute(
+                f"INSERT INTO {STAGE_TABLE} (run_id, seq, device_id, etag) VALUES (%s, %s, %s, 'e')",  # noqa: S608
+                [run_id, seq, f"dead-{seq}"],
+            )
+            cursor.execute(
+                f"INSERT INTO {BATCH_TABLE} (run_id, seq, device_id, etag, payload) "  # noqa: S608
+                "VALUES (%s, %s, %s, 'e', '{}')",
+                [run_id, seq, f"dead-{seq}"],
+            )
+
+
+@pytest.fixture
+def small_pages(settings: Any) -> Any:
+    settings.CHROMEOS_SYNC_PAGE_SIZE = 10
+    settings.CHROMEOS_SYNC_PROGRESS_SECONDS = 0
+    return settings
+
+
+@pytest.mark.django_db
+def test_a_sync_creates_no_relation_and_its_staged_rows_go_at_its_end(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, small_pages: Any
+) -> None:
+    seen: list[tuple[list[str], int]] = []
+    for _attempt in range(2):  # the first sync (all new) and a no-change one
+        run, _created = sync_request(
+            integration=google_integration, trigger=SyncTrigger.MANUAL, enqueue=False
+        )
+        run = devices_sync(run, progress=lambda r: seen.append((per_run_relations(), staged_rows(r.pk))))
+        assert run.status == SyncStatus.SUCCEEDED, run.error
+        assert run.devices_seen == 50
+        assert staged_rows(run.pk) == 0  # deleted at the end
+    assert seen
+    assert all(relations == [] for relations, _rows in seen)  # no per-run table, ever
+    assert max(rows for _relations, rows in seen) > 0  # the listing did stage its rows in the shared tables
+
+
+@pytest.mark.django_db
+def test_the_staging_tables_have_the_columns_the_sync_copies() -> None:
+    with connection.cursor() as cursor:
+        for table, columns in (
+            (STAGE_TABLE, ("run_id", "seq", "device_id", "etag", "fresh")),
+            (BATCH_TABLE, ("run_id", *STAGE_COLUMNS)),
+        ):
+            cursor.execute(
+                "SELECT c.relpersistence, array_agg(a.attname::text ORDER BY a.attnum) FROM pg_class c "
+                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+                "WHERE c.oid = %s::regclass GROUP BY c.relpersistence",
+                [table],
+            )
+            persistence, names = cursor.fetchone()
+            assert persistence == "u"  # UNLOGGED: the rows write no WAL
+            assert tuple(names) == columns
+
+
+@pytest.mark.django_db
+def test_rows_of_dead_runs_are_discarded_at_the_next_sync_and_by_the_reaper(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, small_pages: Any
+) -> None:
+    tenant = google_integration.tenant
+    finished = SyncRun.unscoped.create(
+        tenant=tenant,
+        integration=google_integration,
+        trigger="manual",
+        status=SyncStatus.SUCCEEDED,
+        finished_at=timezone.now(),
+    )
+    dead = SyncRun.unscoped.create(  # RUNNING, but nobody holds the lock: its worker died mid-listing
+        tenant=tenant, integration=google_integration, trigger="manual", status=SyncStatus.RUNNING
+    )
+    gone = max(finished.pk, dead.pk) + 1000  # a run deleted with its integration
+    for run_id in (finished.pk, dead.pk, gone):
+        stage_rows_for(run_id)
+    run, created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL, enqueue=False)
+    assert created
+    assert devices_sync(run).status == SyncStatus.SUCCEEDED
+    assert [staged_rows(r) for r in (finished.pk, dead.pk, gone, run.pk)] == [0, 0, 0, 0]
+    dead.refresh_from_db()
+    assert dead.status == SyncStatus.FAILED
+
+    # The reaper: a dead run's rows go, a live run's (its tenant's lock held) stay.
+    alive = SyncRun.unscoped.create(
+        tenant=tenant, integration=google_integration, trigger="manual", status=SyncStatus.RUNNING
+    )
+    stage_rows_for(alive.pk)
+    stage_rows_for(finished.pk)
+    lock = SyncLock(tenant.pk)
+    assert lock.acquire()
+    try:
+        sync_runs_reap(timezone.now())
+        assert staged_rows(alive.pk) == 6 and staged_rows(finished.pk) == 0
+    finally:
+        lock.release()
+    sync_runs_reap(timezone.now())  # the lock is free: the run is reaped, its rows discarded
+    alive.refresh_from_db()
+    assert alive.status == SyncStatus.FAILED and staged_rows(alive.pk) == 0
