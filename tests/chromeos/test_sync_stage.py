@@ -135,3 +135,34 @@ def test_rows_of_dead_runs_are_discarded_at_the_next_sync_and_by_the_reaper(
     sync_runs_reap(timezone.now())  # the lock is free: the run is reaped, its rows discarded
     alive.refresh_from_db()
     assert alive.status == SyncStatus.FAILED and staged_rows(alive.pk) == 0
+
+
+@pytest.mark.django_db
+def test_a_no_change_sync_writes_its_run_row_few_times(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, settings: Any
+) -> None:
+    # Each write of the run's row rewrites its whole log (WAL, TOAST): the log lines of the start and of the end
+    # go with the writes that happen anyway. Counted by PostgreSQL for this transaction (the test's).
+    settings.CHROMEOS_SYNC_PROGRESS_SECONDS = 3600  # no heartbeat but the first page's
+    run, _created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL, enqueue=False)
+    assert devices_sync(run).status == SyncStatus.SUCCEEDED
+
+    def run_row_updates() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(sum(n_tup_upd), 0) FROM pg_stat_xact_user_tables WHERE relname = 'chromeos_syncrun'"
+            )
+            return int(cursor.fetchone()[0])
+
+    before = run_row_updates()
+    run, _created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL, enqueue=False)
+    run = devices_sync(run)
+    assert run.status == SyncStatus.SUCCEEDED and run.unchanged == 50
+    # The start, the OUs and Google's count with their log lines, the listing, the outcome with "merged" (was 7).
+    assert run_row_updates() - before == 4
+    assert [entry["params"] for entry in run.log][-2] == {
+        "added": 0,
+        "updated": 0,
+        "unchanged": 50,
+        "removed": 0,
+    }

@@ -206,12 +206,27 @@ def _run(
     client = GoogleClient(integration)
     units = _org_units(client, integration)
     run.org_units = len(units)
-    _log(run, "info", "org_units", count=len(units), supported=_supported_count(units, integration.tenant_id))
+    # Written with the count below: one write of the run's row (and of its whole log) instead of three. A
+    # failure of the count writes the log with the run's failure (``_fail`` takes ``run.log``).
+    _log(
+        run,
+        "info",
+        "org_units",
+        write=False,
+        count=len(units),
+        supported=_supported_count(units, integration.tenant_id),
+    )
 
     count_before = _count_devices(client, integration)
     run.expected_devices = count_before
-    SyncRun.unscoped.filter(pk=run.pk).update(org_units=run.org_units, expected_devices=count_before)
-    _log(run, "info", "expected", count=count_before)
+    _log(run, "info", "expected", write=False, count=count_before)
+    # A cancelled run's log is the canceller's (``_log``): then the counts alone.
+    if (
+        not SyncRun.unscoped.filter(pk=run.pk)
+        .exclude(status=SyncStatus.CANCELLED)
+        .update(org_units=run.org_units, expected_devices=count_before, log=run.log)
+    ):
+        SyncRun.unscoped.filter(pk=run.pk).update(org_units=run.org_units, expected_devices=count_before)
 
     stage.create()
     listing = Listing()
@@ -315,17 +330,27 @@ def _run(
             listed = cursor.fetchone()[0]
         complete = listed == count_before == count_after
         result = merge.finish(may_remove=may_remove)
+        # The lines below are written with the run's outcome (``run.save`` at the end of this transaction).
         if allowance is not None:
-            _log(run, "info", "confirmed", allowance=allowance)
+            _log(run, "info", "confirmed", write=False, allowance=allowance)
         if not complete:
             status = SyncStatus.PARTIAL
-            _log(run, "warning", "incomplete", listed=listed, before=count_before, after=count_after)
+            _log(
+                run,
+                "warning",
+                "incomplete",
+                write=False,
+                listed=listed,
+                before=count_before,
+                after=count_after,
+            )
         elif decision.get("held"):
             status = SyncStatus.GUARDED
             _log(
                 run,
                 "warning",
                 "held",
+                write=False,
                 count=result.candidates,
                 # Written by the worker, read by the tenant: in the tenant's zone, not the worker's.
                 since=timezone.localtime(decision["held_since"], run.tenant.tzinfo).strftime(
@@ -338,6 +363,7 @@ def _run(
                 run,
                 "warning",
                 "guarded",
+                write=False,
                 count=result.candidates,
                 percent=decision["percent"],
                 threshold=guard_percent,
@@ -349,13 +375,14 @@ def _run(
             locked.save(update_fields=["removals_held_since", "updated_at"])
         elif status == SyncStatus.SUCCEEDED and locked.removals_held_since is not None:
             # Confirmed and applied, or every absent device came back: nothing is held any more.
-            _log(run, "info", "held_released", removed=result.removed)
+            _log(run, "info", "held_released", write=False, removed=result.removed)
             locked.removals_held_since = None
             locked.save(update_fields=["removals_held_since", "updated_at"])
         _log(
             run,
             "info",
             "merged",
+            write=False,
             added=result.added,
             updated=result.updated,
             unchanged=result.unchanged,

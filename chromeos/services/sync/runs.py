@@ -179,10 +179,14 @@ def _log_entry(level: str, key: str, **params: Any) -> dict[str, Any]:
     return {"at": timezone.now().isoformat(), "level": level, "msg": MSG[key], "params": params}
 
 
-def _log(run: SyncRun, level: str, key: str, **params: Any) -> None:
+def _log(run: SyncRun, level: str, key: str, *, write: bool = True, **params: Any) -> None:
+    """Add a line to the run's log. ``write`` False: only in ``run.log``, for the caller's next write of the
+    row (each write rewrites the whole log: one write instead of two, e.g. inside the final transaction, which
+    saves the log with the run's outcome)."""
     run.log = [*run.log, _log_entry(level, key, **params)][-MAX_LOG_LINES:]
-    # A cancelled run's log is the canceller's (who, when) until its worker notices and adds its last line.
-    SyncRun.unscoped.filter(pk=run.pk).exclude(status=SyncStatus.CANCELLED).update(log=run.log)
+    if write:
+        # A cancelled run's log is the canceller's (who, when) until its worker notices and adds its last line.
+        SyncRun.unscoped.filter(pk=run.pk).exclude(status=SyncStatus.CANCELLED).update(log=run.log)
     getattr(logger, "warning" if level == "warning" else "error" if level == "error" else "info")(
         "sync tenant=%s run=%s %s", run.tenant_id, run.pk, MSG[key] % params
     )
