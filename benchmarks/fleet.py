@@ -65,6 +65,7 @@ os.environ["GOOGLE_QUOTA_KEY_PREFIX"] = f"{PREFIX}:google-quota"
 
 from bench_db import migrated_database  # noqa: E402
 from emulator_control import EmulatorControl  # noqa: E402
+from wal import WalReading, wal_position, wal_reading_between  # noqa: E402
 
 SCOPES = [
     "https://www.googleapis.com/auth/admin.directory.device.chromeos",
@@ -543,8 +544,12 @@ def report(args: argparse.Namespace, emulator: Emulator, sampler: Sampler, tenan
     interval = args.cycle_seconds
     boundaries = [first_end + timedelta(seconds=k * interval) for k in range(args.cycles + 2)]
     snapshots: list[tuple[dict[str, int], float, float, float]] = []
+    # This database's WAL position at each boundary: one temporary replication slot (this session's) keeps the
+    # WAL from the first one until the cycles are read back at the end (benchmarks/wal.py).
+    positions: list[str] = []
     for boundary in boundaries:
         time.sleep(max(0.0, (boundary - timezone.now()).total_seconds()))
+        positions.append(wal_position())
         snapshots.append(
             (google_counters(emulator), database_mb(), _console_cpu(sampler), _google_cpu(sampler))
         )
@@ -559,23 +564,50 @@ def report(args: argparse.Namespace, emulator: Emulator, sampler: Sampler, tenan
         every=2.0,
     )
     cycle_devices = 0
+    cycle_wal: list[tuple[str, int, int, WalReading]] = []
+    readings = wal_reading_between(positions)
     for cycle in range(args.cycles + 1):
         begin, end = boundaries[cycle], boundaries[cycle + 1]
         broker, queued = sampler.depth_between(begin.timestamp(), end.timestamp())
+        label = f"cycle {cycle}" + (" (settling)" if cycle == 0 else "")
+        cycle_runs = runs_between(begin, end, "scheduled")
         devices = print_runs(
-            f"cycle {cycle}" + (" (settling)" if cycle == 0 else ""),
-            runs_between(begin, end, "scheduled"),
+            label,
+            cycle_runs,
             tenants,
             interval,
             f"Google {_google(diff(snapshots[cycle + 1][0], snapshots[cycle][0]))} | queue max {broker} msgs / "
             f"{queued} runs | db {snapshots[cycle + 1][1]:,.0f} MB",
         )
+        cycle_wal.append((label, len(cycle_runs), devices, readings[cycle]))
         if cycle:
             cycle_devices += devices
+    print_wal(cycle_wal)
     TOTALS["cycle_devices"] = cycle_devices
     if args.cycles:
         TOTALS["cycle_cpu"] = snapshots[-1][2] - snapshots[1][2]
         TOTALS["cycle_google_cpu"] = snapshots[-1][3] - snapshots[1][3]
+
+
+def print_wal(cycles: list[tuple[str, int, int, WalReading]]) -> None:
+    """Each cycle's WAL (this database's records, by pg_waldump; ``*``: cluster-wide, not attributed), per sync
+    and per 100,000 devices synced (issue 18: a no-change cycle under 5 MB per 100,000), and its top tables. The
+    WAL of a window is everything written in it: runs started in the cycle before that end in this one count
+    here, the reaper's and the dispatcher's writes too."""
+    print("\nWAL of this database per cycle:")
+    for label, runs, devices, wal in cycles:
+        mark = "" if wal.source == "pg_waldump" else "*"
+        per_sync = wal.bytes / runs / 1e3 if runs else float("nan")
+        per_100k = wal.bytes / devices * 1e5 / 1e6 if devices else float("nan")
+        print(
+            f"  {label}: {wal.bytes / 1e6:,.2f} MB{mark} for {runs:,} runs, {devices:,} devices synced = "
+            f"{per_sync:,.1f} KB per sync, {per_100k:,.2f} MB per 100,000 devices ({wal.label()})"
+        )
+        if wal.by_relation:
+            print(
+                "    by table: "
+                + ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in wal.top_relations())
+            )
 
 
 def _google(counts: dict[str, int]) -> str:

@@ -30,6 +30,7 @@ Usage::
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -139,6 +140,15 @@ def wal_between(before: str, after: str) -> WalReading:
     """The WAL between two ``wal_position()`` readings, attributed to this database (see the module)."""
     try:
         return _read(before, after)
+    finally:
+        _release()
+
+
+def wal_reading_between(positions: list[str]) -> list[WalReading]:
+    """The WAL of each window between consecutive ``wal_position()`` readings (the slot taken by the first kept
+    all of it), read back at the end; the slot is then released."""
+    try:
+        return [_read(before, after) for before, after in itertools.pairwise(positions)]
     finally:
         _release()
 
