@@ -80,6 +80,7 @@ class OrgUnit(TenantOwnedModel):
     name = models.CharField(_("nom"), max_length=255)
     parent_org_unit_id = models.CharField(max_length=64, blank=True)
     description = models.TextField(blank=True)
+    # The run that created the row or last changed it (a run that lists it unchanged does not write it).
     last_seen_run_id = models.BigIntegerField(null=True)
     # The tenant's LDAP OU of the same path, linked by each sync. The guide supports only OUs imported from LDAP:
     # an OU without this link is listed but "non pris en charge" (no Blueprints or apps can target it).

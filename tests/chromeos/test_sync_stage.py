@@ -166,3 +166,30 @@ def test_a_no_change_sync_writes_its_run_row_few_times(
         "unchanged": 50,
         "removed": 0,
     }
+
+
+@pytest.mark.django_db
+def test_a_no_change_sync_writes_no_org_unit(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle
+) -> None:
+    # Every OU was rewritten at every run (its last_seen_run_id): most of a small tenant's no-change WAL in
+    # benchmarks/fleet.py. An OU is written when it changes.
+    from chromeos.models import OrgUnit
+
+    run, _created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL, enqueue=False)
+    first = devices_sync(run)
+    assert first.status == SyncStatus.SUCCEEDED and first.org_units > 1
+
+    def org_unit_writes() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(sum(n_tup_upd + n_tup_ins + n_tup_del), 0) FROM pg_stat_xact_user_tables "
+                "WHERE relname = 'chromeos_orgunit'"
+            )
+            return int(cursor.fetchone()[0])
+
+    before = org_unit_writes()
+    run, _created = sync_request(integration=google_integration, trigger=SyncTrigger.MANUAL, enqueue=False)
+    assert devices_sync(run).status == SyncStatus.SUCCEEDED
+    assert org_unit_writes() == before
+    assert set(OrgUnit.unscoped.values_list("last_seen_run_id", flat=True)) == {first.pk}

@@ -252,7 +252,9 @@ def _merge_org_units(integration: GoogleIntegration, run: SyncRun, units: list[d
         }
         values["ldap_org_unit_id"] = ldap_ids.get(values["path"].casefold())
         ou = existing.get(org_unit_id)
+        recreated = False
         if ou is None and (previous := unlisted_by_path.pop(values["path"].casefold(), None)) is not None:
+            recreated = True
             ou = previous
             _org_unit_recreated(integration, run, previous, org_unit_id)
             del existing[previous.org_unit_id]
@@ -267,7 +269,11 @@ def _merge_org_units(integration: GoogleIntegration, run: SyncRun, units: list[d
                     **values,
                 )
             )
-        else:
+        elif recreated or any(
+            getattr(ou, key) != value for key, value in values.items() if key != "last_seen_run_id"
+        ):
+            # Only an OU that changed is written (with the run that saw the change): rewriting every OU at every
+            # run was most of a small tenant's no-change WAL in benchmarks/fleet.py (issue 18).
             for key, value in values.items():
                 setattr(ou, key, value)
             to_update.append(ou)
