@@ -10,8 +10,8 @@ A run (``devices_sync``), in order:
 2. **OUs.** ``orgunits.list`` (every OU, the root included), matched by path to the tenant's LDAP OUs.
 3. **Devices.** ``countChromeOsDevices``, then every page of ``chromeosdevices.list`` (projection FULL, the
    largest page size the API takes), fetched by a background thread one or two pages ahead (``PageFetcher``),
-   each page streamed with ``COPY`` into TEMP staging tables (not WAL-logged, private to the run's
-   connection): every device's id into the listing table, and the columns and payload of the new or changed
+   each page streamed with ``COPY`` into the staging tables every run shares (UNLOGGED, rows keyed by run id:
+   not WAL-logged, and no table created per run): every device's id into the listing table, and the columns and payload of the new or changed
    ones (their etag differs from the stored row, one indexed look-up per page) into a batch table. So a
    no-change re-sync writes almost nothing.
    A tenant of more than a few pages is listed in parallel, by disjoint OU partitions whose Google counts add
