@@ -10,6 +10,7 @@ from django.conf import settings
 from django.test import Client
 from django.utils import translation
 
+from mdm.locks import close_lock_sessions
 from mdm.models import Role, Tenant, User
 from mdm.tenancy import tenant_context
 from tests.factories import TenantFactory, UserFactory
@@ -21,6 +22,14 @@ def source_language() -> Iterator[None]:
     the language in the thread and leaves it) must not leak into the next test's assertions."""
     with translation.override(settings.LANGUAGE_CODE):
         yield
+
+
+@pytest.fixture(autouse=True)
+def lock_sessions() -> Iterator[None]:
+    """The process's shared lock connections (``mdm.locks.LockSession``) end with each test, as they would with a
+    worker process: no lock, and no session on the test database, outlives the test that took it."""
+    yield
+    close_lock_sessions()
 
 
 @pytest.fixture(autouse=True)

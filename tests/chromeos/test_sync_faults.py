@@ -26,7 +26,14 @@ from chromeos.models import (
     SyncStatus,
     SyncTrigger,
 )
-from chromeos.services.sync import devices_sync, sync_confirm_removals, sync_dispatch, sync_request
+from chromeos.services.sync import (
+    SyncLock,
+    devices_sync,
+    sync_confirm_removals,
+    sync_dispatch,
+    sync_lock_held,
+    sync_request,
+)
 from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
 from mdm.models import User
@@ -393,6 +400,40 @@ def test_postgresql_dropping_the_connection_mid_run_then_the_retry_completes(
     assert SyncRun.unscoped.get(pk=run.pk).status == SyncStatus.FAILED
     assert retried.pk != run.pk and retried.status == SyncStatus.SUCCEEDED
     assert stored(google_integration) == at_google(google_emulator)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_shared_lock_connection_dropping_mid_run_aborts_every_sync_of_the_process_without_removals(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, small_pages: Any
+) -> None:
+    # A threads worker's syncs share one lock connection (mdm.locks.LockSession): when it goes, every lock of
+    # the process goes with it, and each sync must notice before it merges or removes anything.
+    assert run_sync(google_integration).status == SyncStatus.SUCCEEDED
+    google_emulator.control("POST", "/devices/delete", {"count": 2, "seed": 3})
+    before = stored(google_integration)
+    neighbour = SyncLock(google_integration.tenant_id + 1000)  # another tenant's sync in the same process
+    assert neighbour.acquire()
+
+    def kill_the_lock_session(run: SyncRun) -> None:
+        if run.pages == 2:
+            with dedicated_connection(autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = 'mdm-sync-lock'"
+                )
+
+    try:
+        run = run_sync(google_integration, progress=kill_the_lock_session)
+        assert run.status == SyncStatus.FAILED and "lost the sync lock" in run.error
+        assert stored(google_integration) == before and run.removed == 0
+        assert not neighbour.held()
+        assert not sync_lock_held(google_integration.tenant_id)
+        # The next sync opens a new lock connection and does the work.
+        again = run_sync(google_integration)
+        assert again.status == SyncStatus.SUCCEEDED and again.removed == 2
+        assert stored(google_integration) == at_google(google_emulator)
+    finally:
+        neighbour.release()
 
 
 # -- the schedule ----------------------------------------------------------------------------------------------

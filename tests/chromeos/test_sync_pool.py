@@ -28,6 +28,7 @@ from mdm.models import Tenant
 from mdm.tenancy import tenant_context
 from tests.chromeos.test_multi_customer_sync import authorize
 from tests.chromeos.test_sync_service import run_sync
+from tests.factories import TenantFactory
 from tests.processes import start_celery_worker, stop_process, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sync-worker")]
@@ -42,6 +43,18 @@ def worker_connections() -> int:
             [ours],
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def worker_connections_by_application() -> dict[str, int]:
+    """The worker's sessions on this test's database, counted by application_name."""
+    ours = connection.cursor().connection.info.backend_pid
+    with dedicated_connection(autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid NOT IN (%s, pg_backend_pid()) GROUP BY 1",
+            [ours],
+        ).fetchall()
+    return {str(name): int(count) for name, count in rows}
 
 
 def sync_lock_sessions() -> set[tuple[int, int]]:
@@ -127,15 +140,16 @@ def test_two_tenants_sync_at_once_in_one_threads_worker(
         idle = worker_connections()
         runs = queue_syncs(app, integrations)
 
-        # Both tenants' locks held at once, each on its own session (a lock on a connection the threads shared
-        # would be re-entrant: two syncs of one tenant could both "hold" it).
+        # Both tenants' locks held at once, on the worker process's one lock session (mdm.locks.LockSession,
+        # which refuses a second lock of one key itself: PostgreSQL's session locks are re-entrant).
         def both_held() -> set[tuple[int, int]] | None:
             sessions = sync_lock_sessions()
             return sessions if len(sessions) == 2 else None
 
         held = wait_for(both_held, 60, "both sync locks")
         assert {tenant_id for tenant_id, _pid in held} == {tenant.pk, other_tenant.pk}
-        assert len({pid for _tenant, pid in held}) == 2
+        assert len({pid for _tenant, pid in held}) == 1
+        assert worker_connections_by_application().get("mdm-sync-lock") == 1
 
         done = wait_for(lambda: finished(runs), 120, "both syncs to finish", interval=0.2)
         assert [r.status for r in done] == [SyncStatus.SUCCEEDED] * 2, [
@@ -197,6 +211,71 @@ def test_a_killed_threads_worker_loses_nothing_and_the_next_syncs_complete(
         assert [r.status for r in done] == [SyncStatus.SUCCEEDED] * 2, [(r.status, r.error) for r in done]
         for integration, customer in zip(integrations, google_emulator.state.customers, strict=True):
             assert stored(integration) == set(customer.devices)
+    finally:
+        stop_process(worker)
+        app.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(customers=16, devices=300)
+def test_sixteen_busy_slots_hold_one_lock_connection(
+    emulator_settings: Any, google_emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """Issue 18, the connection budget: 16 syncs at once in one threads worker hold 16 Django connections and
+    ONE lock connection (before: 16 lock connections, 2 connections per busy slot). Prints the figure."""
+    google_emulator.control("POST", "/latency", {"method": "directory.chromeosdevices.list", "mean_ms": 700})
+    tenants: list[Tenant] = [TenantFactory() for _ in range(16)]
+    integrations = [authorize(t, google_emulator, str(i + 1)) for i, t in enumerate(tenants)]
+    prefix = f"mdm-sync-pool-{uuid.uuid4().hex[:8]}:"
+    worker = start_celery_worker(
+        google_emulator,
+        broker=settings.CELERY_BROKER_URL,
+        prefix=prefix,
+        log=tmp_path / "worker.log",
+        name="sync-pool-16",
+        pool="threads",
+        concurrency=16,
+        queues=settings.CHROMEOS_SYNC_QUEUE,
+        extra_env={"CHROMEOS_SYNC_PAGE_SIZE": "100"},
+    )
+    app = console_app(prefix)
+    try:
+        idle = worker_connections()
+        runs = queue_syncs(app, integrations)
+        peak: dict[str, int] = {}
+        busy_peak = 0
+
+        def all_running() -> bool:
+            nonlocal busy_peak
+            busy = SyncRun.unscoped.filter(pk__in=[r.pk for r in runs], status=SyncStatus.RUNNING).count()
+            counts = worker_connections_by_application()
+            if busy >= busy_peak:
+                busy_peak = busy
+                for name, count in counts.items():
+                    peak[name] = max(peak.get(name, 0), count)
+            return busy == 16
+
+        wait_for(all_running, 90, "16 syncs running at once", interval=0.1)
+        for _ in range(5):
+            all_running()
+        done = wait_for(lambda: finished(runs), 180, "the 16 syncs to finish", interval=0.5)
+        assert [r.status for r in done] == [SyncStatus.SUCCEEDED] * 16, [(r.status, r.error) for r in done]
+        lock = peak.get("mdm-sync-lock", 0)
+        total = sum(peak.values())
+        print(f"\n16 busy slots: {peak} -> {total} connections, {total / 16:.2f} per busy slot, lock: {lock}")
+        assert lock == 1
+        assert (
+            total <= 16 + 1 + 1
+        )  # 16 Django connections, the lock session, at most one more of the worker's
+        # Idle again: no lock session (the last release ends it), the threads' Django connections closed.
+        wait_for(
+            lambda: (
+                "mdm-sync-lock" not in worker_connections_by_application()
+                and worker_connections() <= idle + 1
+            ),
+            30,
+            "the worker's connections to close",
+        )
     finally:
         stop_process(worker)
         app.close()

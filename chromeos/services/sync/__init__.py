@@ -2,8 +2,9 @@
 
 A run (``devices_sync``), in order:
 
-1. **Lock.** A per-tenant advisory lock (``SyncLock``, an ``mdm.locks.AdvisoryLock``) on a dedicated
-   connection that lives exactly as long as the run. If the process dies, the lock dies with its connection,
+1. **Lock.** A per-tenant advisory lock (``SyncLock``, an ``mdm.locks.SharedAdvisoryLock``) on the worker
+   process's one lock connection (shared by its syncs), held for the whole run and checked before each merge
+   and the final step. If the process dies, the lock dies with its connection,
    so "RUNNING but nobody holds the lock" always means "dead": that is how stale runs are recognised
    (``sync_run_is_alive``), without guessing from clocks.
    The loser of the lock race does nothing and says so in its run's log.

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_noop
 
 from chromeos.models import GoogleIntegration, IntegrationStatus, SyncRun, SyncStatus, SyncTrigger
 from mdm import jobs
-from mdm.locks import AdvisoryLock, advisory_lock_held
+from mdm.locks import SharedAdvisoryLock, advisory_lock_held
 from mdm.services import audit_record
 
 if TYPE_CHECKING:
@@ -148,8 +148,9 @@ def _queued_timeout() -> timedelta:
 
 
 # -- the per-tenant lock ---------------------------------------------------------------------------------------
-class SyncLock(AdvisoryLock):
-    """The per-tenant sync lock, held on its own connection for the whole run (see ``mdm.locks``)."""
+class SyncLock(SharedAdvisoryLock):
+    """The per-tenant sync lock, held for the whole run on the process's one lock connection (see
+    ``mdm.locks.LockSession``: a threads worker's 16 syncs share one connection, not 16)."""
 
     def __init__(self, tenant_id: int) -> None:
         super().__init__(LOCK_NAMESPACE, tenant_id, application_name="mdm-sync-lock")
