@@ -183,14 +183,14 @@ class LockSession:
             del self._held[(namespace, key)]
             if self._conn is None:
                 return
-            if not self._held:
-                # The last lock of the process: ending the session releases it, and an idle worker holds no
-                # connection (the next lock opens one).
-                self._drop()
-                return
             try:
+                # Unlocked at once, explicitly: a closed session's locks go only when its backend has noticed.
                 self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", (namespace, key))
             except psycopg.Error:
+                self._drop()
+                return
+            if not self._held:
+                # The last lock of the process: an idle worker holds no connection (the next lock opens one).
                 self._drop()
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from django.db import connection
 
 from chromeos.services.sync import LOCK_NAMESPACE, SyncLock, sync_lock_held
 from mdm.locks import AdvisoryLock, dedicated_connection
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,11 +33,12 @@ def terminate(application_name: str) -> None:
     with dedicated_connection(autocommit=True) as conn:
         for pid in sessions(application_name):
             conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+    wait_for(lambda: not sessions(application_name), 10, f"{application_name} sessions to end")
 
 
 def test_concurrent_syncs_of_one_process_hold_one_lock_connection() -> None:
     count = 16
-    locks = [SyncLock(10_000 + i) for i in range(count)]
+    locks = [SyncLock(900_000 + i) for i in range(count)]
     taken = threading.Barrier(count + 1)
     done = threading.Event()
     results: list[bool] = []
@@ -61,35 +63,37 @@ def test_concurrent_syncs_of_one_process_hold_one_lock_connection() -> None:
         for thread in threads:
             thread.join(30)
     assert not any(sync_lock_held(lock.tenant_id) for lock in locks)
-    assert sessions("mdm-sync-lock") == []
+    wait_for(lambda: sessions("mdm-sync-lock") == [], 10, "the lock session to end")
 
 
 def test_a_lock_is_not_reentrant_within_the_process_nor_across_processes() -> None:
-    first = SyncLock(42)
+    first = SyncLock(900_042)
     assert first.acquire()
     # PostgreSQL's session locks are re-entrant: the process keeps count itself.
-    assert not SyncLock(42).acquire()
-    assert not SyncLock(42).acquire(wait_seconds=0.5)
+    assert not SyncLock(900_042).acquire()
+    assert not SyncLock(900_042).acquire(wait_seconds=0.5)
     # Another process (another session) cannot take it either; it sees it held.
     with dedicated_connection(autocommit=True) as other:
-        assert other.execute("SELECT pg_try_advisory_lock(%s, 42)", [LOCK_NAMESPACE]).fetchone() == (False,)
+        assert other.execute("SELECT pg_try_advisory_lock(%s, 900042)", [LOCK_NAMESPACE]).fetchone() == (
+            False,
+        )
     first.release()
-    assert not sync_lock_held(42)
-    second = SyncLock(42)
+    assert not sync_lock_held(900_042)
+    second = SyncLock(900_042)
     assert second.acquire() and second.held()
     first.release()  # a second release of the old holder frees nothing of the new one's
-    assert second.held() and sync_lock_held(42)
+    assert second.held() and sync_lock_held(900_042)
     second.release()
-    assert not sync_lock_held(42)
+    assert not sync_lock_held(900_042)
 
 
 def test_waiting_for_a_lock_held_elsewhere_gets_it_once_freed() -> None:
     with dedicated_connection(autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s, 7)", [LOCK_NAMESPACE])
-        lock = SyncLock(7)
+        other.execute("SELECT pg_advisory_lock(%s, 900007)", [LOCK_NAMESPACE])
+        lock = SyncLock(900_007)
         assert not lock.acquire()
         threading.Timer(
-            0.5, lambda: other.execute("SELECT pg_advisory_unlock(%s, 7)", [LOCK_NAMESPACE])
+            0.5, lambda: other.execute("SELECT pg_advisory_unlock(%s, 900007)", [LOCK_NAMESPACE])
         ).start()
         assert lock.acquire(wait_seconds=5)
         assert lock.held()
@@ -97,32 +101,37 @@ def test_waiting_for_a_lock_held_elsewhere_gets_it_once_freed() -> None:
 
 
 def test_a_broken_lock_connection_loses_every_lock_of_the_process_and_new_locks_reconnect() -> None:
-    a, b = SyncLock(1), SyncLock(2)
+    a, b = SyncLock(900_001), SyncLock(900_002)
     assert a.acquire() and b.acquire()
     terminate("mdm-sync-lock")
     # The first to look notices; the other one too, although its own check would reach a new connection.
     assert not a.held()
     assert not b.held()
-    assert not sync_lock_held(1) and not sync_lock_held(2)
+    # PostgreSQL frees them when the terminated backend has exited.
+    wait_for(
+        lambda: not sync_lock_held(900_001) and not sync_lock_held(900_002),
+        10,
+        "the terminated session's locks",
+    )
     # A new sync of tenant 1 gets the lock on a new connection; the old holders stay lost.
-    c = SyncLock(1)
+    c = SyncLock(900_001)
     assert c.acquire() and c.held()
     assert not a.held() and not b.held()
     a.release()  # the lost holder's release must not free the new one's lock
-    assert c.held() and sync_lock_held(1)
+    assert c.held() and sync_lock_held(900_001)
     c.release()
     b.release()
     # The last release ends the session: an idle process holds no lock connection.
-    assert sessions("mdm-sync-lock") == []
+    wait_for(lambda: sessions("mdm-sync-lock") == [], 10, "the lock session to end")
 
 
 def test_a_connection_that_died_while_idle_is_replaced_at_the_next_acquire() -> None:
-    a = SyncLock(3)
+    a = SyncLock(900_003)
     assert a.acquire()
     a.release()
     terminate("mdm-sync-lock")
-    b = SyncLock(3)
-    assert b.acquire() and b.held() and sync_lock_held(3)
+    b = SyncLock(900_003)
+    assert b.acquire() and b.held() and sync_lock_held(900_003)
     b.release()
 
 
@@ -131,11 +140,11 @@ def test_ldap_locks_keep_a_connection_each() -> None:
     with AdvisoryLock(0x4C444150, 5, application_name="mdm-ldap-sync-lock") as acquired:
         assert acquired
         assert len(sessions("mdm-ldap-sync-lock")) == 1
-    assert sessions("mdm-ldap-sync-lock") == []
+    wait_for(lambda: sessions("mdm-ldap-sync-lock") == [], 10, "the LDAP lock session to end")
 
 
 def test_django_connection_is_not_used_for_the_lock() -> None:
-    lock = SyncLock(9)
+    lock = SyncLock(900_009)
     assert lock.acquire()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")

@@ -38,7 +38,7 @@ from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
 from mdm.models import User
 from mdm.tenancy import tenant_context
-from tests.processes import reset_pool
+from tests.processes import reset_pool, wait_for
 
 LIST = "directory.chromeosdevices.list"
 
@@ -421,13 +421,23 @@ def test_the_shared_lock_connection_dropping_mid_run_aborts_every_sync_of_the_pr
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND application_name = 'mdm-sync-lock'"
                 )
+                wait_for(
+                    lambda: (
+                        not admin.execute(
+                            "SELECT 1 FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND application_name = 'mdm-sync-lock'"
+                        ).fetchone()
+                    ),
+                    10,
+                    "the lock session to end",
+                )
 
     try:
         run = run_sync(google_integration, progress=kill_the_lock_session)
         assert run.status == SyncStatus.FAILED and "lost the sync lock" in run.error
         assert stored(google_integration) == before and run.removed == 0
         assert not neighbour.held()
-        assert not sync_lock_held(google_integration.tenant_id)
+        wait_for(lambda: not sync_lock_held(google_integration.tenant_id), 10, "the lost lock to be free")
         # The next sync opens a new lock connection and does the work.
         again = run_sync(google_integration)
         assert again.status == SyncStatus.SUCCEEDED and again.removed == 2
