@@ -362,6 +362,9 @@ CHROMEOS_SYNC_LISTING_THREADS = int(
 CHROMEOS_SYNC_PARALLEL_MIN_DEVICES = int(os.environ.get("CHROMEOS_SYNC_PARALLEL_MIN_DEVICES", "10000"))
 # Staged new or changed devices are merged while the listing waits on Google, or once this many are staged.
 CHROMEOS_SYNC_MERGE_ROWS = int(os.environ.get("CHROMEOS_SYNC_MERGE_ROWS", "3000"))
+# A sync still running after this many seconds stops at its next page or merge, failed, removing nothing (the
+# threads pool of the sync worker does not enforce Celery's time limits: this cooperative deadline does). 0: none.
+CHROMEOS_SYNC_MAX_SECONDS = float(os.environ.get("CHROMEOS_SYNC_MAX_SECONDS", "10800"))
 CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
     "task": "chromeos.tasks.sync_dispatch_task",
     "schedule": float(CHROMEOS_SYNC_DISPATCH_SECONDS),

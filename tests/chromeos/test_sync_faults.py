@@ -446,6 +446,29 @@ def test_the_shared_lock_connection_dropping_mid_run_aborts_every_sync_of_the_pr
         neighbour.release()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_past_its_maximum_duration_fails_and_removes_nothing(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, small_pages: Any, settings: Any
+) -> None:
+    # The threads pool enforces no Celery time limit: the run's own deadline (CHROMEOS_SYNC_MAX_SECONDS),
+    # checked at each page and merge and before the final step, ends a run that goes on beyond reason.
+    assert run_sync(google_integration).status == SyncStatus.SUCCEEDED
+    google_emulator.control("POST", "/devices/delete", {"count": 2, "seed": 3})
+    before = stored(google_integration)
+    settings.CHROMEOS_SYNC_MAX_SECONDS = 0.3
+    google_emulator.add_fault(method=LIST, delay_ms=500, count=1, page=2)
+    run = run_sync(google_integration)
+    assert run.status == SyncStatus.FAILED, (run.status, run.error)
+    assert "CHROMEOS_SYNC_MAX_SECONDS" in run.error and "aucun n'est retiré" in run.error
+    assert run.log[-1]["msg"].startswith("Arrêtée après") and run.log[-1]["params"]["limit"] == "0.3"
+    assert stored(google_integration) == before and run.removed == 0
+    assert not sync_lock_held(google_integration.tenant_id)
+    settings.CHROMEOS_SYNC_MAX_SECONDS = 0  # no limit
+    again = run_sync(google_integration)
+    assert again.status == SyncStatus.SUCCEEDED and again.removed == 2
+    assert stored(google_integration) == at_google(google_emulator)
+
+
 # -- the schedule ----------------------------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_at_once_dispatch_each_tenant_once(

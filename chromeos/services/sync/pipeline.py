@@ -45,6 +45,7 @@ from chromeos.services.sync.runs import (
     _log,
     _log_entry,
     _reap_dead_runs,
+    deadline_check,
 )
 from chromeos.services.sync.schedule import _schedule_after
 from chromeos.services.sync.staging import Stage, discard_stale_stages
@@ -235,6 +236,7 @@ def _run(
     idle_rows = min(merge_rows, IDLE_MERGE_ROWS)
 
     def store(devices: list[Any], next_page_ready: bool) -> None:
+        deadline_check(started)
         stage.write_page(devices, run.tenant_id, listing)
         # The store hides behind Google's latency: new and changed devices are merged while the fetch thread
         # waits for the next page (nothing is waiting yet), or once a batch is large (Google is faster than the
@@ -288,6 +290,7 @@ def _run(
         _log(run, "info", "quota_waits", count=quota_waits, seconds=round(waited, 1))
     if listing.skipped:
         _log(run, "warning", "skipped_devices", count=listing.skipped)
+    deadline_check(started)
     if not lock.held():
         raise SyncAborted("database_error", error="lost the sync lock")
 

@@ -4,6 +4,7 @@ log, and the reaping of runs whose worker died or whose message was lost."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +116,10 @@ MSG = {
     "enqueue_failed": gettext_noop("La file des tâches est indisponible : synchronisation non lancée."),
     "never_started": gettext_noop("Jamais démarrée (tâche perdue) : abandonnée."),
     "cancelled": gettext_noop("Synchronisation annulée par %(user)s."),
+    "too_long": gettext_noop(
+        "Arrêtée après %(seconds)s s, au-delà de la durée maximale d'une synchronisation (%(limit)s s, "
+        "CHROMEOS_SYNC_MAX_SECONDS) : les périphériques déjà fusionnés restent, aucun n'est retiré."
+    ),
     "cancel_stopped": gettext_noop(
         "Arrêtée après %(pages)s pages : les périphériques déjà fusionnés restent, aucun n'est retiré "
         "(une liste interrompue ne prouve aucune absence)."
@@ -145,6 +150,20 @@ class SyncAborted(Exception):
 
 def _queued_timeout() -> timedelta:
     return timedelta(seconds=int(getattr(settings, "CHROMEOS_SYNC_QUEUED_TIMEOUT_SECONDS", 1800)))
+
+
+def _max_seconds() -> float:
+    return float(getattr(settings, "CHROMEOS_SYNC_MAX_SECONDS", 10800))
+
+
+def deadline_check(started: float) -> None:
+    """Stop the run (failed, nothing removed) once it has run longer than ``CHROMEOS_SYNC_MAX_SECONDS`` since
+    ``started`` (``time.monotonic()``): checked at each page and merge and before the final step, since the
+    threads pool does not enforce Celery's time limits."""
+    limit = _max_seconds()
+    elapsed = time.monotonic() - started
+    if limit > 0 and elapsed > limit:
+        raise SyncAborted("too_long", seconds=round(elapsed, 1), limit=f"{limit:g}")
 
 
 # -- the per-tenant lock ---------------------------------------------------------------------------------------
