@@ -597,11 +597,14 @@ def print_wal(cycles: list[tuple[str, int, int, WalReading]]) -> None:
     print("\nWAL of this database per cycle:")
     for label, runs, devices, wal in cycles:
         mark = "" if wal.source == "pg_waldump" else "*"
-        per_sync = wal.bytes / runs / 1e3 if runs else float("nan")
-        per_100k = wal.bytes / devices * 1e5 / 1e6 if devices else float("nan")
+        shares = (
+            f"{wal.bytes / runs / 1e3:,.1f} KB per sync, {wal.bytes / devices * 1e5 / 1e6:,.2f} MB per 100,000 devices"
+            if runs and devices
+            else "no sync"
+        )
         print(
             f"  {label}: {wal.bytes / 1e6:,.2f} MB{mark} for {runs:,} runs, {devices:,} devices synced = "
-            f"{per_sync:,.1f} KB per sync, {per_100k:,.2f} MB per 100,000 devices ({wal.label()})"
+            f"{shares} ({wal.label()})"
         )
         if wal.by_relation:
             print(
