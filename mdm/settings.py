@@ -365,6 +365,8 @@ CHROMEOS_SYNC_MERGE_ROWS = int(os.environ.get("CHROMEOS_SYNC_MERGE_ROWS", "3000"
 # A sync still running after this many seconds stops at its next page or merge, failed, removing nothing (the
 # threads pool of the sync worker does not enforce Celery's time limits: this cooperative deadline does). 0: none.
 CHROMEOS_SYNC_MAX_SECONDS = float(os.environ.get("CHROMEOS_SYNC_MAX_SECONDS", "10800"))
+# Batches merged on a thread (and connection) of their own while the run's thread stages the next pages.
+CHROMEOS_SYNC_MERGE_THREAD = os.environ.get("CHROMEOS_SYNC_MERGE_THREAD", "1") != "0"
 CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
     "task": "chromeos.tasks.sync_dispatch_task",
     "schedule": float(CHROMEOS_SYNC_DISPATCH_SECONDS),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -367,6 +368,10 @@ def test_a_removal_that_wins_the_race_leaves_nothing_written(
 
     def removal_starts(run: SyncRun) -> None:
         if run.pages == 2:
+            # Both pages were handed to the merge thread before this callback: let it commit them first.
+            deadline = time.monotonic() + 10
+            while len(stored(google_integration)) < 20 and time.monotonic() < deadline:
+                time.sleep(0.05)
             before_removal.update(stored(google_integration))
             GoogleIntegration.unscoped.filter(pk=google_integration.pk).update(
                 status=IntegrationStatus.REMOVING

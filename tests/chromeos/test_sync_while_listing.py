@@ -4,6 +4,8 @@ while the listing runs; removals still wait for the whole, proven listing.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -35,13 +37,20 @@ def test_the_first_pages_are_in_the_table_while_google_lists_the_next(
 
     def at_page_two(run: SyncRun) -> None:
         if run.pages == 2:
-            # Another session: what the rest of the console sees, committed, while the sync goes on.
-            with dedicated_connection(autocommit=True) as other:
-                row = other.execute(
-                    "SELECT count(*) FROM chromeos_chromeosdevice WHERE tenant_id = %s",
-                    [google_integration.tenant_id],
-                ).fetchone()
-            seen["committed"] = row[0] if row else -1
+            # Another session: what the rest of the console sees, committed, while the sync goes on. Both pages
+            # were handed to the merge thread before this callback: it commits them while the run's thread
+            # (held here) lists no further, so the fetcher stays at most 3 pages ahead.
+            deadline = time.monotonic() + 10
+            while True:
+                with dedicated_connection(autocommit=True) as other:
+                    row = other.execute(
+                        "SELECT count(*) FROM chromeos_chromeosdevice WHERE tenant_id = %s",
+                        [google_integration.tenant_id],
+                    ).fetchone()
+                seen["committed"] = row[0] if row else -1
+                if seen["committed"] >= 20 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             seen["listed_by_google"] = len(google_emulator.requests(LIST))
 
     run = run_sync(google_integration, progress=at_page_two)
@@ -58,6 +67,19 @@ def test_the_first_pages_are_in_the_table_while_google_lists_the_next(
 def test_an_interrupted_listing_adds_and_updates_what_it_read_and_removes_nothing(
     google_integration: GoogleIntegration, google_emulator: EmulatorHandle, page_by_page: Any
 ) -> None:
+    # Inside the test's transaction: batches merged by the run's thread, between pages.
+    interrupted_listing(google_integration, google_emulator)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_listing_with_the_merge_thread_stores_what_it_read_and_removes_nothing(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, page_by_page: Any
+) -> None:
+    # Committed test data: batches merged by the merge thread, on its own connection.
+    interrupted_listing(google_integration, google_emulator)
+
+
+def interrupted_listing(google_integration: GoogleIntegration, google_emulator: EmulatorHandle) -> None:
     assert run_sync(google_integration).status == SyncStatus.SUCCEEDED  # 50 devices, 5 pages
     before = stored(google_integration)
     google_emulator.control("POST", "/devices/change", {"count": 50, "seed": 1})
@@ -86,4 +108,51 @@ def test_an_interrupted_listing_adds_and_updates_what_it_read_and_removes_nothin
     run = run_sync(google_integration)
     assert run.status == SyncStatus.SUCCEEDED, run.error
     assert run.removed == 4
+    assert stored(google_integration) == at_google(google_emulator)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(devices=100)
+def test_the_run_stages_the_next_pages_while_a_batch_is_being_merged(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, page_by_page: Any
+) -> None:
+    """PostgreSQL's merge of a batch no longer stops the staging: another session holds the history table (the
+    merge's first statement waits for it), and the run's thread stages further pages meanwhile. Before the merge
+    thread, the run's thread was the one waiting, at page 1."""
+    blocker = dedicated_connection(autocommit=False)
+    blocker.execute("LOCK TABLE chromeos_devicechange IN SHARE MODE")
+    released = threading.Event()
+    staged_while_blocked: list[int] = []
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            blocker.commit()
+
+    # Whatever happens, the lock goes after 10 s (the run's thread may be the one blocked).
+    timer = threading.Timer(10, release)
+    timer.start()
+
+    def watch(run: SyncRun) -> None:
+        if not released.is_set():
+            staged_while_blocked.append(run.pages)
+            if run.pages >= 2:
+                with dedicated_connection(autocommit=True) as other:
+                    row = other.execute(
+                        "SELECT count(*) FROM chromeos_chromeosdevice WHERE tenant_id = %s",
+                        [google_integration.tenant_id],
+                    ).fetchone()
+                assert row == (0,)  # nothing merged yet: the merge is the one waiting
+                release()
+
+    try:
+        run = run_sync(google_integration, progress=watch)
+    finally:
+        timer.cancel()
+        release()
+        blocker.close()
+
+    assert max(staged_while_blocked, default=0) >= 2
+    assert run.status == SyncStatus.SUCCEEDED, run.error
+    assert (run.added, run.updated, run.unchanged, run.removed) == (100, 0, 0, 0)
     assert stored(google_integration) == at_google(google_emulator)

@@ -46,6 +46,20 @@ class MergeResult:
     present_before: int = 0
 
 
+@dataclass
+class HeldBatch:
+    """Rows held by the run's thread (``Stage.hold``), COPYed by the merge thread into ``batch``, a table of its
+    own connection: merged as one batch there (``DeviceMerge.merge_batch(held)``)."""
+
+    batch: str
+    pending: int
+    batch_repeats: bool
+
+    def batch_taken(self) -> None:
+        self.pending = 0
+        self.batch_repeats = False
+
+
 class DeviceMerge:
     """The devices of one run into the tenant's table: new and changed ones batch by batch while the listing
     runs (``merge_batch``, each in its own short transaction), the rest and the sweep at the end (``finish``,
@@ -103,20 +117,21 @@ class DeviceMerge:
         self.analyzed_rows += changes
         self.analyzed_changes += changes
 
-    def merge_batch(self) -> None:
-        """Merge what was staged since the last batch, between two pages. A removal under way wins: the
-        integration row is share-locked for the transaction (``integration_accepts_writes``), so the removal
-        waits for this write and deletes it, or this write sees the removal and the run stops."""
-        if not self.stage.pending:
+    def merge_batch(self, held: HeldBatch | None = None) -> None:
+        """Merge what was staged since the last batch, between two pages (or ``held``: rows the merge thread
+        COPYed into its own batch table). A removal under way wins: the integration row is share-locked for the
+        transaction (``integration_accepts_writes``), so the removal waits for this write and deletes it, or
+        this write sees the removal and the run stops."""
+        if not (held or self.stage).pending:
             return
         with transaction.atomic():
             if not integration_accepts_writes(self.integration.pk):
                 raise SyncAborted("integration_gone")
-            self._upsert_batch()
+            self._upsert_batch(held)
 
-    def _upsert_batch(self) -> None:
+    def _upsert_batch(self, held: HeldBatch | None = None) -> None:
         """History, then one upsert of the batch's devices; the batch is emptied in the same transaction."""
-        stage = self.stage
+        stage: Stage | HeldBatch = held or self.stage
         set_columns = ", ".join(f"{c} = EXCLUDED.{c}" for c in DATA_COLUMNS)
         change_pairs = ", ".join(
             f"'{c}', CASE WHEN d.{c} IS DISTINCT FROM s.{c} THEN jsonb_build_array(d.{c}, s.{c}) END"

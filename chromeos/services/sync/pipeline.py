@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -32,7 +35,7 @@ from chromeos.services.sync.listing import (
     _page_size,
     list_device_pages,
 )
-from chromeos.services.sync.merge import DeviceMerge, _merge_org_units, _supported_count
+from chromeos.services.sync.merge import DeviceMerge, HeldBatch, _merge_org_units, _supported_count
 from chromeos.services.sync.partitions import PartitionedListing, parallel_listing_wanted
 from chromeos.services.sync.runs import (
     FINISHED_STATUSES,
@@ -48,7 +51,7 @@ from chromeos.services.sync.runs import (
     deadline_check,
 )
 from chromeos.services.sync.schedule import _schedule_after
-from chromeos.services.sync.staging import Stage, discard_stale_stages
+from chromeos.services.sync.staging import Stage, discard_stale_stages, write_batch
 from ops import metrics
 from ops.logs import log_context
 
@@ -66,6 +69,88 @@ IDLE_MERGE_ROWS = 100
 
 def _merge_rows() -> int:
     return max(int(getattr(settings, "CHROMEOS_SYNC_MERGE_ROWS", 3000)), 1)
+
+
+class MergeThread:
+    """Merges the batches on a thread of its own, with its own database connection, while the run's thread
+    stages the next pages: PostgreSQL's upserts (most of a first sync's work) run beside the staging and the
+    listing instead of between two pages.
+
+    The run's thread keeps the full rows of new or changed devices (``Stage.hold``) and hands them over here a
+    batch at a time (``submit``); this thread COPYs them into the shared batch table and merges them
+    (``DeviceMerge.merge_batch``: its own short transaction, the integration row share-locked, as before). At
+    most one batch waits here: memory stays bounded. Batches are merged in the order they were listed. An error
+    here (a removal under way: ``SyncAborted``; PostgreSQL) stops the merging and is raised in the run's thread
+    at its next hand-over or at ``close``. Removals are not done here: only the run's final transaction does
+    them, after the proven listing.
+    """
+
+    def __init__(self, stage: Stage, merge: DeviceMerge) -> None:
+        self.stage = stage
+        self.merge = merge
+        self._queue: queue.Queue[tuple[list[Any], bool] | None] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=lambda: context.run(self._work), name="chromeos-sync-merge", daemon=True
+        )
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None or self._stop.is_set():
+                    return
+                rows, repeats = item
+                write_batch(self.stage.run_id, rows)
+                self.merge.merge_batch(HeldBatch(self.stage.batch, len(rows), repeats))
+                self.merge.analyze_if_stale()
+        except BaseException as error:
+            self._error = error
+        finally:
+            self._stop.set()
+            # This thread's connection ends with it.
+            connection.close()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, rows: list[Any], repeats: bool) -> None:
+        """Hand a batch over; waits while the previous one is still waiting to be merged."""
+        while True:
+            self._raise()
+            if self._stop.is_set():
+                raise SyncAborted("database_error", error="the merge thread stopped")
+            try:
+                self._queue.put((rows, repeats), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self, *, abandon: bool = False) -> None:
+        """Wait for the batches handed over to be merged (or, ``abandon``, for the one being merged only), then
+        raise what stopped the merging, if anything did."""
+        if abandon:
+            self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
+        if not abandon:
+            self._raise()
+
+
+def _merge_thread_wanted() -> bool:
+    """A merge thread needs its own connection to see what the run's connection committed: not inside an
+    atomic block (tests wrapped in a transaction), where batches are merged by the run's thread as before."""
+    return bool(getattr(settings, "CHROMEOS_SYNC_MERGE_THREAD", True)) and not connection.in_atomic_block
 
 
 ProgressCallback = Callable[[SyncRun], None]
@@ -235,6 +320,11 @@ def _run(
     merge_rows = _merge_rows()
     idle_rows = min(merge_rows, IDLE_MERGE_ROWS)
 
+    # Batches are merged on a thread of their own while this one stages (or here, between pages, inside an
+    # atomic block: see _merge_thread_wanted).
+    merger = MergeThread(stage, merge) if _merge_thread_wanted() else None
+    stage.hold = merger is not None
+
     def store(devices: list[Any], next_page_ready: bool) -> None:
         deadline_check(started)
         stage.write_page(devices, run.tenant_id, listing)
@@ -244,187 +334,213 @@ def _run(
         if stage.pending >= merge_rows or (stage.pending >= idle_rows and not next_page_ready):
             if not lock.held():
                 raise SyncAborted("database_error", error="lost the sync lock")
-            merge.merge_batch()
-            merge.analyze_if_stale()
+            if merger is not None:
+                merger.submit(*stage.take_held())
+            else:
+                merge.merge_batch()
+                merge.analyze_if_stale()
         _progress(run, listing, progress)
 
-    fetch_clients: list[GoogleClient] = []
-    count_after: int | None = None
-    if parallel_listing_wanted(count_before, _page_size()):
-        # Pages come from several threads at once: merged in batches of CHROMEOS_SYNC_MERGE_ROWS.
-        count_after = _list_in_parallel(
-            run, integration, client, units, count_before, lambda devices: store(devices, True)
-        )
+    try:
+        fetch_clients: list[GoogleClient] = []
+        count_after: int | None = None
+        if parallel_listing_wanted(count_before, _page_size()):
+            # Pages come from several threads at once: merged in batches of CHROMEOS_SYNC_MERGE_ROWS.
+            count_after = _list_in_parallel(
+                run, integration, client, units, count_before, lambda devices: store(devices, True)
+            )
+            if count_after is None:
+                # Not proven: what was staged goes (what was merged stays: devices as Google listed them, never a
+                # removal), the sequential listing starts afresh.
+                stage.create()
+                listing = Listing()
         if count_after is None:
-            # Not proven: what was staged goes (what was merged stays: devices as Google listed them, never a
-            # removal), the sequential listing starts afresh.
-            stage.create()
-            listing = Listing()
-    if count_after is None:
-        fetcher = PageFetcher(
-            integration, on_retry=lambda seconds: _log(run, "warning", "google_retry", seconds=round(seconds))
-        )
-        fetch_clients.append(fetcher.client)
-        try:
-            for devices in fetcher:
-                for size, smaller in fetcher.take_fallbacks():
-                    _log(run, "warning", "page_size_fallback", size=size, fallback=smaller)
-                store(devices, fetcher.ready())
-        finally:
-            fetcher.close()
-        # Asked by the fetch thread once the last page came (None only if the listing did not end normally).
-        count_after = fetcher.count_after
-        if count_after is None:
-            count_after = _count_devices(client, integration)
-    _log(
-        run,
-        "info",
-        "listed",
-        devices=listing.devices,
-        pages=listing.pages,
-        seconds=round(time.monotonic() - started, 1),
-    )
-    quota_waits = client.quota_waits + sum(c.quota_waits for c in fetch_clients)
-    if quota_waits:
-        waited = client.quota_wait_seconds + sum(c.quota_wait_seconds for c in fetch_clients)
-        _log(run, "info", "quota_waits", count=quota_waits, seconds=round(waited, 1))
-    if listing.skipped:
-        _log(run, "warning", "skipped_devices", count=listing.skipped)
-    deadline_check(started)
-    if not lock.held():
-        raise SyncAborted("database_error", error="lost the sync lock")
-
-    guard_percent = integration.deletion_guard_percent
-    allowance = run.removal_allowance
-    decision: dict[str, Any] = {}
-
-    def may_remove(candidates: int, present: int) -> bool:
-        decision["candidates"] = candidates
-        if not complete:
-            return False
-        if allowance is not None and candidates <= allowance:
-            return True
-        if decision.get("held_since") is not None:
-            # The guard is a state: removals held back by an earlier run wait for an admin, whoever started
-            # this run and whatever share of a (maybe grown) fleet they are now.
-            decision["guarded"] = decision["held"] = True
-            decision["percent"] = round(candidates * 100 / max(present, 1), 1)
-            return False
-        if candidates * 100 > present * guard_percent:
-            decision["guarded"] = True
-            decision["percent"] = round(candidates * 100 / max(present, 1), 1)
-            return False
-        return True
-
-    stage.analyze()
-    with transaction.atomic():
-        # The run's row is locked for the merge: a cancel that comes now waits for it and finds it finished;
-        # one that came first stops it here, before any removal.
-        seen = SyncRun.unscoped.select_for_update().filter(pk=run.pk).values_list("status", flat=True).first()
-        if seen == SyncStatus.CANCELLED:
-            raise SyncCancelled
-        locked = GoogleIntegration.unscoped.select_for_update().filter(pk=integration.pk).first()
-        if locked is None or locked.status != IntegrationStatus.ACTIVE:
-            raise SyncAborted("integration_gone")
-        decision["held_since"] = locked.removals_held_since
-        _merge_org_units(locked, run, units)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM {stage.table} WHERE run_id = %s", [run.pk])
-            listed = cursor.fetchone()[0]
-        complete = listed == count_before == count_after
-        result = merge.finish(may_remove=may_remove)
-        # The lines below are written with the run's outcome (``run.save`` at the end of this transaction).
-        if allowance is not None:
-            _log(run, "info", "confirmed", write=False, allowance=allowance)
-        if not complete:
-            status = SyncStatus.PARTIAL
-            _log(
-                run,
-                "warning",
-                "incomplete",
-                write=False,
-                listed=listed,
-                before=count_before,
-                after=count_after,
+            fetcher = PageFetcher(
+                integration,
+                on_retry=lambda seconds: _log(run, "warning", "google_retry", seconds=round(seconds)),
             )
-        elif decision.get("held"):
-            status = SyncStatus.GUARDED
-            _log(
-                run,
-                "warning",
-                "held",
-                write=False,
-                count=result.candidates,
-                # Written by the worker, read by the tenant: in the tenant's zone, not the worker's.
-                since=timezone.localtime(decision["held_since"], run.tenant.tzinfo).strftime(
-                    "%Y-%m-%d %H:%M"
-                ),
-            )
-        elif decision.get("guarded"):
-            status = SyncStatus.GUARDED
-            _log(
-                run,
-                "warning",
-                "guarded",
-                write=False,
-                count=result.candidates,
-                percent=decision["percent"],
-                threshold=guard_percent,
-            )
-        else:
-            status = SyncStatus.SUCCEEDED
-        if status == SyncStatus.GUARDED and locked.removals_held_since is None:
-            locked.removals_held_since = timezone.now()
-            locked.save(update_fields=["removals_held_since", "updated_at"])
-        elif status == SyncStatus.SUCCEEDED and locked.removals_held_since is not None:
-            # Confirmed and applied, or every absent device came back: nothing is held any more.
-            _log(run, "info", "held_released", write=False, removed=result.removed)
-            locked.removals_held_since = None
-            locked.save(update_fields=["removals_held_since", "updated_at"])
+            fetch_clients.append(fetcher.client)
+            try:
+                for devices in fetcher:
+                    for size, smaller in fetcher.take_fallbacks():
+                        _log(run, "warning", "page_size_fallback", size=size, fallback=smaller)
+                    store(devices, fetcher.ready())
+            finally:
+                fetcher.close()
+            # Asked by the fetch thread once the last page came (None only if the listing did not end normally).
+            count_after = fetcher.count_after
+            if count_after is None:
+                count_after = _count_devices(client, integration)
         _log(
             run,
             "info",
-            "merged",
-            write=False,
-            added=result.added,
-            updated=result.updated,
-            unchanged=result.unchanged,
-            removed=result.removed,
+            "listed",
+            devices=listing.devices,
+            pages=listing.pages,
+            seconds=round(time.monotonic() - started, 1),
         )
-        finished = timezone.now()
-        elapsed = round(time.monotonic() - started, 1)
-        run.log = [*run.log, _log_entry("info", "finished", seconds=elapsed)][-MAX_LOG_LINES:]
-        run.status = status
-        run.finished_at = run.heartbeat_at = finished
-        run.added, run.updated, run.unchanged, run.removed = (
-            result.added,
-            result.updated,
-            result.unchanged,
-            result.removed,
-        )
-        run.pending_removals = result.candidates if status == SyncStatus.GUARDED else 0
-        run.save(
-            update_fields=[
-                "status",
-                "finished_at",
-                "heartbeat_at",
-                "pages",
-                "devices_seen",
-                "devices_skipped",
-                "added",
-                "updated",
-                "unchanged",
-                "removed",
-                "pending_removals",
-                "org_units",
-                "expected_devices",
-                "log",
-            ]
-        )
-        _schedule_after(locked, run, finished)
-    merge.analyze_if_stale(final=True)
-    if progress is not None:
-        progress(run)
+        quota_waits = client.quota_waits + sum(c.quota_waits for c in fetch_clients)
+        if quota_waits:
+            waited = client.quota_wait_seconds + sum(c.quota_wait_seconds for c in fetch_clients)
+            _log(run, "info", "quota_waits", count=quota_waits, seconds=round(waited, 1))
+        if listing.skipped:
+            _log(run, "warning", "skipped_devices", count=listing.skipped)
+        deadline_check(started)
+        if not lock.held():
+            raise SyncAborted("database_error", error="lost the sync lock")
+
+        guard_percent = integration.deletion_guard_percent
+        allowance = run.removal_allowance
+        decision: dict[str, Any] = {}
+
+        def may_remove(candidates: int, present: int) -> bool:
+            decision["candidates"] = candidates
+            if not complete:
+                return False
+            if allowance is not None and candidates <= allowance:
+                return True
+            if decision.get("held_since") is not None:
+                # The guard is a state: removals held back by an earlier run wait for an admin, whoever started
+                # this run and whatever share of a (maybe grown) fleet they are now.
+                decision["guarded"] = decision["held"] = True
+                decision["percent"] = round(candidates * 100 / max(present, 1), 1)
+                return False
+            if candidates * 100 > present * guard_percent:
+                decision["guarded"] = True
+                decision["percent"] = round(candidates * 100 / max(present, 1), 1)
+                return False
+            return True
+
+        if merger is not None:
+            # The last batch, and every batch handed over, merged before the run's final transaction.
+            if stage.pending:
+                merger.submit(*stage.take_held())
+            merger.close()
+        stage.analyze()
+        with transaction.atomic():
+            # The run's row is locked for the merge: a cancel that comes now waits for it and finds it finished;
+            # one that came first stops it here, before any removal.
+            seen = (
+                SyncRun.unscoped.select_for_update()
+                .filter(pk=run.pk)
+                .values_list("status", flat=True)
+                .first()
+            )
+            if seen == SyncStatus.CANCELLED:
+                raise SyncCancelled
+            locked = GoogleIntegration.unscoped.select_for_update().filter(pk=integration.pk).first()
+            if locked is None or locked.status != IntegrationStatus.ACTIVE:
+                raise SyncAborted("integration_gone")
+            decision["held_since"] = locked.removals_held_since
+            _merge_org_units(locked, run, units)
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT count(*) FROM {stage.table} WHERE run_id = %s", [run.pk])
+                listed = cursor.fetchone()[0]
+            complete = listed == count_before == count_after
+            result = merge.finish(may_remove=may_remove)
+            # The lines below are written with the run's outcome (``run.save`` at the end of this transaction).
+            if allowance is not None:
+                _log(run, "info", "confirmed", write=False, allowance=allowance)
+            if not complete:
+                status = SyncStatus.PARTIAL
+                _log(
+                    run,
+                    "warning",
+                    "incomplete",
+                    write=False,
+                    listed=listed,
+                    before=count_before,
+                    after=count_after,
+                )
+            elif decision.get("held"):
+                status = SyncStatus.GUARDED
+                _log(
+                    run,
+                    "warning",
+                    "held",
+                    write=False,
+                    count=result.candidates,
+                    # Written by the worker, read by the tenant: in the tenant's zone, not the worker's.
+                    since=timezone.localtime(decision["held_since"], run.tenant.tzinfo).strftime(
+                        "%Y-%m-%d %H:%M"
+                    ),
+                )
+            elif decision.get("guarded"):
+                status = SyncStatus.GUARDED
+                _log(
+                    run,
+                    "warning",
+                    "guarded",
+                    write=False,
+                    count=result.candidates,
+                    percent=decision["percent"],
+                    threshold=guard_percent,
+                )
+            else:
+                status = SyncStatus.SUCCEEDED
+            if status == SyncStatus.GUARDED and locked.removals_held_since is None:
+                locked.removals_held_since = timezone.now()
+                locked.save(update_fields=["removals_held_since", "updated_at"])
+            elif status == SyncStatus.SUCCEEDED and locked.removals_held_since is not None:
+                # Confirmed and applied, or every absent device came back: nothing is held any more.
+                _log(run, "info", "held_released", write=False, removed=result.removed)
+                locked.removals_held_since = None
+                locked.save(update_fields=["removals_held_since", "updated_at"])
+            _log(
+                run,
+                "info",
+                "merged",
+                write=False,
+                added=result.added,
+                updated=result.updated,
+                unchanged=result.unchanged,
+                removed=result.removed,
+            )
+            finished = timezone.now()
+            elapsed = round(time.monotonic() - started, 1)
+            run.log = [*run.log, _log_entry("info", "finished", seconds=elapsed)][-MAX_LOG_LINES:]
+            run.status = status
+            run.finished_at = run.heartbeat_at = finished
+            run.added, run.updated, run.unchanged, run.removed = (
+                result.added,
+                result.updated,
+                result.unchanged,
+                result.removed,
+            )
+            run.pending_removals = result.candidates if status == SyncStatus.GUARDED else 0
+            run.save(
+                update_fields=[
+                    "status",
+                    "finished_at",
+                    "heartbeat_at",
+                    "pages",
+                    "devices_seen",
+                    "devices_skipped",
+                    "added",
+                    "updated",
+                    "unchanged",
+                    "removed",
+                    "pending_removals",
+                    "org_units",
+                    "expected_devices",
+                    "log",
+                ]
+            )
+            _schedule_after(locked, run, finished)
+        merge.analyze_if_stale(final=True)
+        if progress is not None:
+            progress(run)
+    except BaseException as error:
+        if merger is not None:
+            if isinstance(error, GoogleError) and not isinstance(error, AuthRevoked):
+                # Google failed mid-listing: what was read and handed over is stored, as between pages before
+                # (adds and updates only); the listing's error is the one reported.
+                with contextlib.suppress(Exception):
+                    merger.close()
+            else:
+                # Cancelled, aborted, the grant refused: the batch being merged ends, no other starts.
+                merger.close(abandon=True)
+        raise
 
 
 def _list_in_parallel(

@@ -186,12 +186,17 @@ class Stage:
         self.pending = 0
         self.batch_ids: set[str] = set()
         self.batch_repeats = False
+        # ``hold``: the full rows of new or changed devices are kept here (``take_held``) rather than COPYed into
+        # ``batch``, for the merge thread to COPY and merge on its own connection while this one stages on.
+        self.hold = False
+        self.held: list[tuple[Any, ...]] = []
 
     def create(self) -> None:
         """Start the run's staging afresh (also when a parallel listing is not proven and the listing starts
         again: what it staged goes)."""
         self._delete()
         self.batch_taken()
+        self.held = []
 
     def _delete(self) -> None:
         _delete_run_rows(self.run_id, wait=True)
@@ -265,12 +270,27 @@ class Stage:
             with cursor.copy(f"COPY {self.table} (run_id, seq, device_id, etag, fresh) FROM STDIN") as copy:
                 for row in listed:
                     copy.write_row((run_id, *row))
-            if fresh:
-                with cursor.copy(
-                    f"COPY {self.batch} (run_id, {', '.join(STAGE_COLUMNS)}) FROM STDIN"
-                ) as copy:
-                    for row in fresh:
-                        copy.write_row((run_id, *row))
+            if fresh and self.hold:
+                self.held.extend(fresh)
+            elif fresh:
+                write_batch(run_id, fresh)
+
+    def take_held(self) -> tuple[list[tuple[Any, ...]], bool]:
+        """The held rows since the last take, and whether a device comes twice among them; the batch is then
+        empty for the run's thread (``pending`` counts from 0 again)."""
+        rows, repeats = self.held, self.batch_repeats
+        self.held = []
+        self.batch_taken()
+        return rows, repeats
+
+
+def write_batch(run_id: int, rows: list[tuple[Any, ...]]) -> None:
+    """COPY a run's full rows (``device_row``) into the batch table, on the calling thread's connection."""
+    with connection.cursor() as django_cursor:
+        cursor = django_cursor.cursor  # psycopg's own cursor: COPY is not in Django's API
+        with cursor.copy(f"COPY {BATCH_TABLE} (run_id, {', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((run_id, *row))
 
 
 # Advisory lock key (namespace, run id modulo 2**31) held while a run's staged rows are deleted: the run's own end
