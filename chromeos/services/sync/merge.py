@@ -48,8 +48,8 @@ class MergeResult:
 
 @dataclass
 class HeldBatch:
-    """Rows held by the run's thread (``Stage.hold``), COPYed by the merge thread into ``batch``, a table of its
-    own connection: merged as one batch there (``DeviceMerge.merge_batch(held)``)."""
+    """Rows held by the run's thread (``Stage.hold``), COPYed by the merge thread (on its own connection) into the
+    shared ``batch`` table: merged as one batch there (``DeviceMerge.merge_batch(held)``)."""
 
     batch: str
     pending: int
