@@ -303,6 +303,38 @@ def database_mb() -> float:
         return cursor.fetchone()[0] / 1e6
 
 
+# The tables a no-change cycle must not grow (issue 18), beside the whole database (which also holds each run's
+# row and log: the history grows by design).
+WATCHED_TABLES = (
+    "chromeos_chromeosdevice",
+    "chromeos_orgunit",
+    "chromeos_devicechange",
+    "chromeos_syncstage",
+    "chromeos_syncbatch",
+    "chromeos_syncrun",
+)
+
+
+def table_sizes() -> dict[str, float]:
+    """MB of each watched table (heap, TOAST and indexes)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'",
+            [list(WATCHED_TABLES)],
+        )
+        return {name: size / 1e6 for name, size in cursor.fetchall()}
+
+
+def print_table_sizes(labels: list[str], sizes: list[dict[str, float]]) -> None:
+    print("\ntables at each boundary (MB, heap + TOAST + indexes): " + " → ".join(labels))
+    for name in WATCHED_TABLES:
+        values = [s.get(name) for s in sizes]
+        if any(v is not None for v in values):
+            print(f"  {name:<26} " + " → ".join("–" if v is None else f"{v:,.1f}" for v in values))
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -544,12 +576,14 @@ def report(args: argparse.Namespace, emulator: Emulator, sampler: Sampler, tenan
     interval = args.cycle_seconds
     boundaries = [first_end + timedelta(seconds=k * interval) for k in range(args.cycles + 2)]
     snapshots: list[tuple[dict[str, int], float, float, float]] = []
+    sizes: list[dict[str, float]] = []
     # This database's WAL position at each boundary: one temporary replication slot (this session's) keeps the
     # WAL from the first one until the cycles are read back at the end (benchmarks/wal.py).
     positions: list[str] = []
     for boundary in boundaries:
         time.sleep(max(0.0, (boundary - timezone.now()).total_seconds()))
         positions.append(wal_position())
+        sizes.append(table_sizes())
         snapshots.append(
             (google_counters(emulator), database_mb(), _console_cpu(sampler), _google_cpu(sampler))
         )
@@ -583,6 +617,9 @@ def report(args: argparse.Namespace, emulator: Emulator, sampler: Sampler, tenan
         if cycle:
             cycle_devices += devices
     print_wal(cycle_wal)
+    print_table_sizes(
+        ["after the first syncs", *(f"after cycle {cycle}" for cycle in range(args.cycles + 1))], sizes
+    )
     TOTALS["cycle_devices"] = cycle_devices
     if args.cycles:
         TOTALS["cycle_cpu"] = snapshots[-1][2] - snapshots[1][2]
