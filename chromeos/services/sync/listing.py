@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -35,7 +35,9 @@ class Listing:
     devices: int = 0
     skipped: int = 0
     fresh: int = 0
-    progress_written: float = 0.0
+    # When the progress was last written: the listing's start (the run's row was just written), never 0.0,
+    # which made the first page's write depend on the machine's uptime (time.monotonic() under an hour or not).
+    progress_written: float = field(default_factory=time.monotonic)
 
 
 class _DeferredClient(GoogleClient):

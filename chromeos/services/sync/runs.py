@@ -304,11 +304,13 @@ def _enqueue(run_id: int) -> None:
 
 def sync_runs_reap(now: datetime) -> int:
     """The reaper of ChromeOS syncs (registered in ``mdm.jobs``): see :func:`_reap_lost_runs`; then the staged
-    rows of runs that are over go (``staging.discard_stale_stages``)."""
-    from chromeos.services.sync.staging import discard_stale_stages
+    rows of runs that are over go (``staging.discard_stale_stages``), and the staging tables are vacuumed
+    (``staging.vacuum_stages``: their space is reused, whether autovacuum runs or not)."""
+    from chromeos.services.sync.staging import discard_stale_stages, vacuum_stages
 
     reaped = _reap_lost_runs()
     discard_stale_stages()
+    vacuum_stages()
     return reaped
 
 
