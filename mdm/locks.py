@@ -33,7 +33,26 @@ def dedicated_connection(**kwargs: Any) -> psycopg.Connection[Any]:
     return psycopg.connect(**params, **kwargs)
 
 
-class AdvisoryLock:
+class _LockContext:
+    """``with lock:`` for both lock kinds: acquire without waiting (the value is whether it was taken), release
+    on the way out."""
+
+    def acquire(self, wait_seconds: float = 0.0) -> bool:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class AdvisoryLock(_LockContext):
     def __init__(self, namespace: int, key: int, *, application_name: str = "mdm-lock") -> None:
         self.namespace = namespace
         self.key = key
@@ -77,14 +96,6 @@ class AdvisoryLock:
         finally:
             self._conn.close()
             self._conn = None
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()
 
 
 class LockSession:
@@ -220,7 +231,7 @@ def close_lock_sessions() -> None:
         session.close()
 
 
-class SharedAdvisoryLock:
+class SharedAdvisoryLock(_LockContext):
     """``AdvisoryLock``'s interface (acquire with a wait, held, release, ``with``) on the process's shared
     :class:`LockSession` instead of a connection of its own."""
 
@@ -252,14 +263,6 @@ class SharedAdvisoryLock:
             return
         generation, self._generation = self._generation, None
         self.session.unlock(self.namespace, self.key, generation)
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()
 
 
 def advisory_lock_held(namespace: int, key: int) -> bool:
