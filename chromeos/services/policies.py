@@ -523,6 +523,17 @@ def policy_cancel_refusal(assignment: PolicyAssignment) -> str | None:
     return None
 
 
+def _locked_assignment(pk: int) -> PolicyAssignment | None:
+    """The assignment, row-locked for the caller's transaction (its OU, Blueprint, app and tenant read with it),
+    or None if it is gone."""
+    return (
+        PolicyAssignment.objects.select_for_update(of=("self",))
+        .select_related("org_unit", "blueprint", "app", "tenant")
+        .filter(pk=pk)
+        .first()
+    )
+
+
 def policy_cancel_blocked(assignment: PolicyAssignment) -> str | None:
     """The reason the page shows instead of « Annuler » while a request runs that can no longer be withdrawn."""
     return policy_cancel_refusal(assignment) if _request_open(assignment) else None
@@ -533,12 +544,7 @@ def policy_assignment_cancel(*, assignment: PolicyAssignment, actor: User) -> Po
     The assignment gets back the state it had before the request; the queued task, when it runs, finds the
     request withdrawn under the same row lock and does nothing. Audited."""
     with transaction.atomic():
-        locked = (
-            PolicyAssignment.objects.select_for_update(of=("self",))
-            .select_related("org_unit", "blueprint", "app", "tenant")
-            .filter(pk=assignment.pk)
-            .first()
-        )
+        locked = _locked_assignment(assignment.pk)
         if locked is None:
             raise PolicyError(_("Aucune application ni aucun retrait en cours : rien à annuler."))
         refusal = policy_cancel_refusal(locked)
@@ -740,12 +746,7 @@ def policy_assignment_release(*, assignment: PolicyAssignment, actor: User) -> N
     """Forget an assignment whose OU disappeared from Google ("OU disparue"): nothing is sent to Google (the OU
     and what was set on it are gone there). The OU's row goes with its last assignment. Audited."""
     with transaction.atomic():
-        locked = (
-            PolicyAssignment.objects.select_for_update(of=("self",))
-            .select_related("org_unit", "blueprint", "app", "tenant")
-            .filter(pk=assignment.pk)
-            .first()
-        )
+        locked = _locked_assignment(assignment.pk)
         if locked is None:
             return
         org_unit = locked.org_unit
