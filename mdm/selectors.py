@@ -34,9 +34,10 @@ def audit_events(flt: AuditFilter) -> QuerySet[AuditEvent]:
     if flt.action:
         qs = qs.filter(action__startswith=flt.action)
     tz = timezone.get_current_timezone()
-    if flt.date_from:
+    # The first and last days a date field accepts bound nothing (and the day after the last one does not exist).
+    if flt.date_from and flt.date_from > date.min:
         qs = qs.filter(created_at__gte=datetime.combine(flt.date_from, time.min, tzinfo=tz))
-    if flt.date_to:
+    if flt.date_to and flt.date_to < date.max:
         qs = qs.filter(created_at__lt=datetime.combine(flt.date_to + timedelta(days=1), time.min, tzinfo=tz))
     return qs
 
