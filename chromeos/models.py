@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from chromeos.policy_schemas import AppContext, InstallType
-from mdm.display import FoldAccents, StripInvisible
+from mdm.display import search_fold
 from mdm.fields import EncryptedTextField
 from mdm.models import JobRun
 from mdm.tenancy import TenantOwnedModel
@@ -169,29 +169,25 @@ class ChromeOSDevice(TenantOwnedModel):
     # Invisible formatting characters (mdm/display.py) are left out: they never decide a match.
     # Accents are folded too (« zoe » finds « Zoé »): the query is folded the same way.
     search_text = models.GeneratedField(
-        expression=FoldAccents(
-            StripInvisible(
-                Lower(
-                    Concat(
-                        "serial_number",
-                        Value("\n"),
-                        "annotated_asset_id",
-                        Value("\n"),
-                        "annotated_user",
-                        Value("\n"),
-                        "mac_address",
-                        Value("\n"),
-                        "ethernet_mac_address",
-                        Value("\n"),
-                        "model",
-                        Value("\n"),
-                        "recent_user",
-                        output_field=models.TextField(),
-                    )
-                ),
-                output_field=models.TextField(),
-            ),
-            output_field=models.TextField(),
+        expression=search_fold(
+            Lower(
+                Concat(
+                    "serial_number",
+                    Value("\n"),
+                    "annotated_asset_id",
+                    Value("\n"),
+                    "annotated_user",
+                    Value("\n"),
+                    "mac_address",
+                    Value("\n"),
+                    "ethernet_mac_address",
+                    Value("\n"),
+                    "model",
+                    Value("\n"),
+                    "recent_user",
+                    output_field=models.TextField(),
+                )
+            )
         ),
         output_field=models.TextField(),
         db_persist=True,
@@ -222,11 +218,15 @@ class ChromeOSDevice(TenantOwnedModel):
                 condition=NOT_REMOVED,
             ),
             # tenant_id inside the GIN (btree_gin): a search never scans another tenant's matches.
+            # A pending list of 16 MB instead of 4 (gin_pending_list_limit, in kB): a first sync's inserts are
+            # merged into the index in 4× fewer, larger cleanups (12 % less insert CPU, issue 18); a search
+            # reads the pending list too, which stays a few ms.
             GinIndex(
                 F("tenant"),
                 OpClass("search_text", name="gin_trgm_ops"),
                 name="cros_dev_search_trgm",
                 condition=NOT_REMOVED,
+                gin_pending_list_limit=16384,
             ),
             models.Index(fields=["tenant", "removed_at"], name="cros_dev_removed"),
         ]
