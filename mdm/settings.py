@@ -367,6 +367,8 @@ CHROMEOS_SYNC_MERGE_ROWS = int(os.environ.get("CHROMEOS_SYNC_MERGE_ROWS", "3000"
 CHROMEOS_SYNC_MAX_SECONDS = float(os.environ.get("CHROMEOS_SYNC_MAX_SECONDS", "10800"))
 # Batches merged on a thread (and connection) of their own while the run's thread stages the next pages.
 CHROMEOS_SYNC_MERGE_THREAD = os.environ.get("CHROMEOS_SYNC_MERGE_THREAD", "1") != "0"
+# How many merge threads (each a PostgreSQL connection) one run uses side by side, when CHROMEOS_SYNC_MERGE_THREAD.
+CHROMEOS_SYNC_MERGE_THREADS = int(os.environ.get("CHROMEOS_SYNC_MERGE_THREADS", "2"))
 CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
     "task": "chromeos.tasks.sync_dispatch_task",
     "schedule": float(CHROMEOS_SYNC_DISPATCH_SECONDS),

@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 
 from chromeos.models import ChromeOSDevice, DeviceChange, GoogleIntegration, SyncRun, SyncStatus
+from chromeos.services.sync import Listing, Stage
+from chromeos.services.sync.merge import DeviceMerge
+from chromeos.services.sync.pipeline import MergeThread
 from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
-from tests.chromeos.test_sync_faults import at_google, run_sync, stored
+from tests.chromeos.test_sync_faults import at_google, new_run, run_sync, stored
 
 LIST = "directory.chromeosdevices.list"
 
@@ -156,3 +159,140 @@ def test_the_run_stages_the_next_pages_while_a_batch_is_being_merged(
     assert run.status == SyncStatus.SUCCEEDED, run.error
     assert (run.added, run.updated, run.unchanged, run.removed) == (100, 0, 0, 0)
     assert stored(google_integration) == at_google(google_emulator)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(devices=100)
+def test_a_batch_waiting_for_postgresql_does_not_hold_up_the_next_ones(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, page_by_page: Any
+) -> None:
+    """Two merge threads (issue 18: a first sync's PostgreSQL work, on one connection, was as long as the whole
+    listing): while the first batch waits (another session holds the rows of page 1), the next batches are
+    merged and committed on the second connection. Before, one merge thread waited, and the listing with it."""
+    page_by_page.CHROMEOS_SYNC_MERGE_THREADS = 2
+    assert run_sync(google_integration).status == SyncStatus.SUCCEEDED
+    google_emulator.control("POST", "/devices/change", {"count": 100, "seed": 5})
+    first_page = [
+        d["deviceId"]
+        for d in google_emulator.directory()
+        .chromeosdevices()
+        .list(customerId=google_integration.customer_id, projection="FULL", maxResults=10)
+        .execute()["chromeosdevices"]
+    ]
+    blocker = dedicated_connection(autocommit=False)
+    blocker.execute(
+        "SELECT 1 FROM chromeos_chromeosdevice WHERE tenant_id = %s AND device_id = ANY(%s) FOR UPDATE",
+        [google_integration.tenant_id, first_page],
+    )
+    released = threading.Event()
+    seen: dict[str, Any] = {}
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            blocker.commit()
+
+    timer = threading.Timer(10, release)  # whatever happens, the rows are let go after 10 s
+    timer.start()
+
+    def watch(run: SyncRun) -> None:
+        if run.pages < 3 or released.is_set():
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with dedicated_connection(autocommit=True) as other:
+                rows = other.execute(
+                    "SELECT device_id FROM chromeos_chromeosdevice WHERE last_seen_run_id = %s", [run.pk]
+                ).fetchall()
+            seen["merged"] = {row[0] for row in rows}
+            if len(seen["merged"]) >= 10:
+                break
+            time.sleep(0.05)
+        release()
+
+    try:
+        run = run_sync(google_integration, progress=watch)
+    finally:
+        timer.cancel()
+        release()
+        blocker.close()
+
+    # Later pages committed while page 1's batch waited; none of page 1's devices among them.
+    assert len(seen.get("merged", ())) >= 10
+    assert not seen["merged"] & set(first_page)
+    assert run.status == SyncStatus.SUCCEEDED, run.error
+    assert (run.added, run.updated, run.unchanged, run.removed) == (0, 100, 0, 0)
+    assert stored(google_integration) == at_google(google_emulator)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_device_listed_again_waits_for_the_batch_in_flight_and_its_last_copy_wins(
+    google_integration: GoogleIntegration,
+) -> None:
+    """Batches merged side by side never hold the same device: one listed again (Google's offset paging) is handed
+    over only once the batch holding its earlier copy is merged, so the last copy listed is the one stored and two
+    transactions never wait on each other's rows."""
+    run = new_run(google_integration)
+    stage = Stage(run)
+    stage.create()
+    listing = Listing()
+    merge = DeviceMerge(stage, google_integration, run)
+    stage.write_page([{"deviceId": "dev-a", "etag": "e0"}], google_integration.tenant_id, listing)
+    merge.merge_batch()  # committed: no atomic block here
+    stage.hold = True
+    blocker = dedicated_connection(autocommit=False)
+    blocker.execute("SELECT 1 FROM chromeos_chromeosdevice WHERE device_id = 'dev-a' FOR UPDATE")
+    merger = MergeThread(stage, merge, threads=2)
+    handed: dict[str, bool] = {}
+    try:
+
+        def page(*devices: tuple[str, str]) -> tuple[list[Any], bool]:
+            stage.write_page(
+                [{"deviceId": d, "etag": e, "status": e} for d, e in devices],
+                google_integration.tenant_id,
+                listing,
+            )
+            return stage.take_held()
+
+        merger.submit(*page(("dev-a", "e1"), ("dev-b", "e1")))  # waits for the blocker's row lock
+        merger.submit(*page(("dev-c", "e1")))  # another device: merged meanwhile, on the other thread
+        assert wait_for(lambda: committed_etag("dev-c") == "e1")
+        again = page(("dev-a", "e2"))
+        # (Only the hand-over on this thread: it opens no database connection.)
+        later = threading.Thread(target=lambda: (merger.submit(*again), handed.setdefault("at", True)))
+        later.start()
+        time.sleep(0.5)
+        assert later.is_alive() and not handed  # dev-a's second copy waits for its first
+        assert committed_etag("dev-a") == "e0"
+        blocker.commit()
+        later.join(10)
+        assert handed
+        merger.close()
+    finally:
+        blocker.close()
+        merger.close(abandon=True)
+        stage.drop()
+    assert {d: committed_etag(d) for d in ("dev-a", "dev-b", "dev-c")} == {
+        "dev-a": "e2",
+        "dev-b": "e1",
+        "dev-c": "e1",
+    }
+    assert ChromeOSDevice.unscoped.get(device_id="dev-a").status == "e2"
+    assert (merge.result.added, merge.result.updated) == (3, 2)  # dev-a, then dev-b and dev-c; dev-a twice
+
+
+def committed_etag(device_id: str) -> str | None:
+    with dedicated_connection(autocommit=True) as other:
+        row = other.execute(
+            "SELECT etag FROM chromeos_chromeosdevice WHERE device_id = %s", [device_id]
+        ).fetchone()
+    return row[0] if row else None
+
+
+def wait_for(condition: Any, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
@@ -24,7 +25,14 @@ from chromeos.models import (
 )
 from chromeos.services.removal import integration_accepts_writes
 from chromeos.services.sync.runs import MSG, SyncAborted, _log
-from chromeos.services.sync.staging import ANALYZED_COLUMNS, CHANGE_COLUMNS, DATA_COLUMNS, Stage, _text
+from chromeos.services.sync.staging import (
+    ANALYZED_COLUMNS,
+    CHANGE_COLUMNS,
+    DATA_COLUMNS,
+    Stage,
+    _text,
+    write_batch,
+)
 from ldap_sync.models import LdapOrgUnit
 from ldap_sync.services import google_org_unit_path
 from mdm.services import audit_record
@@ -48,12 +56,14 @@ class MergeResult:
 
 @dataclass
 class HeldBatch:
-    """Rows held by the run's thread (``Stage.hold``), COPYed by the merge thread (on its own connection) into the
-    shared ``batch`` table: merged as one batch there (``DeviceMerge.merge_batch(held)``)."""
+    """Rows held by the run's thread (``Stage.hold``), merged by a merge thread on its own connection: COPYed into
+    the shared ``batch`` table inside the merge's transaction (``DeviceMerge.merge_batch(held)``), so that no
+    other connection (another merge thread of the same run) ever sees them."""
 
     batch: str
     pending: int
     batch_repeats: bool
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
 
     def batch_taken(self) -> None:
         self.pending = 0
@@ -86,6 +96,9 @@ class DeviceMerge:
         self.analyzed_rows = self.result.present_before
         self.analyzed_changes = 0
         self.analyzed = False
+        # Merge threads (pipeline.MergeThread) add to ``result`` and analyze side by side.
+        self._counting = threading.Lock()
+        self._analyzing = threading.Lock()
 
     def analyze_if_stale(self, *, final: bool = False) -> None:
         """ANALYZE the devices table when this run changed it much since its statistics were taken.
@@ -97,7 +110,17 @@ class DeviceMerge:
         at the end, after 10 % of changes as before, unless the listing already analyzed (the statistics then
         are within a factor of two and the planner scales row counts by the table's current size).
         """
-        changes = self.result.added + self.result.removed - self.analyzed_changes
+        # One merge thread of this run at a time: another one analyzing now makes this check needless.
+        if not self._analyzing.acquire(blocking=False):
+            return
+        try:
+            self._analyze_if_stale(final=final)
+        finally:
+            self._analyzing.release()
+
+    def _analyze_if_stale(self, *, final: bool) -> None:
+        with self._counting:
+            changes = self.result.added + self.result.removed - self.analyzed_changes
         base = max(self.analyzed_rows, 1000)
         if changes <= (base // 10 if final and not self.analyzed else base):
             return
@@ -127,6 +150,8 @@ class DeviceMerge:
         with transaction.atomic():
             if not integration_accepts_writes(self.integration.pk):
                 raise SyncAborted("integration_gone")
+            if held is not None and held.rows:
+                write_batch(self.run.pk, held.rows)
             self._upsert_batch(held)
 
     def _upsert_batch(self, held: HeldBatch | None = None) -> None:
@@ -186,8 +211,9 @@ class DeviceMerge:
             # reclaims the space).
             cursor.execute(f"DELETE FROM {stage.batch} WHERE run_id = %(run)s", self.params)
         stage.batch_taken()
-        self.result.added += added
-        self.result.updated += updated
+        with self._counting:
+            self.result.added += added
+            self.result.updated += updated
 
     def finish(self, *, may_remove: Callable[[int, int], bool]) -> MergeResult:
         """Inside the run's final transaction: the last batch, then the sweep if ``may_remove(candidates,

@@ -51,7 +51,7 @@ from chromeos.services.sync.runs import (
     deadline_check,
 )
 from chromeos.services.sync.schedule import _schedule_after
-from chromeos.services.sync.staging import Stage, discard_stale_stages, write_batch
+from chromeos.services.sync.staging import Stage, discard_stale_stages
 from ops import metrics
 from ops.logs import log_context
 
@@ -72,79 +72,141 @@ def _merge_rows() -> int:
 
 
 class MergeThread:
-    """Merges the batches on a thread of its own, with its own database connection, while the run's thread
+    """Merges the batches on threads of their own, each with its own database connection, while the run's thread
     stages the next pages: PostgreSQL's upserts (most of a first sync's work) run beside the staging and the
     listing instead of between two pages.
 
     The run's thread keeps the full rows of new or changed devices (``Stage.hold``) and hands them over here a
-    batch at a time (``submit``); this thread COPYs them into the shared batch table and merges them
-    (``DeviceMerge.merge_batch``: its own short transaction, the integration row share-locked, as before). At
-    most one batch waits here: memory stays bounded. Batches are merged in the order they were listed. An error
-    here (a removal under way: ``SyncAborted``; PostgreSQL) stops the merging and is raised in the run's thread
-    at its next hand-over or at ``close``. Removals are not done here: only the run's final transaction does
-    them, after the proven listing.
+    batch at a time (``submit``); a merge thread COPYs them into the shared batch table and merges them
+    (``DeviceMerge.merge_batch``: its own short transaction, the integration row share-locked, as before), so
+    no other connection ever sees them. With ``threads`` > 1 (``CHROMEOS_SYNC_MERGE_THREADS``) batches are merged
+    side by side on as many PostgreSQL backends: a batch that lists a device a batch still in flight lists too
+    waits for it, so that the last copy listed always wins and two transactions never wait on each other's rows
+    (disjoint batches lock nothing in common but the integration row, in share mode). A thread is added only
+    when every one is busy at a hand-over. At most ``threads`` batches wait here: memory stays bounded. An error here (a removal under way: ``SyncAborted``; PostgreSQL)
+    stops the merging and is raised in the run's thread at its next hand-over or at ``close``. Removals are not
+    done here: only the run's final transaction does them, after the proven listing.
     """
 
-    def __init__(self, stage: Stage, merge: DeviceMerge) -> None:
+    def __init__(self, stage: Stage, merge: DeviceMerge, threads: int = 1) -> None:
         self.stage = stage
         self.merge = merge
-        self._queue: queue.Queue[tuple[list[Any], bool] | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=threads)
         self._stop = threading.Event()
         self._error: BaseException | None = None
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=lambda: context.run(self._work), name="chromeos-sync-merge", daemon=True
+        # Batches handed over and not merged yet (their device ids), oldest first; and how many threads wait.
+        self._in_flight: list[_Batch] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._most = threads
+        self._threads: list[threading.Thread] = []
+        self._start_thread()
+
+    def _start_thread(self) -> None:
+        """One more merge thread (and, at its first batch, one more PostgreSQL connection), in its own copy of
+        the caller's context (the run's log context)."""
+        thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._work,),
+            name=f"chromeos-sync-merge-{len(self._threads)}",
+            daemon=True,
         )
-        self._thread.start()
+        self._threads.append(thread)
+        thread.start()
 
     def _work(self) -> None:
         try:
             while True:
+                with self._lock:
+                    self._idle += 1
                 item = self._queue.get()
+                with self._lock:
+                    self._idle -= 1
                 if item is None or self._stop.is_set():
                     return
-                rows, repeats = item
-                write_batch(self.stage.run_id, rows)
-                self.merge.merge_batch(HeldBatch(self.stage.batch, len(rows), repeats))
-                self.merge.analyze_if_stale()
+                try:
+                    self.merge.merge_batch(
+                        HeldBatch(self.stage.batch, len(item.rows), item.repeats, item.rows)
+                    )
+                    self.merge.analyze_if_stale()
+                finally:
+                    item.done.set()
         except BaseException as error:
-            self._error = error
+            with self._lock:
+                if self._error is None:
+                    self._error = error
         finally:
             self._stop.set()
             # This thread's connection ends with it.
             connection.close()
 
     def _raise(self) -> None:
-        if self._error is not None:
+        with self._lock:
             error, self._error = self._error, None
+        if error is not None:
             raise error
 
+    def idle(self) -> bool:
+        """A merge thread waits for work: a batch handed over now is merged at once."""
+        with self._lock:
+            return self._idle > 0 and self._queue.empty()
+
     def submit(self, rows: list[Any], repeats: bool) -> None:
-        """Hand a batch over; waits while the previous one is still waiting to be merged."""
+        """Hand a batch over; waits while ``threads`` batches wait to be merged, or while a batch in flight
+        lists one of its devices."""
+        batch = _Batch(rows, repeats)
+        self._in_flight = [b for b in self._in_flight if not b.done.is_set()]
+        overlapping = [b for b in self._in_flight if not b.ids.isdisjoint(batch.ids)]
         while True:
             self._raise()
             if self._stop.is_set():
                 raise SyncAborted("database_error", error="the merge thread stopped")
+            if any(not b.done.wait(timeout=0.2) for b in overlapping):
+                continue
+            with self._lock:
+                # Every thread is busy: one more, up to ``threads``. A tenant whose merges keep pace with the
+                # listing (most of them) never opens a second connection.
+                more = self._idle == 0 and len(self._threads) < self._most
+            if more:
+                self._start_thread()
             try:
-                self._queue.put((rows, repeats), timeout=0.2)
+                self._queue.put(batch, timeout=0.2)
+                self._in_flight.append(batch)
                 return
             except queue.Full:
                 continue
 
     def close(self, *, abandon: bool = False) -> None:
-        """Wait for the batches handed over to be merged (or, ``abandon``, for the one being merged only), then
+        """Wait for the batches handed over to be merged (or, ``abandon``, for the ones being merged only), then
         raise what stopped the merging, if anything did."""
         if abandon:
             self._stop.set()
-        while self._thread.is_alive():
+        sent = 0
+        while sent < len(self._threads) and any(thread.is_alive() for thread in self._threads):
             try:
                 self._queue.put(None, timeout=0.2)
-                break
+                sent += 1
             except queue.Full:
                 continue
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
         if not abandon:
             self._raise()
+
+
+class _Batch:
+    """One batch handed to the merge threads: its rows, whether a device comes twice among them, its device ids
+    (``device_row``'s second column) and when it is merged."""
+
+    def __init__(self, rows: list[Any], repeats: bool) -> None:
+        self.rows = rows
+        self.repeats = repeats
+        self.ids = frozenset(row[1] for row in rows)
+        self.done = threading.Event()
+
+
+def _merge_threads() -> int:
+    return max(int(getattr(settings, "CHROMEOS_SYNC_MERGE_THREADS", 2)), 1)
 
 
 def _merge_thread_wanted() -> bool:
@@ -322,7 +384,7 @@ def _run(
 
     # Batches are merged on a thread of their own while this one stages (or here, between pages, inside an
     # atomic block: see _merge_thread_wanted).
-    merger = MergeThread(stage, merge) if _merge_thread_wanted() else None
+    merger = MergeThread(stage, merge, _merge_threads()) if _merge_thread_wanted() else None
     stage.hold = merger is not None
 
     def store(devices: list[Any], next_page_ready: bool) -> None:
@@ -330,8 +392,14 @@ def _run(
         stage.write_page(devices, run.tenant_id, listing)
         # The store hides behind Google's latency: new and changed devices are merged while the fetch thread
         # waits for the next page (nothing is waiting yet), or once a batch is large (Google is faster than the
-        # store: merging in batches keeps the staged rows, hence memory and the final step, bounded).
-        if stage.pending >= merge_rows or (stage.pending >= idle_rows and not next_page_ready):
+        # store: merging in batches keeps the staged rows, hence memory and the final step, bounded). A merge
+        # thread with nothing to do takes what is held at once: PostgreSQL keeps pace with the listing, and what
+        # is left to merge after the last page stays small.
+        if (
+            stage.pending >= merge_rows
+            or (stage.pending >= idle_rows and not next_page_ready)
+            or (merger is not None and stage.pending >= idle_rows and merger.idle())
+        ):
             if not lock.held():
                 raise SyncAborted("database_error", error="lost the sync lock")
             if merger is not None:
