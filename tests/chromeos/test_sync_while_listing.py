@@ -198,16 +198,16 @@ def test_a_batch_waiting_for_postgresql_does_not_hold_up_the_next_ones(
     def watch(run: SyncRun) -> None:
         if run.pages < 3 or released.is_set():
             return
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def merged_by_this_run() -> int:
             with dedicated_connection(autocommit=True) as other:
                 rows = other.execute(
                     "SELECT device_id FROM chromeos_chromeosdevice WHERE last_seen_run_id = %s", [run.pk]
                 ).fetchall()
             seen["merged"] = {row[0] for row in rows}
-            if len(seen["merged"]) >= 10:
-                break
-            time.sleep(0.05)
+            return len(seen["merged"])
+
+        wait_for(lambda: merged_by_this_run() >= 10)
         release()
 
     try:
