@@ -4,6 +4,7 @@ while the listing runs; removals still wait for the whole, proven listing.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from chromeos.services.sync.pipeline import MergeThread
 from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
 from tests.chromeos.test_sync_faults import at_google, new_run, run_sync, stored
+from tests.processes import wait_for
 
 LIST = "directory.chromeosdevices.list"
 
@@ -207,7 +209,8 @@ def test_a_batch_waiting_for_postgresql_does_not_hold_up_the_next_ones(
             seen["merged"] = {row[0] for row in rows}
             return len(seen["merged"])
 
-        wait_for(lambda: merged_by_this_run() >= 10)
+        with contextlib.suppress(AssertionError):  # asserted below, after the lock is let go
+            wait_for(lambda: merged_by_this_run() >= 10, 10, "later pages merged")
         release()
 
     try:
@@ -256,7 +259,7 @@ def test_a_device_listed_again_waits_for_the_batch_in_flight_and_its_last_copy_w
 
         merger.submit(*page(("dev-a", "e1"), ("dev-b", "e1")))  # waits for the blocker's row lock
         merger.submit(*page(("dev-c", "e1")))  # another device: merged meanwhile, on the other thread
-        assert wait_for(lambda: committed_etag("dev-c") == "e1")
+        wait_for(lambda: committed_etag("dev-c") == "e1", 10, "dev-c merged meanwhile")
         again = page(("dev-a", "e2"))
         # (Only the hand-over on this thread: it opens no database connection.)
         later = threading.Thread(target=lambda: (merger.submit(*again), handed.setdefault("at", True)))
@@ -287,12 +290,3 @@ def committed_etag(device_id: str) -> str | None:
             "SELECT etag FROM chromeos_chromeosdevice WHERE device_id = %s", [device_id]
         ).fetchone()
     return row[0] if row else None
-
-
-def wait_for(condition: Any, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
