@@ -32,6 +32,31 @@ def page_by_page(settings: Any) -> Any:
     return settings
 
 
+class HeldLock:
+    """Another session holding what ``sql`` locks until ``release()``, or for ``seconds`` whatever happens (the
+    run's thread may be the one blocked); ``with``: released and closed on the way out."""
+
+    def __init__(self, sql: str, params: Any = None, *, seconds: float = 10) -> None:
+        self.blocker = dedicated_connection(autocommit=False)
+        self.blocker.execute(sql, params)
+        self.released = threading.Event()
+        self._timer = threading.Timer(seconds, self.release)
+        self._timer.start()
+
+    def release(self) -> None:
+        if not self.released.is_set():
+            self.released.set()
+            self.blocker.commit()
+
+    def __enter__(self) -> HeldLock:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        self.release()
+        self.blocker.close()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.google_emulator(devices=100)
 def test_the_first_pages_are_in_the_table_while_google_lists_the_next(
@@ -124,38 +149,22 @@ def test_the_run_stages_the_next_pages_while_a_batch_is_being_merged(
     """PostgreSQL's merge of a batch no longer stops the staging: another session holds the history table (the
     merge's first statement waits for it), and the run's thread stages further pages meanwhile. Before the merge
     thread, the run's thread was the one waiting, at page 1."""
-    blocker = dedicated_connection(autocommit=False)
-    blocker.execute("LOCK TABLE chromeos_devicechange IN SHARE MODE")
-    released = threading.Event()
     staged_while_blocked: list[int] = []
+    with HeldLock("LOCK TABLE chromeos_devicechange IN SHARE MODE") as lock:
 
-    def release() -> None:
-        if not released.is_set():
-            released.set()
-            blocker.commit()
+        def watch(run: SyncRun) -> None:
+            if not lock.released.is_set():
+                staged_while_blocked.append(run.pages)
+                if run.pages >= 2:
+                    with dedicated_connection(autocommit=True) as other:
+                        row = other.execute(
+                            "SELECT count(*) FROM chromeos_chromeosdevice WHERE tenant_id = %s",
+                            [google_integration.tenant_id],
+                        ).fetchone()
+                    assert row == (0,)  # nothing merged yet: the merge is the one waiting
+                    lock.release()
 
-    # Whatever happens, the lock goes after 10 s (the run's thread may be the one blocked).
-    timer = threading.Timer(10, release)
-    timer.start()
-
-    def watch(run: SyncRun) -> None:
-        if not released.is_set():
-            staged_while_blocked.append(run.pages)
-            if run.pages >= 2:
-                with dedicated_connection(autocommit=True) as other:
-                    row = other.execute(
-                        "SELECT count(*) FROM chromeos_chromeosdevice WHERE tenant_id = %s",
-                        [google_integration.tenant_id],
-                    ).fetchone()
-                assert row == (0,)  # nothing merged yet: the merge is the one waiting
-                release()
-
-    try:
         run = run_sync(google_integration, progress=watch)
-    finally:
-        timer.cancel()
-        release()
-        blocker.close()
 
     assert max(staged_while_blocked, default=0) >= 2
     assert run.status == SyncStatus.SUCCEEDED, run.error
@@ -181,44 +190,29 @@ def test_a_batch_waiting_for_postgresql_does_not_hold_up_the_next_ones(
         .list(customerId=google_integration.customer_id, projection="FULL", maxResults=10)
         .execute()["chromeosdevices"]
     ]
-    blocker = dedicated_connection(autocommit=False)
-    blocker.execute(
+    seen: dict[str, Any] = {}
+    with HeldLock(
         "SELECT 1 FROM chromeos_chromeosdevice WHERE tenant_id = %s AND device_id = ANY(%s) FOR UPDATE",
         [google_integration.tenant_id, first_page],
-    )
-    released = threading.Event()
-    seen: dict[str, Any] = {}
+    ) as lock:
 
-    def release() -> None:
-        if not released.is_set():
-            released.set()
-            blocker.commit()
+        def watch(run: SyncRun) -> None:
+            if run.pages < 3 or lock.released.is_set():
+                return
 
-    timer = threading.Timer(10, release)  # whatever happens, the rows are let go after 10 s
-    timer.start()
+            def merged_by_this_run() -> int:
+                with dedicated_connection(autocommit=True) as other:
+                    rows = other.execute(
+                        "SELECT device_id FROM chromeos_chromeosdevice WHERE last_seen_run_id = %s", [run.pk]
+                    ).fetchall()
+                seen["merged"] = {row[0] for row in rows}
+                return len(seen["merged"])
 
-    def watch(run: SyncRun) -> None:
-        if run.pages < 3 or released.is_set():
-            return
+            with contextlib.suppress(AssertionError):  # asserted below, after the lock is let go
+                wait_for(lambda: merged_by_this_run() >= 10, 10, "later pages merged")
+            lock.release()
 
-        def merged_by_this_run() -> int:
-            with dedicated_connection(autocommit=True) as other:
-                rows = other.execute(
-                    "SELECT device_id FROM chromeos_chromeosdevice WHERE last_seen_run_id = %s", [run.pk]
-                ).fetchall()
-            seen["merged"] = {row[0] for row in rows}
-            return len(seen["merged"])
-
-        with contextlib.suppress(AssertionError):  # asserted below, after the lock is let go
-            wait_for(lambda: merged_by_this_run() >= 10, 10, "later pages merged")
-        release()
-
-    try:
         run = run_sync(google_integration, progress=watch)
-    finally:
-        timer.cancel()
-        release()
-        blocker.close()
 
     # Later pages committed while page 1's batch waited; none of page 1's devices among them.
     assert len(seen.get("merged", ())) >= 10
@@ -243,36 +237,35 @@ def test_a_device_listed_again_waits_for_the_batch_in_flight_and_its_last_copy_w
     stage.write_page([{"deviceId": "dev-a", "etag": "e0"}], google_integration.tenant_id, listing)
     merge.merge_batch()  # committed: no atomic block here
     stage.hold = True
-    blocker = dedicated_connection(autocommit=False)
-    blocker.execute("SELECT 1 FROM chromeos_chromeosdevice WHERE device_id = 'dev-a' FOR UPDATE")
     merger = MergeThread(stage, merge, threads=2)
     handed: dict[str, bool] = {}
+
+    def page(*devices: tuple[str, str]) -> tuple[list[Any], bool]:
+        stage.write_page(
+            [{"deviceId": d, "etag": e, "status": e} for d, e in devices],
+            google_integration.tenant_id,
+            listing,
+        )
+        return stage.take_held()
+
     try:
-
-        def page(*devices: tuple[str, str]) -> tuple[list[Any], bool]:
-            stage.write_page(
-                [{"deviceId": d, "etag": e, "status": e} for d, e in devices],
-                google_integration.tenant_id,
-                listing,
-            )
-            return stage.take_held()
-
-        merger.submit(*page(("dev-a", "e1"), ("dev-b", "e1")))  # waits for the blocker's row lock
-        merger.submit(*page(("dev-c", "e1")))  # another device: merged meanwhile, on the other thread
-        wait_for(lambda: committed_etag("dev-c") == "e1", 10, "dev-c merged meanwhile")
-        again = page(("dev-a", "e2"))
-        # (Only the hand-over on this thread: it opens no database connection.)
-        later = threading.Thread(target=lambda: (merger.submit(*again), handed.setdefault("at", True)))
-        later.start()
-        time.sleep(0.5)
-        assert later.is_alive() and not handed  # dev-a's second copy waits for its first
-        assert committed_etag("dev-a") == "e0"
-        blocker.commit()
-        later.join(10)
-        assert handed
-        merger.close()
+        # The lock goes first on the way out: a merge thread may be the one waiting for it.
+        with HeldLock("SELECT 1 FROM chromeos_chromeosdevice WHERE device_id = 'dev-a' FOR UPDATE") as lock:
+            merger.submit(*page(("dev-a", "e1"), ("dev-b", "e1")))  # waits for the blocker's row lock
+            merger.submit(*page(("dev-c", "e1")))  # another device: merged meanwhile, on the other thread
+            wait_for(lambda: committed_etag("dev-c") == "e1", 10, "dev-c merged meanwhile")
+            again = page(("dev-a", "e2"))
+            # (Only the hand-over on this thread: it opens no database connection.)
+            later = threading.Thread(target=lambda: (merger.submit(*again), handed.setdefault("at", True)))
+            later.start()
+            time.sleep(0.5)
+            assert later.is_alive() and not handed  # dev-a's second copy waits for its first
+            assert committed_etag("dev-a") == "e0"
+            lock.release()
+            later.join(10)
+            assert handed
+            merger.close()
     finally:
-        blocker.close()
         merger.close(abandon=True)
         stage.drop()
     assert {d: committed_etag(d) for d in ("dev-a", "dev-b", "dev-c")} == {

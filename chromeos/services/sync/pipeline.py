@@ -83,9 +83,10 @@ class MergeThread:
     side by side on as many PostgreSQL backends: a batch that lists a device a batch still in flight lists too
     waits for it, so that the last copy listed always wins and two transactions never wait on each other's rows
     (disjoint batches lock nothing in common but the integration row, in share mode). A thread is added only
-    when every one is busy at a hand-over. At most ``threads`` batches wait here: memory stays bounded. An error here (a removal under way: ``SyncAborted``; PostgreSQL)
-    stops the merging and is raised in the run's thread at its next hand-over or at ``close``. Removals are not
-    done here: only the run's final transaction does them, after the proven listing.
+    when every one is busy at a hand-over. At most ``threads`` batches wait here: memory stays bounded. An error
+    here (a removal under way: ``SyncAborted``; PostgreSQL) stops the merging and is raised in the run's thread
+    at its next hand-over or at ``close``. Removals are not done here: only the run's final transaction does
+    them, after the proven listing.
     """
 
     def __init__(self, stage: Stage, merge: DeviceMerge, threads: int = 1) -> None:
@@ -125,9 +126,7 @@ class MergeThread:
                 if item is None or self._stop.is_set():
                     return
                 try:
-                    self.merge.merge_batch(
-                        HeldBatch(self.stage.batch, len(item.rows), item.repeats, item.rows)
-                    )
+                    self.merge.merge_batch(item.held)
                     self.merge.analyze_if_stale()
                 finally:
                     item.done.set()
@@ -154,7 +153,7 @@ class MergeThread:
     def submit(self, rows: list[Any], repeats: bool) -> None:
         """Hand a batch over; waits while ``threads`` batches wait to be merged, or while a batch in flight
         lists one of its devices."""
-        batch = _Batch(rows, repeats)
+        batch = _Batch(HeldBatch(self.stage.batch, len(rows), repeats, rows))
         self._in_flight = [b for b in self._in_flight if not b.done.is_set()]
         overlapping = [b for b in self._in_flight if not b.ids.isdisjoint(batch.ids)]
         while True:
@@ -195,13 +194,12 @@ class MergeThread:
 
 
 class _Batch:
-    """One batch handed to the merge threads: its rows, whether a device comes twice among them, its device ids
-    (``device_row``'s second column) and when it is merged."""
+    """One batch handed to the merge threads: what is merged, its device ids (``device_row``'s second column)
+    and when it is merged."""
 
-    def __init__(self, rows: list[Any], repeats: bool) -> None:
-        self.rows = rows
-        self.repeats = repeats
-        self.ids = frozenset(row[1] for row in rows)
+    def __init__(self, held: HeldBatch) -> None:
+        self.held = held
+        self.ids = frozenset(row[1] for row in held.rows)
         self.done = threading.Event()
 
 
