@@ -206,6 +206,7 @@ def test_the_reaper_vacuums_the_staging_tables_so_their_space_is_reused() -> Non
     # Found by benchmarks/fleet.py (1,000 tenants, 1.1 M devices, on a server with autovacuum off): every run
     # deletes its staged rows, nothing vacuumed them, and the stage grew by 232 MB per no-change cycle (235 MB
     # after onboarding, 1,017 MB three cycles later) while the devices table stayed flat.
+    before = relation_bytes(STAGE_TABLE) + relation_bytes(BATCH_TABLE)
     sizes: list[int] = []
     for run_id in range(900_001, 900_007):  # six runs, one after the other, each staging 5,000 devices
         with connection.cursor() as cursor:
@@ -227,8 +228,11 @@ def test_the_reaper_vacuums_the_staging_tables_so_their_space_is_reused() -> Non
         sync_runs_reap(timezone.now())
     # The space the first runs' rows took is reused by every later run: the tables do not grow with the runs
     # (the first VACUUM adds the free-space and visibility maps, a few pages). Without it: +3 MB a run, here.
-    assert sizes[-1] <= sizes[-3], sizes
-    assert sizes[-1] - sizes[1] < sizes[0] / 10, sizes
+    # Not to the byte: a btree page emptied by one VACUUM is recycled only once no snapshot can still see it, so
+    # a run may add a few index pages (19 pages, seen once in CI, with the other worker's tests busy).
+    one_run = sizes[0] - before
+    assert sizes[-1] - sizes[-3] < one_run / 10, (before, sizes)
+    assert sizes[-1] - sizes[1] < one_run / 5, (before, sizes)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT relname, vacuum_count FROM pg_stat_user_tables WHERE relname IN (%s, %s)",
