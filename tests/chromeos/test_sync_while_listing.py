@@ -13,8 +13,9 @@ import pytest
 
 from chromeos.models import ChromeOSDevice, DeviceChange, GoogleIntegration, SyncRun, SyncStatus
 from chromeos.services.sync import Listing, Stage
-from chromeos.services.sync.merge import DeviceMerge
+from chromeos.services.sync.merge import DeviceMerge, HeldBatch
 from chromeos.services.sync.pipeline import MergeThread
+from chromeos.services.sync.staging import device_row
 from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
 from tests.chromeos.test_sync_faults import at_google, new_run, run_sync, stored
@@ -283,3 +284,66 @@ def committed_etag(device_id: str) -> str | None:
             "SELECT etag FROM chromeos_chromeosdevice WHERE device_id = %s", [device_id]
         ).fetchone()
     return row[0] if row else None
+
+
+def table_inserts(table: str) -> int:
+    """Rows inserted into ``table`` as PostgreSQL's statistics count them (every session's, once flushed)."""
+    with dedicated_connection(autocommit=True) as other:
+        row = other.execute(
+            "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = %s", [table]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.google_emulator(devices=100)
+def test_a_tenants_first_sync_copies_its_devices_straight_into_the_table(
+    google_integration: GoogleIntegration, google_emulator: EmulatorHandle, page_by_page: Any
+) -> None:
+    # benchmarks/sync.py (100,000 devices, 300 ms a page): the batch table (its COPY, heap, TOAST and index, the
+    # history's look-ups, the upsert's read, the DELETE) was ~4.5 of the 26 core-seconds PostgreSQL spent in a
+    # first sync. A tenant with no row has nothing to compare: its batches are COPYed into the devices table.
+    batch_before, devices_before = (
+        table_inserts("chromeos_syncbatch"),
+        table_inserts("chromeos_chromeosdevice"),
+    )
+    run = run_sync(google_integration)
+    assert run.status == SyncStatus.SUCCEEDED, run.error
+    assert (run.added, run.updated, run.unchanged, run.removed) == (100, 0, 0, 0)
+    assert stored(google_integration) == at_google(google_emulator)
+    # The merge threads' sessions flush their statistics when they end: both tables' counts at once.
+    wait_for(
+        lambda: table_inserts("chromeos_chromeosdevice") >= devices_before + 100, 10, "the merge's statistics"
+    )
+    assert table_inserts("chromeos_syncbatch") == batch_before
+    assert not DeviceChange.unscoped.filter(tenant_id=google_integration.tenant_id).exists()
+
+
+@pytest.mark.django_db
+def test_a_device_listed_again_in_a_first_sync_takes_the_upsert_and_its_last_copy_wins(
+    google_integration: GoogleIntegration,
+) -> None:
+    run = new_run(google_integration)
+    stage = Stage(run)
+    stage.create()
+    merge = DeviceMerge(stage, google_integration, run)
+    assert merge.new_tenant
+
+    def held(*devices: tuple[str, str]) -> HeldBatch:
+        rows = [
+            device_row(n, d, e, {"deviceId": d, "etag": e, "status": e}) for n, (d, e) in enumerate(devices)
+        ]
+        return HeldBatch(stage.batch, len(rows), False, rows)
+
+    merge.merge_batch(held(("dev-a", "e1"), ("dev-b", "e1")))
+    assert merge.new_tenant
+    # dev-b is stored: the COPY breaks the unique key, its savepoint goes, the batch is upserted.
+    merge.merge_batch(held(("dev-b", "e2"), ("dev-c", "e1")))
+    assert not merge.new_tenant  # and so are the run's next batches
+    merge.merge_batch(held(("dev-d", "e1")))
+    assert stored(google_integration) == {"dev-a": "e1", "dev-b": "e2", "dev-c": "e1", "dev-d": "e1"}
+    assert ChromeOSDevice.unscoped.get(device_id="dev-b").status == "e2"
+    assert (merge.result.added, merge.result.updated) == (4, 1)
+    assert list(DeviceChange.unscoped.values_list("device__device_id", "changes")) == [
+        ("dev-b", {"status": ["e1", "e2"]})
+    ]

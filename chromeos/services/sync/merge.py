@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
 
 from chromeos.models import (
     AssignmentState,
@@ -120,6 +121,15 @@ class DeviceMerge:
                 self.params,
             )
             self.result.present_before = cursor.fetchone()[0]
+            # A tenant without a single row (its first sync, or one after a removal): every device this run lists
+            # is new until one conflicts (``_copy_new``), so batches go straight into the table.
+            self.new_tenant = False
+            if not self.result.present_before:
+                cursor.execute(
+                    f"SELECT NOT EXISTS (SELECT 1 FROM {DEVICE_TABLE} WHERE tenant_id = %(tenant)s)",
+                    self.params,
+                )
+                self.new_tenant = bool(cursor.fetchone()[0])
         # Rows and changes since the devices table's statistics were last brought up to date by this run.
         self.analyzed_rows = self.result.present_before
         self.analyzed_changes = 0
@@ -198,8 +208,38 @@ class DeviceMerge:
             if not integration_accepts_writes(self.integration.pk):
                 raise SyncAborted("integration_gone")
             if held is not None and held.rows:
+                if self.new_tenant and not held.batch_repeats and self._copy_new(held.rows):
+                    held.batch_taken()
+                    return
                 write_batch(self.run.pk, held.rows)
             self._upsert_batch(held)
+
+    def _copy_new(self, rows: list[tuple[Any, ...]]) -> bool:
+        """COPY a held batch (``device_row``s) straight into the devices table, in a savepoint of the merge's
+        transaction: for a tenant that had no row when the run started, nothing is stored yet to compare with, so
+        the batch table, the history's look-up and the upsert are all skipped (a first sync of 100,000 devices:
+        ~4.5 of PostgreSQL's 26 core-seconds, benchmarks/sync.py). A device already stored (Google listed it twice,
+        in a batch merged before) breaks the unique key: the savepoint is rolled back, False is returned and the
+        batch takes the upsert; so do the rest of the run's batches."""
+        columns = ("tenant_id", "integration_id", "device_id", "etag", *DATA_COLUMNS, "payload")
+        tenant, integration, run = self.params["tenant"], self.params["integration"], self.params["run"]
+        try:
+            with transaction.atomic(), connection.cursor() as django_cursor:
+                cursor = django_cursor.cursor  # psycopg's own cursor: COPY is not in Django's API
+                cursor.execute("SELECT now()")
+                now = cursor.fetchone()[0]
+                with cursor.copy(
+                    f"COPY {DEVICE_TABLE} ({', '.join(columns)}, first_seen_at, last_seen_at, last_seen_run_id) "
+                    "FROM STDIN"
+                ) as copy:
+                    for row in rows:
+                        copy.write_row((tenant, integration, row[1], row[2], *row[4:], now, now, run))
+        except UniqueViolation:
+            self.new_tenant = False
+            return False
+        with self._counting:
+            self.result.added += len(rows)
+        return True
 
     def _upsert_batch(self, held: HeldBatch | None = None) -> None:
         """History, then one upsert of the batch's devices; the batch is emptied in the same transaction."""
