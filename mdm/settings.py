@@ -8,6 +8,7 @@ must come from the environment or the process refuses to start.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -369,6 +370,14 @@ CHROMEOS_SYNC_MAX_SECONDS = float(os.environ.get("CHROMEOS_SYNC_MAX_SECONDS", "1
 CHROMEOS_SYNC_MERGE_THREAD = os.environ.get("CHROMEOS_SYNC_MERGE_THREAD", "1") != "0"
 # How many merge threads (each a PostgreSQL connection) one run uses side by side, when CHROMEOS_SYNC_MERGE_THREAD.
 CHROMEOS_SYNC_MERGE_THREADS = int(os.environ.get("CHROMEOS_SYNC_MERGE_THREADS", "2"))
+# work_mem of a merge's transaction: the insert that fills the device search index's pending list (16 MB) merges it
+# into the index, in batches of work_mem (chromeos/services/sync/merge.py).
+CHROMEOS_SYNC_MERGE_WORK_MEM = os.environ.get("CHROMEOS_SYNC_MERGE_WORK_MEM", "64MB")
+if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", CHROMEOS_SYNC_MERGE_WORK_MEM):
+    raise ImproperlyConfigured(
+        f"CHROMEOS_SYNC_MERGE_WORK_MEM={CHROMEOS_SYNC_MERGE_WORK_MEM!r}: a PostgreSQL memory size such as 64MB "
+        "(a number and kB, MB or GB)."
+    )
 CELERY_BEAT_SCHEDULE["chromeos-sync-dispatch"] = {
     "task": "chromeos.tasks.sync_dispatch_task",
     "schedule": float(CHROMEOS_SYNC_DISPATCH_SECONDS),
