@@ -233,11 +233,8 @@ def test_a_device_listed_again_waits_for_the_batch_in_flight_and_its_last_copy_w
     """Batches merged side by side never hold the same device: one listed again (Google's offset paging) is handed
     over only once the batch holding its earlier copy is merged, so the last copy listed is the one stored and two
     transactions never wait on each other's rows."""
-    run = new_run(google_integration)
-    stage = Stage(run)
-    stage.create()
+    stage, merge = new_stage_and_merge(google_integration)
     listing = Listing()
-    merge = DeviceMerge(stage, google_integration, run)
     stage.write_page([{"deviceId": "dev-a", "etag": "e0"}], google_integration.tenant_id, listing)
     merge.merge_batch()  # committed: no atomic block here
     stage.hold = True
@@ -326,10 +323,7 @@ def test_a_tenants_first_sync_copies_its_devices_straight_into_the_table(
 def test_a_device_listed_again_in_a_first_sync_takes_the_upsert_and_its_last_copy_wins(
     google_integration: GoogleIntegration,
 ) -> None:
-    run = new_run(google_integration)
-    stage = Stage(run)
-    stage.create()
-    merge = DeviceMerge(stage, google_integration, run)
+    stage, merge = new_stage_and_merge(google_integration)
     assert merge.new_tenant
 
     merge.merge_batch(held_batch(stage, ("dev-a", "e1"), ("dev-b", "e1")))
@@ -346,6 +340,14 @@ def test_a_device_listed_again_in_a_first_sync_takes_the_upsert_and_its_last_cop
     ]
 
 
+def new_stage_and_merge(integration: GoogleIntegration) -> tuple[Stage, DeviceMerge]:
+    """A new run's stage (emptied) and merge, as the run's thread makes them, without listing Google."""
+    run = new_run(integration)
+    stage = Stage(run)
+    stage.create()
+    return stage, DeviceMerge(stage, integration, run)
+
+
 def held_batch(stage: Stage, *devices: tuple[str, str]) -> HeldBatch:
     """What the run's thread hands to a merge thread: these (device id, etag)s, their status their etag."""
     rows = [device_row(n, d, e, {"deviceId": d, "etag": e, "status": e}) for n, (d, e) in enumerate(devices)]
@@ -359,9 +361,7 @@ def test_a_merge_runs_with_the_work_mem_the_search_index_needs(
     # perf on a first sync of 100,000 devices: the insert that fills the search index's pending list merges it
     # into the index in batches of work_mem; at PostgreSQL's 4 MB, several passes per clean-up (1.3 core-s).
     settings.CHROMEOS_SYNC_MERGE_WORK_MEM = "48MB"
-    run = new_run(google_integration)
-    stage = Stage(run)
-    merge = DeviceMerge(stage, google_integration, run)
+    stage, merge = new_stage_and_merge(google_integration)
     seen: list[str] = []
     copy_new = merge._copy_new
 
