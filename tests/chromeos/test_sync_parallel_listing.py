@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 
 from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncStatus
@@ -208,3 +209,78 @@ def test_googles_retries_in_a_parallel_listing_reach_the_run_log(
     assert not google_emulator.control("GET", "/faults")["faults"]  # all answered to the partitions' threads
     retries = [line for line in run.log if "nouvelle tentative" in line["msg"] % line["params"]]
     assert len(retries) == 3 and all(line["level"] == "warning" for line in retries), run.log
+
+
+# What the sync sends to PostgreSQL (psycopg's cursors: the page's look-up and its COPY bypass Django's): the
+# steps a run can skip.
+DEDUPE = "DELETE FROM chromeos_syncstage AS s USING"
+ETAG_LOOK_UP = "SELECT u.id, d.etag FROM unnest"
+ABSENT = "NOT EXISTS (SELECT 1 FROM chromeos_syncstage"
+
+
+def sync_statements(integration: GoogleIntegration, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def record(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(psycopg.Cursor, "execute", record)
+        run = run_sync(integration)
+    assert run.status == SyncStatus.SUCCEEDED, run.log
+    return run, sent
+
+
+def sent_any(sent: list[str], fragment: str) -> bool:
+    return any(fragment in sql for sql in sent)
+
+
+@pytest.mark.django_db
+@pytest.mark.google_emulator(devices=DEVICES)
+def test_a_first_sync_neither_looks_up_etags_nor_absent_devices_it_cannot_have(
+    parallel: Any,
+    google_integration: GoogleIntegration,
+    google_emulator: EmulatorHandle,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 18: a tenant with no device when the run starts has no stored etag to compare a page with and no
+    device that could be absent from the listing: a first sync of 100,000 devices spent 334 look-ups and an
+    anti-join of the listing with the table on nothing. Its re-sync still does both."""
+    first, sent = sync_statements(google_integration, monkeypatch)
+    assert first.added == DEVICES
+    assert not sent_any(sent, ETAG_LOOK_UP)
+    assert not sent_any(sent, ABSENT)
+    assert stored(google_integration) == at_google(google_emulator)
+
+    gone = next(iter(at_google(google_emulator)))
+    google_emulator.control("POST", "/devices/delete", {"device_ids": [gone]})
+    again, sent = sync_statements(google_integration, monkeypatch)
+    assert sent_any(sent, ETAG_LOOK_UP) and sent_any(sent, ABSENT)
+    assert (again.added, again.updated, again.removed) == (0, 0, 1)
+    assert stored(google_integration) == at_google(google_emulator)
+
+
+@pytest.mark.django_db
+@pytest.mark.google_emulator(devices=DEVICES)
+def test_a_parallel_listing_that_met_no_device_twice_skips_the_removal_of_duplicates(
+    parallel: Any,
+    google_integration: GoogleIntegration,
+    google_emulator: EmulatorHandle,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 18: the end of every run deleted duplicate ids from its staged listing, a self-join of 100,000
+    rows at 100,000 devices, after the last page. The parallel listing already tells every device's copies
+    apart (for its proof): when it met none twice, there is nothing to delete. The sequential listing does not
+    know, and still deletes."""
+    run, sent = sync_statements(google_integration, monkeypatch)
+    assert "en parallèle" in log_text(run)
+    assert not sent_any(sent, DEDUPE)
+    assert run.devices_seen == DEVICES
+    assert stored(google_integration) == at_google(google_emulator)
+
+    parallel.CHROMEOS_SYNC_LISTING_THREADS = 1
+    run, sent = sync_statements(google_integration, monkeypatch)
+    assert "en parallèle" not in log_text(run)
+    assert sent_any(sent, DEDUPE)

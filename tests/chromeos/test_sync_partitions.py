@@ -212,6 +212,7 @@ def test_the_threads_list_every_partition_and_count_it_after() -> None:
     assert [o.listed for o in listing.outcomes] == [len(ids) for ids in devices.values()]
     assert all(o.done and o.count_after == o.listed for o in listing.outcomes)
     assert listing.shared == 0 and listing.failed is None
+    assert listing.repeats == 0
 
 
 def test_a_device_in_two_partitions_and_a_repeated_page_are_told_apart() -> None:
@@ -219,6 +220,7 @@ def test_a_device_in_two_partitions_and_a_repeated_page_are_told_apart() -> None
     listing, _got = run_listing(devices, lambda client, ou, children: 2)
     assert listing.shared == 1  # y
     assert sum(o.listed for o in listing.outcomes) == 3  # x once, y once (wherever first), z
+    assert listing.repeats == 1  # x, twice in its own partition's pages
 
 
 def test_a_google_error_ends_the_listing_unproven_and_a_refused_grant_is_raised() -> None:

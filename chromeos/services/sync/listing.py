@@ -35,6 +35,9 @@ class Listing:
     devices: int = 0
     skipped: int = 0
     fresh: int = 0
+    # No device id came twice (a proven parallel listing that met none): the end's removal of duplicates
+    # (``Stage.analyze``) has nothing to do. False: not known.
+    distinct: bool = False
     # When the progress was last written: the listing's start (the run's row was just written), never 0.0,
     # which made the first page's write depend on the machine's uptime (time.monotonic() under an hour or not).
     progress_written: float = field(default_factory=time.monotonic)

@@ -302,18 +302,20 @@ class DeviceMerge:
             self.result.added += added
             self.result.updated += updated
 
-    def finish(self, *, may_remove: Callable[[int, int], bool]) -> MergeResult:
+    def finish(self, *, listed: int, may_remove: Callable[[int, int], bool]) -> MergeResult:
         """Inside the run's final transaction: the last batch, then the sweep if ``may_remove(candidates,
-        present)``."""
+        present)``. ``listed``: the distinct devices staged (the caller counted them)."""
         result = self.result
         if self.stage.pending:
             self._upsert_batch()
         table = self.stage.table
+        result.listed = listed
+        result.unchanged = max(result.listed - result.added - result.updated, 0)
+        if not result.present_before:
+            # No device was present when the run started: every one present now was listed by it (the tenant's
+            # lock keeps other runs out), so none can be absent; no look-up of the listing's ids.
+            return result
         with connection.cursor() as cursor:
-            # Distinct devices: Stage.analyze removed duplicates.
-            cursor.execute(f"SELECT count(*) FROM {table} WHERE run_id = %(run)s", self.params)
-            result.listed = cursor.fetchone()[0]
-            result.unchanged = max(result.listed - result.added - result.updated, 0)
             absent = (
                 f"FROM {DEVICE_TABLE} d WHERE d.tenant_id = %(tenant)s AND d.removed_at IS NULL "
                 f"AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.run_id = %(run)s AND s.device_id = d.device_id)"

@@ -296,6 +296,9 @@ class ParallelListing:
         # tenant costs a few MB. A collision can only make the proof fail (a sequential listing follows).
         self._seen: dict[int, int] = {}
         self._distinct = 0
+        # Copies of a device its own partition had already listed (Google's offset paging shifted): with none,
+        # every device id this listing gave is distinct (a hash collision only counts one too many).
+        self.repeats = 0
 
     def _list(self, index: int) -> None:
         partition = self.partitions[index]
@@ -332,6 +335,8 @@ class ParallelListing:
             elif len(self._seen) > self._distinct:
                 self._distinct += 1  # new; not a second copy from this partition's own paging
                 outcome.listed += 1
+            else:
+                self.repeats += 1
 
     def __iter__(self) -> Iterator[list[Any]]:
         pending = len(self.partitions)
@@ -457,6 +462,11 @@ class PartitionedListing:
             on_wait=self.on_wait,
         )
         return iter(self.listing)
+
+    @property
+    def repeats(self) -> int | None:
+        """Copies of devices their partition had listed already (None: not listed)."""
+        return self.listing.repeats if self.listing is not None else None
 
     def proof(self, total_after: int) -> list[str]:
         if self.listing is None:

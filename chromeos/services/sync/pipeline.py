@@ -387,7 +387,7 @@ def _run(
 
     def store(devices: list[Any], next_page_ready: bool) -> None:
         deadline_check(started)
-        stage.write_page(devices, run.tenant_id, listing)
+        stage.write_page(devices, run.tenant_id, listing, look_up=not merge.new_tenant)
         # The store hides behind Google's latency: new and changed devices are merged while the fetch thread
         # waits for the next page (nothing is waiting yet), or once a batch is large (Google is faster than the
         # store: merging in batches keeps the staged rows, hence memory and the final step, bounded). A merge
@@ -413,7 +413,7 @@ def _run(
         if parallel_listing_wanted(count_before, _page_size()):
             # Pages come from several threads at once: merged in batches of CHROMEOS_SYNC_MERGE_ROWS.
             count_after = _list_in_parallel(
-                run, integration, client, units, count_before, lambda devices: store(devices, True)
+                run, integration, client, units, count_before, lambda devices: store(devices, True), listing
             )
             if count_after is None:
                 # Not proven: what was staged goes (what was merged stays: devices as Google listed them, never a
@@ -482,7 +482,8 @@ def _run(
             if stage.pending:
                 merger.submit(*stage.take_held())
             merger.close()
-        stage.analyze()
+        if not listing.distinct:
+            stage.analyze()
         with transaction.atomic():
             # The run's row is locked for the merge: a cancel that comes now waits for it and finds it finished;
             # one that came first stops it here, before any removal.
@@ -503,7 +504,7 @@ def _run(
                 cursor.execute(f"SELECT count(*) FROM {stage.table} WHERE run_id = %s", [run.pk])
                 listed = cursor.fetchone()[0]
             complete = listed == count_before == count_after
-            result = merge.finish(may_remove=may_remove)
+            result = merge.finish(listed=listed, may_remove=may_remove)
             # The lines below are written with the run's outcome (``run.save`` at the end of this transaction).
             if allowance is not None:
                 _log(run, "info", "confirmed", write=False, allowance=allowance)
@@ -616,10 +617,12 @@ def _list_in_parallel(
     units: list[dict[str, Any]],
     count_before: int,
     store: Callable[[list[Any]], None],
+    listing: Listing,
 ) -> int | None:
     """List by OU partitions at once (``chromeos.services.sync.partitions``), each page to ``store``. Returns Google's
-    count after, when the listing is proven complete; None when it is not, or could not be planned: the caller
-    then lists again, sequentially. The threads' quota waits are added to ``client``'s."""
+    count after, when the listing is proven complete (``listing.distinct`` then says whether no device came
+    twice); None when it is not, or could not be planned: the caller then lists again, sequentially. The
+    threads' quota waits are added to ``client``'s."""
     started = time.monotonic()
     # The threads' backoffs reach the run's log as the sequential listing's do.
     notices = RetryNotices(lambda seconds: _log(run, "warning", "google_retry", seconds=round(seconds)))
@@ -655,6 +658,7 @@ def _list_in_parallel(
     if reasons:
         _log(run, "warning", "parallel_unproven", reason="; ".join(reasons[:5])[:500])
         return None
+    listing.distinct = parallel.repeats == 0
     _log(
         run,
         "info",

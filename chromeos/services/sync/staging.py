@@ -225,9 +225,13 @@ class Stage:
         with contextlib.suppress(DatabaseError):
             self._delete()
 
-    def write_page(self, devices: list[Any], tenant_id: int, listing: Listing) -> None:
+    def write_page(
+        self, devices: list[Any], tenant_id: int, listing: Listing, *, look_up: bool = True
+    ) -> None:
         """COPY one page: every device's id into ``table``, the full rows of new or changed devices into
-        ``batch``."""
+        ``batch``. ``look_up=False``: the tenant had no device when the run started, every device is new (a copy
+        of one the run stored already is the merge's to find: ``DeviceMerge._copy_new``), so its stored etag is
+        not looked up."""
         page: list[tuple[str, str, dict[str, Any]]] = []
         for device in devices:
             device_id = device.get("deviceId") if isinstance(device, dict) else None
@@ -244,13 +248,15 @@ class Stage:
             cursor = django_cursor.cursor  # psycopg's own cursor: COPY is not in Django's API
             # LATERAL ... LIMIT 1 makes this one unique-index probe per device, whatever the statistics say: a
             # plain join is planned as a hash join over all the tenant's rows (100,000 rows read per page).
-            cursor.execute(
-                "SELECT u.id, d.etag FROM unnest(%s::text[]) AS u(id) CROSS JOIN LATERAL ("
-                " SELECT etag FROM chromeos_chromeosdevice"
-                " WHERE tenant_id = %s AND device_id = u.id AND removed_at IS NULL LIMIT 1) AS d",
-                ([d for d, _e, _p in page], tenant_id),
-            )
-            stored = dict(cursor.fetchall())
+            stored: dict[str, str] = {}
+            if look_up:
+                cursor.execute(
+                    "SELECT u.id, d.etag FROM unnest(%s::text[]) AS u(id) CROSS JOIN LATERAL ("
+                    " SELECT etag FROM chromeos_chromeosdevice"
+                    " WHERE tenant_id = %s AND device_id = u.id AND removed_at IS NULL LIMIT 1) AS d",
+                    ([d for d, _e, _p in page], tenant_id),
+                )
+                stored = dict(cursor.fetchall())
             listed: list[tuple[int, str, str, bool]] = []
             fresh: list[tuple[Any, ...]] = []
             for device_id, etag, device in page:
