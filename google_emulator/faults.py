@@ -140,6 +140,15 @@ def redact(form: dict[str, Any]) -> dict[str, Any]:
     return {k: ("<redacted>" if k in SECRET_FIELDS else v) for k, v in form.items()}
 
 
+# Seconds this request's thread slept for injected delays: a call's latency (limits.py) comes on top of them.
+_slept = threading.local()
+
+
 def sleep_ms(delay_ms: int) -> None:
     if delay_ms > 0:
         time.sleep(delay_ms / 1000)
+        _slept.seconds = slept_seconds() + delay_ms / 1000
+
+
+def slept_seconds() -> float:
+    return float(getattr(_slept, "seconds", 0.0))

@@ -1,7 +1,10 @@
 """Google's latency and limits, as the Directory API applies them to one Cloud project (one OAuth client).
 
 * **Latency**: per discovery method id (or ``*`` for every API method), a mean and a spread in milliseconds; each
-  call sleeps ``mean ± spread`` (uniform), outside every lock, before it is answered.
+  call is answered ``mean ± spread`` (uniform) after it was admitted, sleeping outside every lock. The emulator's
+  own work on the call (a page of 300 devices: tens of ms when the machine is busy) is inside that time, as
+  Google's servers' work is inside its latency: the emulator shares the machine with the console it serves, and
+  a console busy storing must not see Google slow down. An injected delay (``faults.py``) comes on top.
 * **Per user per project** (``user_rate``): at most N calls per window by one (client, user); past it 403
   ``userRateLimitExceeded`` (Google: 2,400 queries per minute per user per project, raisable).
 * **Concurrent requests per Workspace account** (``customer_concurrency``): at most N calls of one customer in
@@ -27,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from google_emulator.errors import ApiError
+from google_emulator.faults import slept_seconds
 
 USER_RATE_MESSAGE = "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user'."
 CONCURRENCY_MESSAGE = (
@@ -144,10 +148,14 @@ class Limits:
             self._in_flight[customer_id] += 1
             self.admitted[method_id] += 1
         try:
-            delay = self.delay_seconds(method_id)
-            if delay:
-                time.sleep(delay)
-            yield
+            answer_at = time.monotonic() + self.delay_seconds(method_id) - slept_seconds()
+            try:
+                yield
+            finally:
+                # An error answer (injected or not) waits too, as before.
+                remaining = answer_at + slept_seconds() - time.monotonic()
+                if remaining > 0:
+                    time.sleep(remaining)
         finally:
             with self._lock:
                 self._in_flight[customer_id] -= 1

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 import requests
 from googleapiclient.errors import HttpError
 
+from google_emulator.errors import ApiError
+from google_emulator.faults import sleep_ms
+from google_emulator.limits import Limits, LimitSettings
 from google_emulator.server import EmulatorServer
 from google_emulator.testing import EmulatorHandle, follow_consent
 from tests.emulator.test_oauth_flow import make_flow
@@ -153,6 +158,32 @@ def test_latency_per_method_delays_only_that_method(emulator):
     (got,) = emulator.requests("directory.customers.get")
     assert listed["duration_ms"] >= 180  # a sleep lasts at least what it was asked
     assert got["duration_ms"] < listed["duration_ms"]
+
+
+def test_latency_includes_the_emulators_own_work_and_an_injected_delay_comes_on_top():
+    """Issue 18: the emulator's own work on a call was added to the latency model's time, so a console busy
+    storing (the emulator shares its two cores) saw Google slow down by ~20 ms a page. Google's latency includes
+    its servers' work: a call is answered the model's time after it was admitted, the emulator's work inside."""
+    limits = Limits(LimitSettings(latency_ms={DEVICES_LIST: [200, 0]}))
+
+    def answered_after(work: Callable[[], None]) -> float:
+        started = time.monotonic()
+        with limits.admit(DEVICES_LIST, "client", "admin@example.com", "C0"):
+            work()
+        return time.monotonic() - started
+
+    assert 0.2 <= answered_after(lambda: None) < 0.3
+    assert 0.2 <= answered_after(lambda: time.sleep(0.15)) < 0.3  # the emulator's work: inside the latency
+    assert 0.3 <= answered_after(lambda: sleep_ms(100)) < 0.4  # an injected delay: on top of it
+
+    def refused() -> None:
+        raise ApiError(503, "Backend Error", "backendError")
+
+    started = time.monotonic()
+    with pytest.raises(ApiError), limits.admit(DEVICES_LIST, "client", "admin@example.com", "C0"):
+        refused()
+    assert time.monotonic() - started >= 0.2  # an error answer takes Google's time too
+    assert limits.describe()["in_flight"] == {}
 
 
 def test_cli_style_options_seed_customers_latency_and_limits():
