@@ -18,7 +18,7 @@ its ratio to the sequential floor is the issue's "parallel listing" figure. The 
 For each N it starts the Google emulator as its own process (``python -m google_emulator``) seeded with N
 devices, makes one tenant with an authorized integration in its own database (``DATABASE_URL``, default
 ``mdm_bench_sync``: created and migrated, dropped at the end unless ``--keep-db``) and measures, each in a fresh
-worker process (so its peak RSS is its own):
+worker process (so its peak RSS is its own; its garbage collector set as a worker's, ``ops/worker.py``):
 
 * ``fetch floor``: the sync's own client paging through the same emulator (``list_device_pages``), storing nothing;
 * ``parallel``: the parallel listing (plan, threads, proof), storing nothing;
@@ -119,6 +119,9 @@ def child(mode: str, integration_id: int) -> None:
     import django
 
     django.setup()
+    from ops.worker import tune_gc
+
+    tune_gc()  # this process stands for a sync worker: its garbage collector as a worker's starts
     from chromeos.google.client import GoogleClient
     from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncTrigger
     from chromeos.services.sync import MSG, STRING_COLUMNS, devices_sync, list_device_pages, sync_request
