@@ -7,10 +7,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from celery.signals import worker_init
 from django.conf import settings
 
 from google_emulator.testing import EmulatorHandle
+from ops.worker import tune_gc
 from tests.processes import start_celery_worker, stop_process, wait_for
 
 
@@ -50,5 +50,5 @@ def test_a_sync_worker_starts_with_its_collector_tuned(
 def test_an_empty_threshold_leaves_pythons_collector_alone(settings: object) -> None:
     settings.OPS_WORKER_GC_THRESHOLD = ""  # type: ignore[attr-defined]
     before, frozen = gc.get_threshold(), gc.get_freeze_count()
-    worker_init.send(sender=None)
+    tune_gc()
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
