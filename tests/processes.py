@@ -20,6 +20,7 @@ from typing import Any
 from django.db import connection
 
 from google_emulator.testing import EmulatorHandle
+from mdm.locks import dedicated_connection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,18 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def waiting_on_lock(query_part: str) -> bool:
+    """Whether a session of this database waits on a lock while running a statement that contains
+    ``query_part``."""
+    with dedicated_connection(autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            [f"%{query_part}%"],
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def current_database_url() -> str:

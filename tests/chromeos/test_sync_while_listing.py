@@ -20,7 +20,7 @@ from chromeos.services.sync.staging import device_row
 from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
 from tests.chromeos.test_sync_faults import at_google, new_run, run_sync, stored
-from tests.processes import wait_for
+from tests.processes import wait_for, waiting_on_lock
 
 LIST = "directory.chromeosdevices.list"
 
@@ -255,7 +255,9 @@ def test_a_device_listed_again_waits_for_the_batch_in_flight_and_its_last_copy_w
             merger.submit(*page(("dev-a", "e1"), ("dev-b", "e1")))  # waits for the blocker's row lock
             # A second thread starts when every one is busy at a hand-over: the first must have taken its batch
             # (seen failing in CI when the second batch was handed over first, queued behind the blocked one).
-            wait_for(backend_waits_on_a_lock, 10, "the first batch blocked on dev-a")
+            wait_for(
+                lambda: waiting_on_lock("chromeos_chromeosdevice"), 10, "the first batch blocked on dev-a"
+            )
             merger.submit(*page(("dev-c", "e1")))  # another device: merged meanwhile, on the other thread
             wait_for(lambda: committed_etag("dev-c") == "e1", 10, "dev-c merged meanwhile")
             again = page(("dev-a", "e2"))
@@ -279,14 +281,6 @@ def test_a_device_listed_again_waits_for_the_batch_in_flight_and_its_last_copy_w
     }
     assert ChromeOSDevice.unscoped.get(device_id="dev-a").status == "e2"
     assert (merge.result.added, merge.result.updated) == (3, 2)  # dev-a, then dev-b and dev-c; dev-a twice
-
-
-def backend_waits_on_a_lock() -> bool:
-    with dedicated_connection(autocommit=True) as other:
-        row = other.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ).fetchone()
-    return bool(row and row[0])
 
 
 def committed_etag(device_id: str) -> str | None:

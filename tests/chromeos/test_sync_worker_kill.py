@@ -28,7 +28,7 @@ from django.conf import settings
 from chromeos.models import ChromeOSDevice, GoogleIntegration, SyncRun, SyncStatus
 from google_emulator.testing import EmulatorHandle
 from mdm.locks import dedicated_connection
-from tests.processes import start_celery_worker, stop_process, wait_for
+from tests.processes import start_celery_worker, stop_process, wait_for, waiting_on_lock
 
 LIST = "directory.chromeosdevices.list"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sync-worker")]
@@ -85,16 +85,6 @@ def worker(google_emulator: EmulatorHandle, tmp_path: Path) -> Iterator[Worker]:
         started.stop()
 
 
-def _waiting_on_lock(query_part: str) -> bool:
-    with dedicated_connection(autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE %s",
-            [f"%{query_part}%"],
-        ).fetchone()
-    return bool(row and row[0])
-
-
 def _settled(integration: GoogleIntegration, after_pk: int) -> SyncRun | None:
     runs = list(SyncRun.unscoped.filter(integration=integration, pk__gte=after_pk).order_by("pk"))
     if any(r.status in (SyncStatus.QUEUED, SyncStatus.RUNNING) for r in runs):
@@ -130,7 +120,7 @@ def test_sigkill_at_any_point_loses_nothing_and_the_next_run_completes(
         def kill(run: SyncRun) -> None:
             with dedicated_connection() as blocker:
                 blocker.execute(table_lock_sql, [integration_pk] if "%s" in table_lock_sql else [])
-                wait_for(lambda: _waiting_on_lock(waiting_query), 30, f"the merge to wait on {waiting_query}")
+                wait_for(lambda: waiting_on_lock(waiting_query), 30, f"the merge to wait on {waiting_query}")
                 worker.kill_child()
                 blocker.rollback()
 
