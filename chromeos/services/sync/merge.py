@@ -308,13 +308,13 @@ class DeviceMerge:
         result = self.result
         if self.stage.pending:
             self._upsert_batch()
-        table = self.stage.table
         result.listed = listed
         result.unchanged = max(result.listed - result.added - result.updated, 0)
         if not result.present_before:
             # No device was present when the run started: every one present now was listed by it (the tenant's
             # lock keeps other runs out), so none can be absent; no look-up of the listing's ids.
             return result
+        table = self.stage.table
         with connection.cursor() as cursor:
             absent = (
                 f"FROM {DEVICE_TABLE} d WHERE d.tenant_id = %(tenant)s AND d.removed_at IS NULL "
