@@ -13,7 +13,10 @@ partitions in ``CHROMEOS_SYNC_LISTING_THREADS`` threads, prove it complete with 
 its ratio to the sequential floor is the issue's "parallel listing" figure. The emulator spreads the devices over
 ``--org-units`` OUs (12 besides the root, as by default). The syncs list in parallel too (N ≥
 ``CHROMEOS_SYNC_PARALLEL_MIN_DEVICES``): their ``× par.`` column compares them with it. The machine's load average
-(1 min) is printed with each row: on a shared machine, read ratios, not seconds.
+(1 min) is printed with each row: on a shared machine, read ratios, not seconds. Machines of one kind differ in
+speed (~2× per core between two sessions' machines): the run starts by timing a fixed Python loop, and each sync
+is also compared with the least wall time its CPU work allows on this machine's cores (its CPU seconds / cores):
+a sync cannot beat the larger of that and its listing.
 
 For each N it starts the Google emulator as its own process (``python -m google_emulator``) seeded with N
 devices, makes one tenant with an authorized integration in its own database (``DATABASE_URL``, default
@@ -225,6 +228,26 @@ def busy_cpu_seconds() -> float:
     fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def python_speed(iterations: int = 5_000_000) -> float:
+    """Seconds this machine takes for a fixed pure-Python loop (best of 3): machines of one kind differ (the
+    sixth and seventh sessions' machines by ~2× per core, issue 18), so seconds and CPU seconds are read against
+    it, and against the number of cores."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(iterations):
+            total += i
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def cpu_bound(row: dict[str, Any]) -> float:
+    """The shortest wall time this row's work allows on this machine's cores: the machine's busy CPU seconds
+    during the run (the worker, PostgreSQL, Redis and the emulator alike) spread evenly over every core."""
+    return float(row["cpu_s"]) / (os.cpu_count() or 1)
 
 
 def measure(mode: str, integration_id: int, env: dict[str, str]) -> dict[str, Any]:
@@ -451,6 +474,12 @@ def main() -> None:
         child(args.child, args.integration)
         return
 
+    speed = python_speed()
+    print(
+        f"this machine: {os.cpu_count()} cores; a loop of 5,000,000 Python additions in {speed:.2f} s "
+        "(read seconds and CPU seconds against it)",
+        flush=True,
+    )
     results: list[dict[str, Any]] = []
     with migrated_database(keep=args.keep_db):
         for size in args.sizes:
@@ -492,6 +521,17 @@ def main() -> None:
         for row in rows:
             if row.get("parallel_log"):
                 print(f"{'':>8}   {row['mode']}: {row['parallel_log']}")
+        if parallel:
+            # A run cannot end before its listing, nor before the machine has done its CPU work: how close each
+            # sync is to the larger of the two says how much of the rest is overlap left undone.
+            for row in rows:
+                if row["mode"] in ("full", "no change", "no change 2", "1% changed"):
+                    bound = cpu_bound(row)
+                    print(
+                        f"{'':>8}   {row['mode']}: {row['cpu_s']:.1f} CPU s on {os.cpu_count()} cores = at least "
+                        f"{bound:.1f} s; wall {row['seconds']:.2f} s = {row['seconds'] / max(parallel, bound):.2f}× "
+                        f"the larger of that and the parallel listing ({parallel:.2f} s)"
+                    )
         for row in rows:
             if row["mode"] in ("full", "no change", "no change 2", "1% changed"):
                 for line in wal_details(row):
