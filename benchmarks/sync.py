@@ -230,7 +230,10 @@ def busy_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def python_speed(iterations: int = 5_000_000) -> float:
+SPEED_LOOP = 5_000_000
+
+
+def python_speed(iterations: int = SPEED_LOOP) -> float:
     """Seconds this machine takes for a fixed pure-Python loop (best of 3): machines of one kind differ (the
     sixth and seventh sessions' machines by ~2× per core, issue 18), so seconds and CPU seconds are read against
     it, and against the number of cores."""
@@ -335,6 +338,8 @@ def best(
 
 
 RUNS = ["floor", "parallel", "naive", "full", "no change", "1% changed"]
+# The rows that are syncs (a run of the sync, not a listing alone).
+SYNC_MODES = ("full", "no change", "no change 2", "1% changed")
 
 
 def bench_size(
@@ -476,7 +481,7 @@ def main() -> None:
 
     speed = python_speed()
     print(
-        f"this machine: {os.cpu_count()} cores; a loop of 5,000,000 Python additions in {speed:.2f} s "
+        f"this machine: {os.cpu_count()} cores; a loop of {SPEED_LOOP:,} Python additions in {speed:.2f} s "
         "(read seconds and CPU seconds against it)",
         flush=True,
     )
@@ -525,7 +530,7 @@ def main() -> None:
             # A run cannot end before its listing, nor before the machine has done its CPU work: how close each
             # sync is to the larger of the two says how much of the rest is overlap left undone.
             for row in rows:
-                if row["mode"] in ("full", "no change", "no change 2", "1% changed"):
+                if row["mode"] in SYNC_MODES:
                     bound = cpu_bound(row)
                     print(
                         f"{'':>8}   {row['mode']}: {row['cpu_s']:.1f} CPU s on {os.cpu_count()} cores = at least "
@@ -533,7 +538,7 @@ def main() -> None:
                         f"the larger of that and the parallel listing ({parallel:.2f} s)"
                     )
         for row in rows:
-            if row["mode"] in ("full", "no change", "no change 2", "1% changed"):
+            if row["mode"] in SYNC_MODES:
                 for line in wal_details(row):
                     print(f"{'':>8}   {line}")
         if "naive" in by_mode and "full" in by_mode:

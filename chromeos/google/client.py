@@ -301,24 +301,22 @@ class GoogleClient:
     def _authorized_http(self) -> google_auth_httplib2.AuthorizedHttp:
         return google_auth_httplib2.AuthorizedHttp(self._credentials, http=new_http())
 
+    def _service(self, api: str, version: str, root: str) -> Resource:
+        return build_from_document(
+            discovery_document(api, version),
+            http=self._authorized_http(),
+            model=OrjsonModel(False),
+            client_options={"api_endpoint": root},
+        )
+
     def directory(self) -> Resource:
         if self._directory is None:
-            self._directory = build_from_document(
-                discovery_document("admin", "directory_v1"),
-                http=self._authorized_http(),
-                model=OrjsonModel(False),
-                client_options={"api_endpoint": self.endpoints.directory_root},
-            )
+            self._directory = self._service("admin", "directory_v1", self.endpoints.directory_root)
         return self._directory
 
     def chrome_policy(self) -> Resource:
         if self._policy is None:
-            self._policy = build_from_document(
-                discovery_document("chromepolicy", "v1"),
-                http=self._authorized_http(),
-                model=OrjsonModel(False),
-                client_options={"api_endpoint": self.endpoints.policy_root},
-            )
+            self._policy = self._service("chromepolicy", "v1", self.endpoints.policy_root)
         return self._policy
 
     # -- calls -----------------------------------------------------------------------------------------------
